@@ -1,0 +1,3 @@
+from liveedit.cli import main
+
+raise SystemExit(main())

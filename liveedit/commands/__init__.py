@@ -1,0 +1,1 @@
+"""Sub-commands of `liveedit`; each module defines register(subparsers)."""

@@ -1,0 +1,279 @@
+"""StreamingEditor: source frames in, edited frames out, one chunk at a time.
+
+The released LiveEdit code encodes the whole clip, streams only the transformer and
+decodes at the end. Here every stage streams: 9 source frames (first chunk) or 12
+(later chunks) are VAE-encoded into 3 latent frames, edited by the causal
+transformer with its KV cache, and decoded back to 9 or 12 frames straight away, so
+the first edited frame leaves while later source frames are still arriving.
+
+Picture size: the model works at one size (480x832 for the released model). Frames of
+any other size are scaled to fit inside it without distortion and the rest is padded
+by repeating the edge pixels ("fit"); the edited picture is cropped back out and scaled
+to the source size. "stretch" reproduces the released code's behaviour (resize to the
+model size, aspect ratio ignored).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Iterator, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from liveedit.engine.errors import InputError
+from liveedit.engine.presets import VAE_TEMPORAL_STRIDE, Preset
+from liveedit.engine.sampler import SamplerConfig
+from liveedit.engine.stream import LatentStream
+
+FrameMapping = Literal["fit", "stretch"]
+CHUNK_LATENT_FRAMES = 3
+FIRST_CHUNK_FRAMES = 1 + VAE_TEMPORAL_STRIDE * (CHUNK_LATENT_FRAMES - 1)  # 9
+CHUNK_FRAMES = VAE_TEMPORAL_STRIDE * CHUNK_LATENT_FRAMES  # 12
+
+
+@dataclass
+class EditorModels:
+    """Everything a stream needs, loaded once and shared by every stream."""
+
+    preset: Preset
+    transformer: torch.nn.Module
+    vae: torch.nn.Module  # diffusers AutoencoderKLWan
+    text_encoder: object  # liveedit.engine.text.TextEncoder
+    description: str
+    random_weights: bool
+    checkpoint_hash: str | None = None
+    tiny_vae: torch.nn.Module | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.transformer.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.transformer.parameters()).dtype
+
+    @classmethod
+    def random(cls, preset: Preset, *, seed: int = 0, device="cpu", dtype=torch.float32) -> "EditorModels":
+        """Random weights of the preset's shapes. They exercise every code path and
+        give speed figures, but they do not edit anything: the output is noise-like."""
+        from liveedit.engine.text import TextEncoder
+        from liveedit.engine.transformer import LiveEditTransformer
+        from liveedit.engine.vae import build_vae
+
+        torch.manual_seed(seed)
+        transformer = LiveEditTransformer(preset.transformer)
+        vae = build_vae(preset.vae)
+        text_encoder = TextEncoder.random(preset.text_encoder, seed=seed)
+        transformer.to(device=device, dtype=dtype).eval()
+        vae.to(device=device, dtype=dtype).eval()
+        text_encoder.to(device=device, dtype=dtype)
+        return cls(
+            preset=preset,
+            transformer=transformer,
+            vae=vae,
+            text_encoder=text_encoder,
+            description=f"{preset.name} with RANDOM weights (not a trained model: output is not a real edit)",
+            random_weights=True,
+        )
+
+
+@dataclass
+class ChunkStats:
+    index: int
+    source_frames: int  # real frames in this chunk (padding excluded)
+    latent_frames: int
+    encode_seconds: float
+    transformer_seconds: float
+    decode_seconds: float
+    reused_token_fraction: float | None = None
+
+    @property
+    def total_seconds(self) -> float:
+        return self.encode_seconds + self.transformer_seconds + self.decode_seconds
+
+
+@dataclass
+class _Placement:
+    """Where the source picture sits inside the model picture ("fit")."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+
+
+class StreamingEditor:
+    """Edits one stream of frames with one instruction (changeable mid-stream)."""
+
+    def __init__(
+        self,
+        models: EditorModels,
+        *,
+        instruction: str,
+        seed: int = 0,
+        sampler: SamplerConfig | None = None,
+        frame_mapping: FrameMapping = "fit",
+        window_frames: int | None = None,
+        sink_frames: int = 0,
+    ):
+        if frame_mapping not in ("fit", "stretch"):
+            raise InputError(f"frame_mapping must be 'fit' or 'stretch', not {frame_mapping!r}")
+        self.models = models
+        self.frame_mapping = frame_mapping
+        self.sampler = sampler or SamplerConfig()
+        self._stream = LatentStream(
+            models.transformer,
+            models.preset.transformer,
+            self.sampler,
+            device=models.device,
+            dtype=models.dtype,
+            window_frames=window_frames,
+            sink_frames=sink_frames,
+        )
+        self.stats: list[ChunkStats] = []
+        self.reset(instruction=instruction, seed=seed)
+
+    # -- stream control -------------------------------------------------
+    def reset(self, instruction: str | None = None, seed: int | None = None) -> None:
+        """Start a new stream: caches cleared, frame counting from zero."""
+        from liveedit.engine.vae import StreamingWanVAE
+
+        if instruction is not None:
+            self.instruction = instruction
+        if seed is not None:
+            self.seed = seed
+        self._vae = StreamingWanVAE(self.models.vae)
+        self._pending: list[np.ndarray] = []
+        self._frame_size: tuple[int, int] | None = None
+        self._chunks_done = 0
+        self.frames_in = 0
+        self.frames_out = 0
+        self.stats = []
+        self._stream.start(self._encode_instruction(self.instruction), seed=self.seed)
+
+    def set_instruction(self, instruction: str) -> None:
+        """Change the instruction from the next chunk on; the history stays."""
+        self.instruction = instruction
+        self._stream.set_context(self._encode_instruction(instruction))
+
+    def push(self, frame: np.ndarray) -> list[np.ndarray]:
+        """Add one source frame. Returns the edited frames of a chunk when this frame
+        completes one (9 frames for the first chunk, 12 after), else an empty list.
+        Eager on purpose: a push that is never iterated must still happen."""
+        self._check_frame(frame)
+        self._pending.append(frame)
+        self.frames_in += 1
+        if len(self._pending) < self._chunk_frames():
+            return []
+        frames, self._pending = self._pending, []
+        return self._run_chunk(frames, real=len(frames))
+
+    def finish(self) -> list[np.ndarray]:
+        """End of stream: edit the last, partial chunk. Output count equals input count."""
+        if not self._pending:
+            return []
+        real = len(self._pending)
+        # The VAE takes 1+4k frames for a stream's first chunk and 4k after; pad the
+        # tail by repeating the last frame and drop the padded frames after decoding.
+        if self._chunks_done == 0:
+            target = 1 + VAE_TEMPORAL_STRIDE * math.ceil((real - 1) / VAE_TEMPORAL_STRIDE)
+        else:
+            target = VAE_TEMPORAL_STRIDE * math.ceil(real / VAE_TEMPORAL_STRIDE)
+        frames = self._pending + [self._pending[-1]] * (target - real)
+        self._pending = []
+        return self._run_chunk(frames, real=real)
+
+    def edit(self, frames) -> Iterator[np.ndarray]:
+        """Convenience: push every frame of an iterable, then finish."""
+        for frame in frames:
+            yield from self.push(frame)
+        yield from self.finish()
+
+    # -- internals --------------------------------------------------------
+    def _chunk_frames(self) -> int:
+        return FIRST_CHUNK_FRAMES if self._chunks_done == 0 else CHUNK_FRAMES
+
+    def _encode_instruction(self, instruction: str) -> torch.Tensor:
+        context = self.models.text_encoder.encode(instruction)
+        return context.to(device=self.models.device, dtype=self.models.dtype)
+
+    def _check_frame(self, frame: np.ndarray) -> None:
+        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            shape = getattr(frame, "shape", None)
+            dtype = getattr(frame, "dtype", type(frame).__name__)
+            raise InputError(
+                f"frame {self.frames_in}: expected an RGB uint8 array of shape [H, W, 3], got {dtype} {shape}"
+            )
+        size = frame.shape[:2]
+        if self._frame_size is None:
+            self._frame_size = size
+            self._placement = self._place(size)
+        elif size != self._frame_size:
+            raise InputError(
+                f"frame {self.frames_in} is {size[1]}x{size[0]} but this stream started at "
+                f"{self._frame_size[1]}x{self._frame_size[0]}; start a new stream for a new size"
+            )
+
+    def _place(self, size: tuple[int, int]) -> _Placement:
+        model_h, model_w = self.models.preset.height, self.models.preset.width
+        if self.frame_mapping == "stretch":
+            return _Placement(0, 0, model_h, model_w)
+        h, w = size
+        scale = min(model_h / h, model_w / w)
+        fit_h = max(1, min(model_h, round(h * scale)))
+        fit_w = max(1, min(model_w, round(w * scale)))
+        return _Placement((model_h - fit_h) // 2, (model_w - fit_w) // 2, fit_h, fit_w)
+
+    def _to_model(self, frames: list[np.ndarray]) -> torch.Tensor:
+        """uint8 [T, H, W, 3] → float [1, 3, T, h, w] in [0, 1] at the model size."""
+        p = self._placement
+        x = torch.from_numpy(np.stack(frames)).to(self.models.device)
+        x = x.permute(0, 3, 1, 2).to(torch.float32) / 255.0  # [T, 3, H, W]
+        x = F.interpolate(x, size=(p.height, p.width), mode="bilinear", antialias=True, align_corners=False)
+        model_h, model_w = self.models.preset.height, self.models.preset.width
+        pad = (p.left, model_w - p.width - p.left, p.top, model_h - p.height - p.top)
+        if any(pad):
+            x = F.pad(x, pad, mode="replicate")
+        return x.permute(1, 0, 2, 3).unsqueeze(0).to(self.models.dtype)
+
+    def _from_model(self, video: torch.Tensor) -> list[np.ndarray]:
+        """float [1, 3, T, h, w] in [0, 1] → uint8 frames at the source size."""
+        p = self._placement
+        h, w = self._frame_size
+        x = video[0].permute(1, 0, 2, 3).float()  # [T, 3, h, w]
+        x = x[:, :, p.top : p.top + p.height, p.left : p.left + p.width]
+        if (p.height, p.width) != (h, w):
+            x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+        x = (x.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        return list(x)
+
+    @torch.no_grad()
+    def _run_chunk(self, frames: list[np.ndarray], real: int) -> list[np.ndarray]:
+        sync = torch.cuda.synchronize if self.models.device.type == "cuda" else (lambda: None)
+        t0 = time.perf_counter()
+        source_latents = self._vae.encode(self._to_model(frames))
+        sync()
+        t1 = time.perf_counter()
+        edited_latents = self._stream.edit_chunk(source_latents)
+        sync()
+        t2 = time.perf_counter()
+        edited = self._from_model(self._vae.decode(edited_latents))[:real]
+        t3 = time.perf_counter()
+        self.stats.append(
+            ChunkStats(
+                index=self._chunks_done,
+                source_frames=real,
+                latent_frames=source_latents.shape[2],
+                encode_seconds=t1 - t0,
+                transformer_seconds=t2 - t1,
+                decode_seconds=t3 - t2,
+                reused_token_fraction=getattr(self._stream, "last_reused_fraction", None),
+            )
+        )
+        self._chunks_done += 1
+        self.frames_out += len(edited)
+        return edited

@@ -1,0 +1,1 @@
+"""Generated modules of the liveedit.v1 gRPC contract live in liveedit.protos.liveedit.v1."""

@@ -1,0 +1,207 @@
+"""The Wan2.1 VAE, driven chunk by chunk.
+
+diffusers' `AutoencoderKLWan` already holds every causal layer the Wan VAE needs, but its
+public `encode`/`decode` always process a whole clip and clear the causal caches at the
+start and end. `StreamingWanVAE` drives the same `encoder`/`decoder` submodules with
+caches it owns, so a stream is encoded and decoded one chunk at a time and the result
+equals diffusers' whole-clip output. This uses the layers' `feat_cache`/`feat_idx`
+arguments and the decoder's `first_chunk` flag, which are internal to diffusers: we pin
+diffusers==0.42.1 and tests/test_vae.py checks the equality against that version.
+
+Pixel convention (LiveEdit's quirk, spec liveedit-model.md §1/§5): frames are float
+[0, 1] and are fed to the VAE as they are, although the Wan VAE was trained on [-1, 1].
+The model therefore lives in the latent space of "[0, 1] video read as [-1, 1] video",
+and decoding clamps to [-1, 1] and then to [0, 1]. Do not "fix" this: the released
+transformer weights were trained in that space.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers import AutoencoderKLWan
+from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
+from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
+
+from liveedit.engine.errors import CheckpointError, InputError
+
+# The 16 per-channel statistics Wan, Self-Forcing, LiveEdit and diffusers all use to
+# normalise latents: z = (mu - mean) / std.
+WAN_LATENTS_MEAN = [
+    -0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
+    0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921,
+]  # fmt: skip
+WAN_LATENTS_STD = [
+    2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743,
+    3.2687, 2.1526, 2.8652, 1.5579, 1.6382, 1.1253, 2.8251, 1.9160,
+]  # fmt: skip
+
+TEMPORAL_STRIDE = 4  # pixel frames per latent frame (after the first)
+SPATIAL_STRIDE = 8
+
+# AutoencoderKLWan keyword arguments. Both presets keep Wan2.1's layout (4 levels, 2
+# residual blocks, time downsampling on the last two levels) because diffusers' converter
+# for the original `Wan2.1_VAE.pth` names is written for exactly that layout; "tiny" only
+# narrows the channels so CPU tests run in milliseconds.
+_WAN21_LAYOUT = dict(
+    z_dim=16,
+    dim_mult=[1, 2, 4, 4],
+    num_res_blocks=2,
+    attn_scales=[],
+    temperal_downsample=[False, True, True],
+    dropout=0.0,
+    latents_mean=WAN_LATENTS_MEAN,
+    latents_std=WAN_LATENTS_STD,
+)
+VAE_PRESETS: dict[str, dict] = {
+    "liveedit-1.3b": dict(base_dim=96, **_WAN21_LAYOUT),
+    "tiny": dict(base_dim=8, **_WAN21_LAYOUT),
+}
+
+
+def build_vae(config: dict) -> AutoencoderKLWan:
+    """A randomly initialised `AutoencoderKLWan` of the given preset config, in eval mode."""
+    return AutoencoderKLWan(**config).eval()
+
+
+def load_wan_vae_state_dict(vae: AutoencoderKLWan, original: dict[str, torch.Tensor], source: str) -> None:
+    """Load a state dict with the original Wan names (`Wan2.1_VAE.pth`) into `vae`.
+
+    The renaming is diffusers' own converter; we only add the strict check so a file
+    that does not fit says which names are missing or left over.
+    """
+    converted = convert_wan_vae_to_diffusers(dict(original))
+    expected = vae.state_dict()
+    missing = sorted(set(expected) - set(converted))
+    unexpected = sorted(set(converted) - set(expected))
+    wrong_shape = sorted(
+        k for k in set(expected) & set(converted) if tuple(expected[k].shape) != tuple(converted[k].shape)
+    )
+    if missing or unexpected or wrong_shape:
+        details = []
+        if missing:
+            details.append(f"{len(missing)} missing (e.g. {missing[:3]})")
+        if unexpected:
+            details.append(f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
+        if wrong_shape:
+            k = wrong_shape[0]
+            details.append(
+                f"{len(wrong_shape)} with the wrong shape (e.g. {k}: file {tuple(converted[k].shape)}, "
+                f"model {tuple(expected[k].shape)})"
+            )
+        raise CheckpointError(
+            f"{source} is not a Wan2.1 VAE of this preset: {'; '.join(details)}. "
+            "Re-download it with `liveedit weights fetch` or check the file given with --weights."
+        )
+    vae.load_state_dict(converted, strict=True)
+
+
+class StreamingWanVAE:
+    """One stream's encode and decode state over a shared `AutoencoderKLWan`.
+
+    - `encode(frames)`: float [B, 3, T, H, W] in [0, 1]. The first call of a stream takes
+      1 + 4k frames (k >= 0), later calls 4k frames (k >= 1). Returns normalised mean
+      latents [B, 16, t, H/8, W/8] with t = 1 + k for the first call and k after.
+    - `decode(latents)`: normalised latents [B, 16, t, h, w]; the stream's first latent
+      gives 1 frame, every later latent 4. Returns [B, 3, T', 8h, 8w] in [0, 1].
+
+    The encoder and decoder keep separate causal caches, so decoding chunk k after
+    encoding chunk k+1 is fine. The VAE module itself holds no stream state, so several
+    streams can share one loaded VAE.
+    """
+
+    def __init__(self, vae: AutoencoderKLWan):
+        if getattr(vae.config, "is_residual", False) or vae.config.patch_size is not None:
+            raise InputError(
+                "StreamingWanVAE supports the Wan2.1 VAE layout only (is_residual=False, patch_size=None); "
+                "the Wan2.2 VAE is not supported"
+            )
+        self.vae = vae
+        self.z_dim = vae.config.z_dim
+        self._mean = torch.tensor(vae.config.latents_mean, dtype=torch.float32).view(1, -1, 1, 1, 1)
+        self._std = torch.tensor(vae.config.latents_std, dtype=torch.float32).view(1, -1, 1, 1, 1)
+        # One cache slot per causal conv, as diffusers' clear_cache sizes them.
+        self._encoder_slots = sum(isinstance(m, WanCausalConv3d) for m in vae.encoder.modules())
+        self._decoder_slots = sum(isinstance(m, WanCausalConv3d) for m in vae.decoder.modules())
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new stream: both causal caches emptied, frame counting from zero."""
+        self._encoder_cache: list = [None] * self._encoder_slots
+        self._decoder_cache: list = [None] * self._decoder_slots
+        self.frames_encoded = 0
+        self.latents_decoded = 0
+
+    @property
+    def _param(self) -> torch.Tensor:
+        return next(self.vae.parameters())
+
+    @torch.no_grad()
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        self._check_frames(frames)
+        param = self._param
+        x = frames.to(device=param.device, dtype=param.dtype)  # [0, 1] fed as-is, see module doc
+        # Same grouping as diffusers' whole-clip _encode: the stream's first frame alone,
+        # then groups of 4 frames. Each group starts a fresh layer counter over the cache.
+        groups = []
+        start = 0
+        if self.frames_encoded == 0:
+            groups.append(x[:, :, :1])
+            start = 1
+        for t in range(start, x.shape[2], TEMPORAL_STRIDE):
+            groups.append(x[:, :, t : t + TEMPORAL_STRIDE])
+        out = torch.cat(
+            [self.vae.encoder(g, feat_cache=self._encoder_cache, feat_idx=[0]) for g in groups], dim=2
+        )
+        moments = self.vae.quant_conv(out)
+        mu = moments[:, : self.z_dim]  # the posterior mean ("argmax" latents), no sampling
+        self.frames_encoded += x.shape[2]
+        mean, std = self._mean.to(mu.device), self._std.to(mu.device)
+        return ((mu.float() - mean) / std).to(param.dtype)
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        if latents.ndim != 5 or latents.shape[1] != self.z_dim or latents.shape[2] < 1:
+            raise InputError(
+                f"decode expects latents [B, {self.z_dim}, t>=1, h, w], got shape {tuple(latents.shape)}"
+            )
+        param = self._param
+        mean, std = self._mean.to(param.device), self._std.to(param.device)
+        z = (latents.to(param.device).float() * std + mean).to(param.dtype)
+        x = self.vae.post_quant_conv(z)  # 1x1x1 conv: per latent, no time state
+        frames = []
+        for i in range(x.shape[2]):
+            frames.append(
+                self.vae.decoder(
+                    x[:, :, i : i + 1],
+                    feat_cache=self._decoder_cache,
+                    feat_idx=[0],
+                    first_chunk=self.latents_decoded == 0,
+                )
+            )
+            self.latents_decoded += 1
+        video = torch.cat(frames, dim=2)
+        # LiveEdit clamps to the VAE's [-1, 1] and then (wo_scale) to [0, 1] without the
+        # usual *0.5+0.5: together that is a clamp to [0, 1].
+        return video.clamp_(-1.0, 1.0).clamp_(0.0, 1.0)
+
+    def _check_frames(self, frames: torch.Tensor) -> None:
+        if not isinstance(frames, torch.Tensor) or frames.ndim != 5 or frames.shape[1] != 3:
+            raise InputError(
+                f"encode expects float frames [B, 3, T, H, W] in [0, 1], got {getattr(frames, 'shape', frames)!r}"
+            )
+        if not frames.is_floating_point():
+            raise InputError(f"encode expects float frames in [0, 1], got dtype {frames.dtype}; divide uint8 by 255")
+        t, h, w = frames.shape[2:]
+        if h % SPATIAL_STRIDE or w % SPATIAL_STRIDE:
+            raise InputError(f"frame size {w}x{h} is not a multiple of {SPATIAL_STRIDE}; resize or pad the frames")
+        if self.frames_encoded == 0:
+            if t < 1 or (t - 1) % TEMPORAL_STRIDE:
+                raise InputError(
+                    f"the first chunk of a stream must have 1 + 4k frames (1, 5, 9, ...), got {t}; "
+                    "pad it by repeating the last frame"
+                )
+        elif t < TEMPORAL_STRIDE or t % TEMPORAL_STRIDE:
+            raise InputError(
+                f"after the first chunk a stream takes 4k frames (4, 8, 12, ...), got {t}; "
+                "pad it by repeating the last frame"
+            )

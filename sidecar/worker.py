@@ -43,6 +43,15 @@ class Priority(IntEnum):
     LIVE = 1  # Edit streams from NLE plug-ins
     BATCH = 2  # render jobs
 
+    @classmethod
+    def of(cls, value: "Priority | str | int") -> "Priority":
+        if isinstance(value, str):
+            try:
+                return cls[value.upper()]
+            except KeyError:
+                raise ValueError(f"unknown priority {value!r}; use preview, live or batch") from None
+        return cls(value)
+
 
 class WorkerClosedError(LiveEditError):
     """The worker is shutting down and takes no new work."""
@@ -76,7 +85,6 @@ class _Item:
     fn: Callable[[Any], Any] = field(compare=False)
     future: concurrent.futures.Future = field(compare=False)
     owner: object = field(compare=False, default=None)
-    submitted: float = field(compare=False, default_factory=time.perf_counter)
 
 
 @dataclass
@@ -102,30 +110,36 @@ class GpuWorker:
         self.items_done = 0
 
     # -- submitting work --------------------------------------------------
-    def submit(self, fn: Callable[[Any], Any], *, priority: Priority, owner: object = None
+    def submit(self, fn: Callable[[Any], Any], *, priority: Priority | str, owner: object = None
                ) -> concurrent.futures.Future:
-        """Queue fn(models) for the worker thread; the future resolves to a WorkResult."""
+        """Queue fn(models) for the worker thread; the future resolves to fn's result.
+        `priority` may also be given by name ("preview", "live", "batch")."""
         future: concurrent.futures.Future = concurrent.futures.Future()
         with self._cv:
             if self._closed:
                 raise WorkerClosedError("the server is shutting down; retry once it is back")
-            heapq.heappush(self._heap, _Item(int(priority), next(self._seq), fn, future, owner))
+            item = _Item(int(Priority.of(priority)), next(self._seq), fn, future, owner)
+            heapq.heappush(self._heap, item)
             self._cv.notify()
         return future
 
-    async def run(self, fn: Callable[[Any], Any], *, priority: Priority, owner: object = None) -> Any:
-        return (await self.run_timed(fn, priority=priority, owner=owner)).value
-
-    async def run_timed(self, fn, *, priority: Priority, owner: object = None) -> WorkResult:
+    async def run(self, fn: Callable[[Any], Any], *, priority: Priority | str, owner: object = None) -> Any:
         # wrap_future cancels the worker's future when this await is cancelled.
         return await asyncio.wrap_future(self.submit(fn, priority=priority, owner=owner))
+
+    async def run_timed(self, fn, *, priority: Priority | str, owner: object = None) -> WorkResult:
+        """Like run, and also says how long the work waited behind other work."""
+        submitted = time.perf_counter()
+        started, value = await self.run(lambda m: (time.perf_counter(), fn(m)),
+                                        priority=priority, owner=owner)
+        return WorkResult(value, started - submitted)
 
     def run_blocking(self, fn, *, priority: Priority = Priority.BATCH, owner: object = None,
                      timeout: float | None = None) -> Any:
         """For threads other than the event loop (render executors)."""
         if threading.current_thread() is self._thread:
             return fn(self.models)  # already on the worker: waiting on ourselves would deadlock
-        return self.submit(fn, priority=priority, owner=owner).result(timeout).value
+        return self.submit(fn, priority=priority, owner=owner).result(timeout)
 
     def cancel_owned(self, owner: object) -> int:
         """Cancel queued (not yet started) work of one owner; returns how many."""
@@ -153,6 +167,21 @@ class GpuWorker:
             self._cv.notify()
         await asyncio.to_thread(self._thread.join)
 
+    def yield_to_urgent(self, than: Priority | str = Priority.BATCH) -> int:
+        """Run queued work more urgent than `than`, now. Long work on the worker thread (a
+        region render) calls this between chunks, e.g. from its progress callback, so that a
+        preview seek waits for one chunk rather than for a whole region. Returns how many
+        items ran; does nothing when called from another thread."""
+        if threading.current_thread() is not self._thread:
+            return 0
+        limit, ran = int(Priority.of(than)), 0
+        while True:
+            with self._cv:
+                if not self._heap or self._heap[0].priority >= limit or self._heap[0].fn is None:
+                    return ran
+                item = heapq.heappop(self._heap)
+            ran += self._execute(item)
+
     def _loop(self) -> None:
         while True:
             with self._cv:
@@ -161,16 +190,19 @@ class GpuWorker:
                 item = heapq.heappop(self._heap)
             if item.fn is None:
                 return
-            if not item.future.set_running_or_notify_cancel():
-                continue  # cancelled while queued
-            started = time.perf_counter()
-            try:
-                value = item.fn(self.models)
-            except BaseException as exc:  # noqa: BLE001 - delivered to the caller
-                item.future.set_exception(exc)
-            else:
-                item.future.set_result(WorkResult(value, started - item.submitted))
-            self.items_done += 1
+            self._execute(item)
+
+    def _execute(self, item: _Item) -> bool:
+        if not item.future.set_running_or_notify_cancel():
+            return False  # cancelled while queued
+        try:
+            value = item.fn(self.models)
+        except BaseException as exc:  # noqa: BLE001 - delivered to the caller
+            item.future.set_exception(exc)
+        else:
+            item.future.set_result(value)
+        self.items_done += 1
+        return True
 
 
 class WorkerStream:

@@ -111,7 +111,7 @@ def test_closed_worker_refuses_new_work():
     w = GpuWorker(models=None, editor_factory=InvertEditor)
     done = w.submit(lambda m: 42, priority=Priority.BATCH)
     asyncio.run(w.close(drain=True))
-    assert done.result(1).value == 42  # queued work finished before the thread stopped
+    assert done.result(1) == 42  # queued work finished before the thread stopped
     with pytest.raises(WorkerClosedError, match="shutting down"):
         w.submit(lambda m: 1, priority=Priority.BATCH)
 
@@ -122,3 +122,25 @@ def test_run_blocking_from_another_thread(worker):
     t.start()
     t.join(5)
     assert result == ["models!"]
+
+
+def test_long_batch_work_lets_preview_work_through_at_yield_points(worker):
+    order = []
+    gate = threading.Event()
+
+    def render(models):  # a region render: three chunks, yielding between them
+        for chunk in range(3):
+            if chunk == 1:
+                gate.wait(5)
+            order.append(f"render{chunk}")
+            worker.yield_to_urgent()
+
+    job = worker.submit(render, priority="batch")
+    while not order:
+        threading.Event().wait(0.01)
+    preview = worker.submit(lambda m: order.append("preview"), priority=Priority.PREVIEW)
+    other_batch = worker.submit(lambda m: order.append("batch2"), priority="batch")
+    gate.set()
+    job.result(5), preview.result(5), other_batch.result(5)
+    assert order == ["render0", "render1", "preview", "render2", "batch2"]
+    assert worker.yield_to_urgent() == 0  # not on the worker thread: no-op

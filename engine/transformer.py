@@ -1,0 +1,366 @@
+"""LiveEdit's transformer: Wan2.1's DiT with a 32-channel input (noisy latent and clean
+source latent side by side on the channel axis) and one timestep per latent frame.
+
+Parameter names are Wan's originals (``blocks.N.self_attn.q``, ``head.modulation``...), so
+released Self-Forcing / LiveEdit checkpoints load strictly once ``model.`` is stripped
+(engine/checkpoint.py). Shapes and facts: ../shared/spec/liveedit-model.md §1 and
+backbone-and-peers.md §A1–A2.
+
+Precision: weights and the residual stream are in the model dtype (bf16 in production).
+The per-frame modulation vectors (time embedding, projection, the added ``modulation``
+tables), every LayerNorm/RMSNorm, the modulated-norm arithmetic, the gated residual adds
+and RoPE run in fp32. They are elementwise or tiny ([B, F, 6, C]), so fp32 costs almost
+nothing next to the GEMMs, and it keeps the per-frame timestep signal (t = 250 vs t = 0
+is what tells the model a frame is history) from being rounded away. The distilled
+checkpoint was trained by Self-Forcing code that ran these in bf16; fp32 is within bf16
+rounding of that and is what Wan and diffusers use.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from liveedit.engine.attention import attention
+from liveedit.engine.errors import InputError
+
+LATENT_CHANNELS = 16
+
+# A cache hook: takes this chunk's (rotated) keys and values, returns all keys and values
+# the chunk may attend to (history + itself).
+KVStore = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    dim: int
+    ffn_dim: int
+    num_heads: int
+    num_layers: int
+    text_dim: int
+    freq_dim: int
+    latent_height: int  # latent rows the model works at (pixels / 8)
+    latent_width: int
+    in_channels: int = 2 * LATENT_CHANNELS  # noisy latent + source latent
+    out_channels: int = LATENT_CHANNELS
+    patch_size: tuple[int, int, int] = (1, 2, 2)
+    eps: float = 1e-6
+    rope_max_positions: int = 1024  # rows of the RoPE table per axis (Wan's value)
+    rope_theta: float = 10000.0
+    # How a stream runs this model (Self-Forcing's num_frame_per_block / local_attn_size /
+    # sink_size); LatentStream may override the window and sinks per stream.
+    chunk_frames: int = 3
+    window_frames: int = 21
+    sink_frames: int = 0
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.num_heads
+
+    @property
+    def tokens_per_frame(self) -> int:
+        _, ph, pw = self.patch_size
+        return (self.latent_height // ph) * (self.latent_width // pw)
+
+
+TRANSFORMER_PRESETS: dict[str, TransformerConfig] = {
+    # Wan2.1-T2V-1.3B at 480x832 with LiveEdit's widened patch embedding.
+    "liveedit-1.3b": TransformerConfig(
+        dim=1536, ffn_dim=8960, num_heads=12, num_layers=30, text_dim=4096, freq_dim=256,
+        latent_height=60, latent_width=104,
+    ),
+    # Random weights on a CPU: every code path, tiny shapes (pixels 64x112).
+    "tiny": TransformerConfig(
+        dim=64, ffn_dim=128, num_heads=2, num_layers=2, text_dim=32, freq_dim=32,
+        latent_height=8, latent_width=14,
+    ),
+}
+
+
+# --------------------------------------------------------------------------- RoPE
+class RotaryEmbedding:
+    """Wan's 3-axis RoPE in real arithmetic. The head dim's D/2 adjacent pairs (2i, 2i+1)
+    split into time / height / width groups (22/21/21 for D = 128); each group rotates by
+    position × θ^(-2j/d_axis) with its own axis position. Tables have ``max_positions``
+    rows per axis, built in float64 and kept in fp32 (plain tensors, not buffers, so
+    ``model.to(bfloat16)`` cannot round them)."""
+
+    def __init__(self, head_dim: int, max_positions: int = 1024, theta: float = 10000.0):
+        if head_dim % 2:
+            raise ValueError(f"RoPE needs an even head dim, got {head_dim}")
+        spatial = 2 * (head_dim // 6)
+        self.axis_dims = (head_dim - 2 * spatial, spatial, spatial)
+        self.time_pairs = self.axis_dims[0] // 2
+        self.max_positions = max_positions
+        self.inv_freq = [
+            1.0 / theta ** (torch.arange(0, d, 2, dtype=torch.float64) / d) for d in self.axis_dims
+        ]
+        positions = torch.arange(max_positions, dtype=torch.float64)
+        angles = [torch.outer(positions, f) for f in self.inv_freq]
+        self._tables = {torch.device("cpu"): ([a.cos().float() for a in angles], [a.sin().float() for a in angles])}
+
+    def _on(self, device: torch.device):
+        if device not in self._tables:
+            cos, sin = self._tables[torch.device("cpu")]
+            self._tables[device] = ([c.to(device) for c in cos], [s.to(device) for s in sin])
+        return self._tables[device]
+
+    def frames(self, first_frame: int, num_frames: int, height: int, width: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and sin ``[num_frames·height·width, D/2]`` (fp32) for tokens in (frame, row,
+        column) order, frames at positions ``first_frame …``."""
+        last = first_frame + num_frames
+        if first_frame < 0 or last > self.max_positions or max(height, width) > self.max_positions:
+            raise InputError(
+                f"RoPE positions frame {first_frame}..{last - 1}, {height}x{width} tokens exceed the "
+                f"{self.max_positions}-row table; run long streams with a rolling window (window-relative positions)"
+            )
+        device = torch.device(device)
+        out = []
+        for table in self._on(device):
+            t, h, w = table[0][first_frame:last], table[1][:height], table[2][:width]
+            grid = torch.cat(
+                [
+                    t[:, None, None, :].expand(num_frames, height, width, -1),
+                    h[None, :, None, :].expand(num_frames, height, width, -1),
+                    w[None, None, :, :].expand(num_frames, height, width, -1),
+                ],
+                dim=-1,
+            )
+            out.append(grid.reshape(num_frames * height * width, -1))
+        return out[0], out[1]
+
+    @staticmethod
+    def apply(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """Rotate ``x [B, L, H, D]`` by ``cos/sin [L, D/2]`` (or ``[D/2]`` for every token)."""
+        cos, sin = cos.unsqueeze(-2), sin.unsqueeze(-2)  # broadcast over heads
+        pairs = x.float().unflatten(-1, (-1, 2))
+        x1, x2 = pairs[..., 0], pairs[..., 1]
+        return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2).type_as(x)
+
+    def shift_frames(self, x: torch.Tensor, shift: int) -> torch.Tensor:
+        """Move already-rotated keys ``[B, L, H, D]`` ``shift`` frames earlier in time:
+        rotations compose, so rotating the time pairs by −shift gives exactly the keys
+        a fresh computation at (position − shift) would give, up to rounding."""
+        angle = -shift * self.inv_freq[0]
+        cos, sin = angle.cos().float().to(x.device), angle.sin().float().to(x.device)
+        n = 2 * self.time_pairs
+        return torch.cat([self.apply(x[..., :n], cos, sin), x[..., n:]], dim=-1)
+
+
+# --------------------------------------------------------------------------- layers
+class RMSNorm(nn.Module):
+    """Wan's RMSNorm over the full projection width (all heads together)."""
+
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x) * self.weight
+
+
+def _layer_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """Wan's non-affine LayerNorm (norm1, norm2, head.norm), computed in fp32."""
+    return F.layer_norm(x.float(), x.shape[-1:], eps=eps)
+
+
+def _fp32_linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    return F.linear(x.float(), layer.weight.float(), layer.bias.float())
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim: int, num_heads: int, eps: float):
+        super().__init__()
+        self.num_heads = num_heads
+        self.q, self.k, self.v, self.o = (nn.Linear(dim, dim) for _ in range(4))
+        self.norm_q, self.norm_k = RMSNorm(dim, eps), RMSNorm(dim, eps)
+
+    def forward(self, x, rope: tuple[torch.Tensor, torch.Tensor], store: KVStore | None, mask) -> torch.Tensor:
+        heads = (self.num_heads, -1)
+        q = RotaryEmbedding.apply(self.norm_q(self.q(x)).unflatten(-1, heads), *rope)
+        k = RotaryEmbedding.apply(self.norm_k(self.k(x)).unflatten(-1, heads), *rope)
+        v = self.v(x).unflatten(-1, heads)
+        if store is not None:
+            k, v = store(k, v)
+        return self.o(attention(q, k, v, mask).flatten(-2))
+
+
+class CrossAttention(nn.Module):
+    """Attention from video tokens to the instruction's tokens. All text positions are
+    attended, padding included, as released (context_lens is None)."""
+
+    def __init__(self, dim: int, num_heads: int, eps: float):
+        super().__init__()
+        self.num_heads = num_heads
+        self.q, self.k, self.v, self.o = (nn.Linear(dim, dim) for _ in range(4))
+        self.norm_q, self.norm_k = RMSNorm(dim, eps), RMSNorm(dim, eps)
+
+    def context_kv(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        heads = (self.num_heads, -1)
+        return self.norm_k(self.k(context)).unflatten(-1, heads), self.v(context).unflatten(-1, heads)
+
+    def forward(self, x: torch.Tensor, context_kv: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        q = self.norm_q(self.q(x)).unflatten(-1, (self.num_heads, -1))
+        return self.o(attention(q, *context_kv).flatten(-2))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.eps = cfg.eps
+        self.self_attn = SelfAttention(cfg.dim, cfg.num_heads, cfg.eps)
+        self.norm3 = nn.LayerNorm(cfg.dim, eps=cfg.eps)  # affine, before cross-attention
+        self.cross_attn = CrossAttention(cfg.dim, cfg.num_heads, cfg.eps)
+        self.ffn = nn.Sequential(nn.Linear(cfg.dim, cfg.ffn_dim), nn.GELU(approximate="tanh"), nn.Linear(cfg.ffn_dim, cfg.dim))
+        self.modulation = nn.Parameter(torch.randn(1, 6, cfg.dim) / cfg.dim**0.5)
+
+    def forward(self, x, e0, frames: int, rope, context_kv, store: KVStore | None = None, mask=None):
+        """x ``[B, F·T, C]``; e0 ``[B, F, 6, C]`` fp32: one set of six modulation vectors
+        per latent frame (shift, scale, gate for self-attention, then for the FFN)."""
+        mod = (self.modulation.float().unsqueeze(1) + e0).unsqueeze(3)  # [B, F, 6, 1, C]
+        shift_sa, scale_sa, gate_sa, shift_ff, scale_ff, gate_ff = mod.unbind(2)
+        per_frame = lambda t: t.unflatten(1, (frames, -1))  # noqa: E731  [B, F, T, C]
+
+        h = (_layer_norm(per_frame(x), self.eps) * (1 + scale_sa) + shift_sa).flatten(1, 2)
+        y = self.self_attn(h.to(x.dtype), rope, store, mask)
+        x = (per_frame(x).float() + per_frame(y).float() * gate_sa).flatten(1, 2).to(x.dtype)
+
+        x = x + self.cross_attn(F.layer_norm(x.float(), x.shape[-1:], self.norm3.weight.float(), self.norm3.bias.float(), self.eps).to(x.dtype), context_kv)
+
+        h = (_layer_norm(per_frame(x), self.eps) * (1 + scale_ff) + shift_ff).flatten(1, 2)
+        y = self.ffn(h.to(x.dtype))
+        return (per_frame(x).float() + per_frame(y).float() * gate_ff).flatten(1, 2).to(x.dtype)
+
+
+class Head(nn.Module):
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.eps = cfg.eps
+        self.head = nn.Linear(cfg.dim, cfg.out_channels * math.prod(cfg.patch_size))
+        self.modulation = nn.Parameter(torch.randn(1, 2, cfg.dim) / cfg.dim**0.5)
+
+    def forward(self, x: torch.Tensor, e: torch.Tensor, frames: int) -> torch.Tensor:
+        """e ``[B, F, C]`` fp32: the time embedding itself (not the 6-way projection)."""
+        shift, scale = (self.modulation.float().unsqueeze(1) + e.unsqueeze(2)).unsqueeze(3).unbind(2)
+        h = _layer_norm(x.unflatten(1, (frames, -1)), self.eps) * (1 + scale) + shift
+        return self.head(h.flatten(1, 2).to(x.dtype))
+
+
+def timestep_features(timesteps: torch.Tensor, dim: int) -> torch.Tensor:
+    """Wan's sinusoidal timestep features: cos first, then sin, base 10000, in float64
+    (t reaches 1000, where fp32 arguments would lose ~1e-4 of phase)."""
+    half = dim // 2
+    t = timesteps.to(torch.float64)
+    angles = t[..., None] * torch.pow(10000.0, -torch.arange(half, dtype=torch.float64, device=t.device) / half)
+    return torch.cat([angles.cos(), angles.sin()], dim=-1).float()
+
+
+# --------------------------------------------------------------------------- model
+class LiveEditTransformer(nn.Module):
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        cfg = self.config = config
+        if cfg.dim % cfg.num_heads:
+            raise ValueError(f"dim {cfg.dim} is not a multiple of num_heads {cfg.num_heads}")
+        self.patch_embedding = nn.Conv3d(cfg.in_channels, cfg.dim, kernel_size=cfg.patch_size, stride=cfg.patch_size)
+        self.text_embedding = nn.Sequential(nn.Linear(cfg.text_dim, cfg.dim), nn.GELU(approximate="tanh"), nn.Linear(cfg.dim, cfg.dim))
+        self.time_embedding = nn.Sequential(nn.Linear(cfg.freq_dim, cfg.dim), nn.SiLU(), nn.Linear(cfg.dim, cfg.dim))
+        self.time_projection = nn.Sequential(nn.SiLU(), nn.Linear(cfg.dim, 6 * cfg.dim))
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
+        self.head = Head(cfg)
+        self.rope = RotaryEmbedding(cfg.head_dim, cfg.rope_max_positions, cfg.rope_theta)
+
+    # -- pieces shared by the whole-clip and the cached forward ---------------------------
+    def embed_context(self, context: torch.Tensor) -> torch.Tensor:
+        """Instruction embeddings ``[B, L, text_dim]`` → ``[B, L, dim]``."""
+        if context.ndim != 3 or context.shape[-1] != self.config.text_dim:
+            raise InputError(
+                f"instruction context must be [batch, tokens, {self.config.text_dim}], got {list(context.shape)}; "
+                "encode the instruction with the text encoder of the same preset"
+            )
+        return self.text_embedding(context.to(self._dtype))
+
+    def context_kv(self, context: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Cross-attention keys and values of every block for one instruction (what the
+        cross-attention cache holds)."""
+        embedded = self.embed_context(context)
+        return [block.cross_attn.context_kv(embedded) for block in self.blocks]
+
+    @property
+    def _dtype(self) -> torch.dtype:
+        return self.patch_embedding.weight.dtype
+
+    def _embed_video(self, noisy: torch.Tensor, source: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
+        if noisy.ndim != 5 or noisy.shape != source.shape or noisy.shape[1] != LATENT_CHANNELS:
+            raise InputError(
+                f"noisy and source latents must both be [B, {LATENT_CHANNELS}, F, H, W] of one shape, got "
+                f"{list(noisy.shape)} and {list(source.shape)}"
+            )
+        pt, ph, pw = self.config.patch_size
+        _, _, f, h, w = noisy.shape
+        if f % pt or h % ph or w % pw:
+            raise InputError(f"latent size {f}x{h}x{w} is not a multiple of the patch size {self.config.patch_size}")
+        x = self.patch_embedding(torch.cat([noisy, source], dim=1).to(self._dtype))  # noisy first, source second
+        return x.flatten(2).transpose(1, 2), tuple(x.shape[2:])
+
+    def _time(self, timesteps: torch.Tensor, batch: int, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-frame timesteps → (e ``[B, F, C]``, e0 ``[B, F, 6, C]``), both fp32."""
+        t = torch.as_tensor(timesteps, device=self.patch_embedding.weight.device)
+        t = t.reshape(-1, 1) if t.ndim == 1 else t
+        try:
+            t = t.expand(batch, frames)
+        except RuntimeError:
+            raise InputError(f"timesteps must be a number, [B] or [B, F] = [{batch}, {frames}], got {list(t.shape)}") from None
+        feats = timestep_features(t, self.config.freq_dim)
+        e = _fp32_linear(self.time_embedding[2], F.silu(_fp32_linear(self.time_embedding[0], feats)))
+        e0 = _fp32_linear(self.time_projection[1], F.silu(e)).unflatten(-1, (6, -1))
+        return e, e0
+
+    def _unpatchify(self, x: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+        pt, ph, pw = self.config.patch_size
+        f, h, w = grid
+        x = x.reshape(x.shape[0], f, h, w, pt, ph, pw, -1)
+        return x.permute(0, 7, 1, 4, 2, 5, 3, 6).reshape(x.shape[0], -1, f * pt, h * ph, w * pw)
+
+    def _run(self, noisy, source, timesteps, context_kv, first_frame: int, stores=None, mask=None) -> torch.Tensor:
+        x, grid = self._embed_video(noisy, source)
+        e, e0 = self._time(timesteps, x.shape[0], grid[0])
+        rope = self.rope.frames(first_frame, *grid, device=x.device)
+        for i, block in enumerate(self.blocks):
+            x = block(x, e0, grid[0], rope, context_kv[i], stores[i] if stores else None, mask)
+        return self._unpatchify(self.head(x, e, grid[0]), grid)
+
+    # -- public forwards -------------------------------------------------------------------
+    def forward(
+        self,
+        noisy: torch.Tensor,
+        source: torch.Tensor,
+        timesteps: torch.Tensor | float,
+        context: torch.Tensor,
+        *,
+        frame_offset: int = 0,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Whole clip at once (bidirectional unless ``attention_mask`` says otherwise).
+
+        noisy, source ``[B, 16, F, H, W]``; timesteps a number, ``[B]`` or ``[B, F]`` (0…1000);
+        context ``[B, L, text_dim]``; frames sit at RoPE positions ``frame_offset …``.
+        Returns the flow prediction v = ε − x0, ``[B, 16, F, H, W]`` in the model dtype."""
+        return self._run(noisy, source, timesteps, self.context_kv(context), frame_offset, mask=attention_mask)
+
+    def forward_chunk(self, noisy, source, timesteps, kv_cache, context_kv) -> torch.Tensor:
+        """One chunk through the KV cache: the chunk's keys/values go into the slots that
+        ``kv_cache.begin_chunk`` reserved, then the chunk attends over history + itself.
+        ``context_kv`` is from :meth:`context_kv` (the cross-attention cache)."""
+        frames = noisy.shape[2] // self.config.patch_size[0] if noisy.ndim == 5 else -1
+        if frames != kv_cache.chunk_frames:
+            raise InputError(f"chunk has {frames} latent frames but the cache reserved {kv_cache.chunk_frames}")
+        stores = [lambda k, v, i=i: kv_cache.store(i, k, v) for i in range(len(self.blocks))]
+        return self._run(noisy, source, timesteps, context_kv, kv_cache.chunk_start, stores=stores)

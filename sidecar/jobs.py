@@ -19,6 +19,7 @@ loses nothing.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import os
@@ -33,13 +34,13 @@ from fractions import Fraction
 from pathlib import Path
 from typing import AsyncIterator, Callable, Iterable, Protocol
 
-from liveedit.engine.errors import LiveEditError
+from liveedit.engine.errors import InputError, LiveEditError
+from liveedit.sidecar.validation import check_instruction, check_seed
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("prores", "h264", "png")
 MAX_REGIONS_PER_JOB = 1000
-MAX_INSTRUCTION_CHARS = 2000
 MAX_LABEL_CHARS = 200
 SCHEMA_VERSION = 1
 
@@ -205,12 +206,11 @@ def validate_spec(spec: JobSpec) -> JobSpec:
             raise JobSpecError(f"{where}.frame_count is {region.frame_count}; a region needs at least one frame")
         if region.handles < 0:
             raise JobSpecError(f"{where}.handles is {region.handles}; use 0 or more extra frames per side")
-        instruction = region.instruction.strip()
-        if not instruction:
-            raise JobSpecError(f"{where}.instruction is empty: say what the edit should do, "
-                               "e.g. 'make the fur snowy white'")
-        if len(instruction) > MAX_INSTRUCTION_CHARS:
-            raise JobSpecError(f"{where}.instruction is longer than {MAX_INSTRUCTION_CHARS} characters")
+        try:  # the same checks, in the same words, as the gRPC server's
+            instruction = check_instruction(region.instruction, f"{where}.instruction")
+            check_seed(region.seed, f"{where}.seed")
+        except InputError as exc:
+            raise JobSpecError(str(exc)) from None
         if region.name is not None:
             _output_stem(output_dir, region.name, where)  # raises if it escapes the folder
         regions.append(replace(region, media=media.resolve(), instruction=instruction))
@@ -891,11 +891,17 @@ class LocalExecutor:
         if render is None:
             from liveedit.sidecar.render import render_region as render
 
+        def on_progress(frames_done: int, frames_total: int | None = None) -> None:
+            progress(frames_done, frames_total)
+            if self._worker is not None:
+                # Between chunks: let queued preview work use the GPU before the next chunk.
+                self._worker.yield_to_urgent(BATCH_PRIORITY)
+
         def work(models) -> RegionResult:
             segment = render(
                 task.region, models, task.output_dir,
                 format=task.format, handles=task.region.handles, seed=task.region.seed,
-                progress=progress, cancel=cancel,
+                progress=on_progress, cancel=cancel,
                 name=task.output_stem.relative_to(task.output_dir).as_posix(),
             )
             return result_from_segment(segment)
@@ -906,7 +912,7 @@ class LocalExecutor:
         while True:
             try:
                 return future.result(timeout=0.2)
-            except TimeoutError:
+            except concurrent.futures.TimeoutError:
                 # Still waiting behind preview work: a cancel must not wait for the GPU.
                 if cancel.is_set() and future.cancel():
                     raise RegionCancelled(f"region {task.index} of job {task.job_id} was cancelled") from None

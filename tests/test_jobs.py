@@ -371,36 +371,35 @@ def test_outputs_are_checked_before_being_recorded(tmp_path, media, out_dir):
         assert re.search(message, job.regions[0].error), job.regions[0].error
 
 
-def test_local_executor_renders_through_the_worker_at_batch_priority(tmp_path, media, out_dir):
-    from concurrent.futures import Future
-
+def test_local_executor_renders_on_the_gpu_worker_and_lets_preview_in_between_chunks(media, out_dir):
     from liveedit.sidecar.jobs import RegionTask
+    from liveedit.sidecar.worker import GpuWorker
 
     class Segment:
         def __init__(self, path, frame_count, otio_path):
             self.path, self.frame_count, self.otio_path = path, frame_count, otio_path
 
-    seen = {}
+    seen, order = {}, []
+    worker = GpuWorker(models="the models")
 
     def fake_render(region, models, output_dir, **kw):
-        seen.update(kw, region=region, models=models, output_dir=output_dir)
-        kw["progress"](1, 5)
+        seen.update(kw, region=region, models=models, output_dir=output_dir,
+                    thread=threading.current_thread().name)
+        # A preview request arrives while the first chunk renders...
+        worker.submit(lambda m: order.append("preview"), priority="preview")
+        kw["progress"](1, 5)  # ...and runs at the chunk boundary, not after the whole region.
+        order.append("chunk 2")
         return Segment(output_dir / "a.mov", 5, output_dir / "a.otio")
 
-    class Worker:
-        models = "the models"
-
-        def submit(self, fn, *, priority):
-            seen["priority"] = priority
-            future = Future()
-            future.set_result(fn(self.models))
-            return future
-
-    task = RegionTask("job", 0, region(media, handles=2), out_dir, out_dir / "sub" / "name", "png")
-    calls = []
-    result = LocalExecutor(worker=Worker(), render=fake_render).run(
-        task, lambda done, total=None: calls.append((done, total)), threading.Event())
+    try:
+        task = RegionTask("job", 0, region(media, handles=2), out_dir, out_dir / "sub" / "name", "png")
+        calls = []
+        result = LocalExecutor(worker=worker, render=fake_render).run(
+            task, lambda done, total=None: calls.append((done, total)), threading.Event())
+    finally:
+        asyncio.run(worker.close())
     assert result == RegionResult(out_dir / "a.mov", 5, out_dir / "a.otio")
-    assert seen["priority"] == "batch" and seen["models"] == "the models"
+    assert seen["models"] == "the models" and seen["thread"] == "liveedit-gpu"
     assert seen["format"] == "png" and seen["handles"] == 2 and seen["seed"] == 3
     assert seen["name"] == "sub/name" and calls == [(1, 5)]
+    assert order == ["preview", "chunk 2"]

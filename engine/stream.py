@@ -1,0 +1,186 @@
+"""`LatentStream`: LiveEdit's chunk loop over the KV cache (Self-Forcing's causal inference).
+
+Per chunk of 1–3 latent frames: start from noise, run the denoising steps (each forward
+writes the chunk's noisy K/V into the chunk's cache slots and attends over history plus
+the chunk), keep the last x0 prediction, then run one clean refresh forward at
+t = context_noise that rewrites the chunk's slots with clean K/V for later chunks (its
+output is discarded). The source latent is concatenated, never noised, at every forward.
+
+Noise: the released code draws one noise tensor per video from the seed; an unbounded
+stream cannot, so each chunk draws its starting noise and every re-noising from the
+stream's own generator. Same seed, same chunks, same device → identical output.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from liveedit.engine.cache import CrossAttentionCache, KVCache
+from liveedit.engine.errors import InputError
+from liveedit.engine.sampler import SamplerConfig, add_noise, flow_to_x0, initial_noise
+from liveedit.engine.transformer import LATENT_CHANNELS, LiveEditTransformer, TransformerConfig
+
+
+@dataclass
+class ChunkTimings:
+    """Wall seconds of one chunk's forwards (measured only with ``record_timings``)."""
+
+    frames: int
+    step_seconds: list[float] = field(default_factory=list)
+    refresh_seconds: float = 0.0
+
+
+class LatentStream:
+    def __init__(
+        self,
+        model: LiveEditTransformer,
+        transformer_config: TransformerConfig,
+        sampler_config: SamplerConfig | None = None,
+        *,
+        device=None,
+        dtype: torch.dtype | None = None,
+        window_frames: int | None = None,
+        sink_frames: int | None = None,
+        record_timings: bool = False,
+    ):
+        param = next(model.parameters())
+        self.model = model
+        self.config = transformer_config
+        self.sampler = sampler_config or SamplerConfig()
+        self.device = torch.device(device) if device is not None else param.device
+        self.dtype = dtype or param.dtype
+        self.window_frames = window_frames or transformer_config.window_frames
+        self.sink_frames = transformer_config.sink_frames if sink_frames is None else sink_frames
+        self.record_timings = record_timings
+        self.timings: list[ChunkTimings] = []
+        self.last_reused_fraction: float | None = None  # no mask cache: every token computed
+        self._cross = CrossAttentionCache()
+        self._kv: KVCache | None = None
+        self._seed: int | None = None
+        self._generator: torch.Generator | None = None
+
+    # -- stream control --------------------------------------------------------------------
+    @torch.no_grad()
+    def start(self, context: torch.Tensor, seed: int) -> None:
+        """Begin a stream for one instruction: caches emptied, noise generator seeded.
+        ``context`` is the instruction embedding ``[B, text_len, text_dim]``; B is the
+        stream's batch size."""
+        if context.ndim != 3 or context.shape[0] < 1:
+            raise InputError(
+                f"instruction context must be [batch, tokens, {self.config.text_dim}], got {list(context.shape)}"
+            )
+        context = context.to(self.device)
+        batch = context.shape[0]
+        if self._kv is None or self._kv.batch_size != batch:
+            self._kv = None  # free the old buffers before allocating new ones
+            self._kv = KVCache(
+                num_layers=self.config.num_layers,
+                batch_size=batch,
+                tokens_per_frame=self.config.tokens_per_frame,
+                num_heads=self.config.num_heads,
+                head_dim=self.config.head_dim,
+                rope=self.model.rope,
+                window_frames=self.window_frames,
+                sink_frames=self.sink_frames,
+                max_chunk_frames=self.config.chunk_frames,
+                device=self.device,
+                dtype=self.dtype,
+            )
+        self._seed = int(seed)
+        self.reset()
+        self.set_context(context)
+
+    @torch.no_grad()
+    def set_context(self, context: torch.Tensor) -> None:
+        """New instruction from the next chunk on; history K/V stay (they were computed
+        under the old instruction, as a live prompt switch without re-caching)."""
+        if self._kv is None:
+            raise InputError("call start(context, seed) before set_context")
+        if context.ndim != 3 or context.shape[0] != self._kv.batch_size:
+            raise InputError(
+                f"instruction context must be [{self._kv.batch_size}, tokens, {self.config.text_dim}] "
+                f"for this stream, got {list(context.shape)}"
+            )
+        self._cross.fill(self.model.context_kv(context.to(self.device)))
+
+    def reset(self) -> None:
+        """Back to the start of the stream: no history, generator re-seeded, same instruction."""
+        if self._kv is None:
+            raise InputError("call start(context, seed) before reset")
+        self._kv.reset()
+        self._generator = torch.Generator(device=self.device).manual_seed(self._seed)
+        self.timings = []
+
+    @property
+    def frames_in_window(self) -> int:
+        return self._kv.frames if self._kv else 0
+
+    # -- the loop --------------------------------------------------------------------------
+    @torch.no_grad()
+    def edit_chunk(self, source_latents: torch.Tensor) -> torch.Tensor:
+        """Edit one chunk: source latents ``[B, 16, f, h, w]`` (f in 1..chunk_frames) →
+        the edited x0 latents, same shape, in the stream's dtype."""
+        source = self._check_source(source_latents)
+        batch, _, frames = source.shape[:3]
+        model, sampler, gen, kv = self.model, self.sampler, self._generator, self._kv
+        context_kv = self._cross.get()
+        clock = _Clock(self.device, enabled=self.record_timings)
+        timings = ChunkTimings(frames=frames)
+
+        kv.begin_chunk(frames)
+        x = initial_noise(source.shape, gen, self.device, self.dtype)
+        steps = sampler.timesteps
+        for i, t in enumerate(steps):
+            flow = model.forward_chunk(x, source, torch.full((batch, frames), t, device=self.device), kv, context_kv)
+            x0 = flow_to_x0(x, flow, sampler.sigma(t))
+            if i + 1 < len(steps):
+                x = add_noise(x0, sampler.sigma(steps[i + 1]), gen)
+            timings.step_seconds.append(clock.lap())
+
+        # Clean refresh: rewrite the chunk's slots with the K/V of its final x0.
+        context_t = sampler.context_noise
+        clean = add_noise(x0, sampler.sigma(context_t), gen) if context_t > 0 else x0
+        model.forward_chunk(clean, source, torch.full((batch, frames), context_t, device=self.device), kv, context_kv)
+        kv.end_chunk()
+        timings.refresh_seconds = clock.lap()
+
+        if self.record_timings:
+            self.timings.append(timings)
+        return x0
+
+    def _check_source(self, source: torch.Tensor) -> torch.Tensor:
+        if self._kv is None or self._generator is None:
+            raise InputError("call start(context, seed) before edit_chunk")
+        cfg = self.config
+        expected = (self._kv.batch_size, LATENT_CHANNELS, cfg.latent_height, cfg.latent_width)
+        if (
+            source.ndim != 5
+            or (source.shape[0], source.shape[1], source.shape[3], source.shape[4]) != expected
+            or not 1 <= source.shape[2] <= cfg.chunk_frames
+        ):
+            raise InputError(
+                f"source latents must be [{expected[0]}, {LATENT_CHANNELS}, 1..{cfg.chunk_frames}, "
+                f"{cfg.latent_height}, {cfg.latent_width}] for this stream, got {list(source.shape)}"
+            )
+        return source.to(device=self.device, dtype=self.dtype)
+
+
+class _Clock:
+    """Lap timer that waits for the GPU, so a lap is the forward's real duration; a no-op
+    unless enabled (syncing every step would stall the launch queue)."""
+
+    def __init__(self, device: torch.device, enabled: bool):
+        self.enabled = enabled
+        self.sync = torch.cuda.synchronize if (enabled and device.type == "cuda") else (lambda: None)
+        self.last = time.perf_counter()
+
+    def lap(self) -> float:
+        if not self.enabled:
+            return 0.0
+        self.sync()
+        now = time.perf_counter()
+        elapsed, self.last = now - self.last, now
+        return elapsed

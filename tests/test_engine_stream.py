@@ -1,0 +1,129 @@
+"""LatentStream: chunk by chunk through the KV cache equals one block-causal forward."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from liveedit.engine.attention import block_causal_mask
+from liveedit.engine.errors import InputError
+from liveedit.engine.sampler import SamplerConfig, add_noise, flow_to_x0, initial_noise
+from liveedit.engine.stream import LatentStream
+from liveedit.engine.transformer import TRANSFORMER_PRESETS, LiveEditTransformer
+
+CFG = TRANSFORMER_PRESETS["tiny"]
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = LiveEditTransformer(CFG).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.normal_(0, 0.15)
+    return m
+
+
+def sources(chunks, batch, seed=5):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(batch, 16, f, CFG.latent_height, CFG.latent_width, generator=g) for f in chunks]
+
+
+def context(batch, seed=6):
+    return torch.randn(batch, 5, CFG.text_dim, generator=torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
+def block_causal_reference(model, sampler, ctx, srcs, seed):
+    """The same sampler, but every forward is one pass over the whole sequence so far with a
+    block-causal mask: earlier chunks as their clean x0 at t = 0, the current one at its t."""
+    gen = torch.Generator().manual_seed(seed)
+    done: list[torch.Tensor] = []
+    for k, src in enumerate(srcs):
+        batch, _, f = src.shape[:3]
+        sizes = [s.shape[2] for s in srcs[: k + 1]]
+        mask = block_causal_mask(sizes, CFG.tokens_per_frame)
+        x = initial_noise(src.shape, gen, "cpu", torch.float32)
+        for i, t in enumerate(sampler.timesteps):
+            hist = sum(sizes[:-1])
+            ts = torch.tensor([0.0] * hist + [t] * f).expand(batch, -1)
+            flow = model(torch.cat([*done, x], 2), torch.cat(srcs[: k + 1], 2), ts, ctx, attention_mask=mask)
+            x0 = flow_to_x0(x, flow[:, :, hist:], sampler.sigma(t))
+            if i + 1 < len(sampler.timesteps):
+                x = add_noise(x0, sampler.sigma(sampler.timesteps[i + 1]), gen)
+        done.append(x0)
+    return done
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_streaming_equals_block_causal_forward(model, batch):
+    sampler = SamplerConfig()
+    chunks = [3, 3, 2]  # a partial last chunk too
+    srcs, ctx = sources(chunks, batch), context(batch)
+    stream = LatentStream(model, CFG, sampler)
+    stream.start(ctx, seed=11)
+    got = [stream.edit_chunk(s) for s in srcs]
+    want = block_causal_reference(model, sampler, ctx, srcs, seed=11)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape
+        assert torch.allclose(g, w, atol=2e-5, rtol=1e-5), (g - w).abs().max()
+    assert stream.frames_in_window == sum(chunks)
+
+
+def test_history_is_used(model):
+    """The second chunk's output depends on the first chunk's source (through the cache)."""
+    srcs, ctx = sources([3, 3], 1), context(1)
+    outs = []
+    for first in (srcs[0], srcs[0] * 0):
+        stream = LatentStream(model, CFG)
+        stream.start(ctx, seed=0)
+        stream.edit_chunk(first)
+        outs.append(stream.edit_chunk(srcs[1]))
+    assert (outs[0] - outs[1]).abs().max() > 1e-3
+
+
+def test_same_seed_same_output_and_reset(model):
+    srcs, ctx = sources([3, 3], 1), context(1)
+    stream = LatentStream(model, CFG)
+    stream.start(ctx, seed=3)
+    first = [stream.edit_chunk(s) for s in srcs]
+    stream.reset()
+    again = [stream.edit_chunk(s) for s in srcs]
+    stream.start(ctx, seed=4)
+    other = stream.edit_chunk(srcs[0])
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert not torch.allclose(first[0], other)
+
+
+def test_set_context_changes_following_chunks(model):
+    srcs = sources([3, 3], 1)
+    a, b = LatentStream(model, CFG), LatentStream(model, CFG)
+    a.start(context(1, seed=1), seed=0)
+    b.start(context(1, seed=1), seed=0)
+    assert torch.equal(a.edit_chunk(srcs[0]), b.edit_chunk(srcs[0]))
+    b.set_context(context(1, seed=2))
+    assert not torch.allclose(a.edit_chunk(srcs[1]), b.edit_chunk(srcs[1]))
+
+
+def test_warped_schedule_runs_and_differs(model):
+    srcs, ctx = sources([3], 1), context(1)
+    outs = []
+    for warp in (False, True):
+        stream = LatentStream(model, CFG, SamplerConfig(warp=warp), record_timings=True)
+        stream.start(ctx, seed=0)
+        outs.append(stream.edit_chunk(srcs[0]))
+        assert len(stream.timings) == 1 and len(stream.timings[0].step_seconds) == 4
+    assert not torch.allclose(*outs)
+
+
+def test_bad_input_is_a_clear_error(model):
+    stream = LatentStream(model, CFG)
+    with pytest.raises(InputError, match="start"):
+        stream.edit_chunk(sources([3], 1)[0])
+    stream.start(context(2), seed=0)
+    with pytest.raises(InputError, match=r"\[2, 16, 1..3, 8, 14\]"):
+        stream.edit_chunk(sources([4], 2)[0])
+    with pytest.raises(InputError, match=r"\[2, 16, 1..3, 8, 14\]"):
+        stream.edit_chunk(sources([3], 1)[0])
+    with pytest.raises(InputError, match="instruction context"):
+        stream.set_context(context(1))

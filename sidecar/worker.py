@@ -244,6 +244,21 @@ class WorkerStream:
         result = await self.worker.run_timed(work, priority=self.priority, owner=self)
         return (*result.value, result.queued_seconds)
 
+    async def push_many(self, frames: list[np.ndarray], *, finish: bool = False,
+                        owner: object = None) -> list[np.ndarray]:
+        """Pushes several frames as one piece of work (a whole chunk), then finishes the stream
+        if asked; returns the edited frames that came out. `owner` lets a caller cancel it."""
+        def work(models):
+            editor = self._get_editor(models)
+            out: list[np.ndarray] = []
+            for frame in frames:
+                out += editor.push(frame)
+            if finish:
+                out += editor.finish()
+            return out
+
+        return await self.worker.run(work, priority=self.priority, owner=owner or self)
+
     def push_blocking(self, frame: np.ndarray) -> list[np.ndarray]:
         return self.worker.run_blocking(lambda m: self._get_editor(m).push(frame),
                                         priority=self.priority, owner=self)

@@ -1,0 +1,405 @@
+"""Preview sessions: edited frames around the playhead of a media file (no gRPC here).
+
+A session fixes (media, instruction, seed, preview size). `seek(frame)` yields the edited
+frames of the chunk that holds `frame`.
+
+Where a seek starts editing (the model is causal: chunk k is edited with the history of
+chunks 0..k-1 of its stream): the region is cut into fixed segments of `segment_frames`
+(one 9-frame first chunk + 3 chunks of 12 = 45 frames by default), and every preview stream
+starts at a segment start. So a seek edits at most one segment (a few chunks before the
+frame, never the whole clip), and the edit of a given frame does not depend on where the user
+seeked before, which is what makes caching it sound. The price: each segment starts without
+history, so a preview may differ slightly from a full render near segment starts.
+
+- Chunks edited once are kept in an LRU cache keyed by (media identity, preview size,
+  segment start, chunk first frame, instruction, seed, model).
+- A session that keeps seeking forward inside one segment continues its live stream instead
+  of starting over.
+- Latest seek wins: a newer seek in the same session makes older ones stop at their next
+  step with SupersededError, before delivering anything more; their queued GPU work is
+  cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import AsyncIterator, Callable, Protocol
+
+import numpy as np
+
+from liveedit.engine.errors import InputError, LiveEditError
+from liveedit.sidecar.validation import check_instruction, check_seed
+from liveedit.sidecar.worker import GpuWorker, Priority
+
+log = logging.getLogger(__name__)
+
+FIRST_CHUNK_FRAMES = 9
+CHUNK_FRAMES = 12
+
+
+class UnknownSessionError(LiveEditError):
+    """No preview session has this id (never opened, closed, or the server restarted)."""
+
+
+class SupersededError(LiveEditError):
+    """A newer request replaced this one; its results are not delivered."""
+
+
+class MediaNotFoundError(LiveEditError):
+    """The media file does not exist."""
+
+
+class MediaError(InputError):
+    """The media file exists but cannot be read as video."""
+
+
+class FrameOutOfRangeError(InputError):
+    """A frame number outside the session's region."""
+
+
+# -- media -----------------------------------------------------------------------------
+
+
+class FrameSource(Protocol):
+    """What previews need from a media file."""
+
+    frame_count: int
+    frame_rate: Fraction
+    width: int
+    height: int
+
+    def read(self, first: int, count: int) -> list[np.ndarray]: ...
+
+    def close(self) -> None: ...
+
+
+class PyAVFrameSource:
+    """Minimal exact-frame reader (PyAV): frame n is the n-th decoded frame of the first video
+    stream. Seeks to the keyframe before `first` and decodes forward, numbering frames by pts."""
+
+    def __init__(self, path: Path, max_height: int = 0):
+        import av
+
+        self.path = path
+        try:
+            self._container = av.open(str(path))
+            self._stream = self._container.streams.video[0]
+        except (av.FFmpegError, IndexError) as exc:
+            raise MediaError(f"{path} cannot be read as video ({exc}); check that it is a video file "
+                             "FFmpeg can decode") from None
+        stream = self._stream
+        self.frame_rate = Fraction(stream.average_rate or stream.guessed_rate or 24)
+        self.frame_count = int(stream.frames or 0)
+        if not self.frame_count and stream.duration and stream.time_base:
+            self.frame_count = int(round(stream.duration * stream.time_base * self.frame_rate))
+        if not self.frame_count:
+            self.frame_count = sum(1 for _ in self._container.decode(stream))
+            self._container.seek(0)
+        src_w, src_h = stream.codec_context.width, stream.codec_context.height
+        if max_height and max_height < src_h:
+            self.height = max(2, max_height - max_height % 2)
+            self.width = max(2, round(src_w * self.height / src_h / 2) * 2)
+        else:
+            self.width, self.height = src_w, src_h
+        self._start = stream.start_time or 0
+
+    def _index(self, frame) -> int:
+        if frame.pts is None:
+            return -1
+        seconds = (frame.pts - self._start) * self._stream.time_base
+        return int(round(seconds * self.frame_rate))
+
+    def read(self, first: int, count: int) -> list[np.ndarray]:
+        import av
+
+        target = self._start + int((Fraction(first) / self.frame_rate) / self._stream.time_base)
+        out: list[np.ndarray] = []
+        try:
+            self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
+            for frame in self._container.decode(self._stream):
+                index = self._index(frame)
+                if index < first:
+                    continue
+                out.append(frame.to_ndarray(format="rgb24", width=self.width, height=self.height))
+                if len(out) == count:
+                    break
+        except av.FFmpegError as exc:
+            raise MediaError(f"{self.path}: decoding frames {first}..{first + count - 1} failed "
+                             f"({exc})") from None
+        if len(out) < count:
+            raise MediaError(f"{self.path}: only {len(out)} of frames {first}..{first + count - 1} "
+                             "could be decoded; the file may be truncated")
+        return out
+
+    def close(self) -> None:
+        self._container.close()
+
+
+def open_media(path: Path, max_height: int = 0) -> FrameSource:
+    if not path.is_absolute():
+        raise InputError(f"media path {str(path)!r} must be absolute (the server may run in another folder)")
+    if not path.is_file():
+        raise MediaNotFoundError(f"media {str(path)!r} does not exist or is not a file; check the path")
+    if not os.access(path, os.R_OK):
+        raise MediaError(f"media {str(path)!r} is not readable; check its permissions")
+    return PyAVFrameSource(path, max_height)
+
+
+# -- cache ----------------------------------------------------------------------------
+
+
+class ChunkCache:
+    """LRU of edited chunks, bounded in bytes."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._items: OrderedDict[tuple, list[np.ndarray]] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple) -> list[np.ndarray] | None:
+        frames = self._items.get(key)
+        if frames is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._items.move_to_end(key)
+        return frames
+
+    def put(self, key: tuple, frames: list[np.ndarray]) -> None:
+        size = sum(f.nbytes for f in frames)
+        if size > self.max_bytes:
+            return
+        if key in self._items:
+            self.bytes -= sum(f.nbytes for f in self._items.pop(key))
+        self._items[key] = frames
+        self.bytes += size
+        while self.bytes > self.max_bytes:
+            _, old = self._items.popitem(last=False)
+            self.bytes -= sum(f.nbytes for f in old)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+# -- sessions --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PreviewConfig:
+    chunks_per_segment: int = 4  # 9 + 3*12 = 45 frames: under 2 s of video at 24 fps
+    cache_bytes: int = 1 << 30
+    max_sessions: int = 64
+
+    @property
+    def segment_frames(self) -> int:
+        return FIRST_CHUNK_FRAMES + CHUNK_FRAMES * (self.chunks_per_segment - 1)
+
+
+@dataclass(frozen=True)
+class PreviewFrameOut:
+    frame: int
+    pixels: np.ndarray
+    cached: bool
+    seek_frame: int
+
+
+@dataclass
+class _LiveStream:
+    segment_start: int
+    next_frame: int  # absolute source frame the stream expects next (always a chunk start)
+    stream: object
+
+
+@dataclass
+class PreviewSession:
+    id: str
+    media_path: Path
+    media_key: tuple
+    source: FrameSource
+    instruction: str
+    seed: int
+    region_first: int
+    region_count: int
+    generation: int = 0
+    live: _LiveStream | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    seek_owner: object = None
+
+    @property
+    def width(self) -> int:
+        return self.source.width
+
+    @property
+    def height(self) -> int:
+        return self.source.height
+
+    @property
+    def region_end(self) -> int:
+        return self.region_first + self.region_count
+
+
+def chunk_bounds(segment_start: int, segment_frames: int, offset: int) -> tuple[int, int]:
+    """(first, end) of the chunk holding `offset` frames after a segment start, absolute."""
+    if offset < FIRST_CHUNK_FRAMES:
+        return segment_start, segment_start + FIRST_CHUNK_FRAMES
+    k = (offset - FIRST_CHUNK_FRAMES) // CHUNK_FRAMES
+    first = segment_start + FIRST_CHUNK_FRAMES + k * CHUNK_FRAMES
+    return first, first + CHUNK_FRAMES
+
+
+class PreviewSessions:
+    def __init__(self, worker: GpuWorker, *, model_key: str, config: PreviewConfig = PreviewConfig(),
+                 open_media: Callable[[Path, int], FrameSource] = open_media):
+        self.worker = worker
+        self.model_key = model_key
+        self.config = config
+        self.cache = ChunkCache(config.cache_bytes)
+        self._open_media = open_media
+        self._sessions: OrderedDict[str, PreviewSession] = OrderedDict()
+
+    # -- lifetime ----------------------------------------------------------
+    def open(self, media_path: str | Path, instruction: str, seed: int = 0, *, max_height: int = 0,
+             region_first: int = 0, region_count: int = 0) -> PreviewSession:
+        instruction = check_instruction(instruction)
+        check_seed(seed)
+        if max_height < 0 or max_height > 8192:
+            raise InputError(f"max_height {max_height} must be 0 (source size) to 8192")
+        path = Path(media_path)
+        source = self._open_media(path, max_height)
+        try:
+            if region_first >= source.frame_count:
+                raise FrameOutOfRangeError(
+                    f"region starts at frame {region_first} but {path} has {source.frame_count} frames")
+            available = source.frame_count - region_first
+            count = available if region_count == 0 else region_count
+            if count > available:
+                raise FrameOutOfRangeError(
+                    f"region {region_first}..{region_first + count - 1} runs past the last frame "
+                    f"({source.frame_count - 1}) of {path}; shorten it")
+            stat = path.stat()
+            key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        except BaseException:
+            source.close()
+            raise
+        session = PreviewSession(secrets.token_hex(8), path, key, source, instruction, seed,
+                                 region_first, count)
+        self._sessions[session.id] = session
+        while len(self._sessions) > self.config.max_sessions:  # forgotten sessions
+            self.close(next(iter(self._sessions)))
+        log.info("preview %s opened on %s frames %d..%d", session.id, path, region_first,
+                 region_first + count - 1)
+        return session
+
+    def get(self, session_id: str) -> PreviewSession:
+        try:
+            return self._sessions[session_id]
+        except KeyError:
+            raise UnknownSessionError(
+                f"no preview session {session_id[:64]!r}; open one with OpenSession (sessions end "
+                "when closed or when the server restarts)") from None
+
+    def close(self, session_id: str) -> None:
+        session = self.get(session_id)
+        del self._sessions[session_id]
+        session.generation += 1  # any seek still running stops
+        self._drop_live(session)
+        session.source.close()
+
+    def close_all(self) -> None:
+        for session_id in list(self._sessions):
+            self.close(session_id)
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    # -- seeking -----------------------------------------------------------
+    async def seek(self, session_id: str, frame: int) -> AsyncIterator[PreviewFrameOut]:
+        session = self.get(session_id)
+        if not session.region_first <= frame < session.region_end:
+            raise FrameOutOfRangeError(
+                f"frame {frame} is outside the session's region {session.region_first}.."
+                f"{session.region_end - 1}; seek inside it")
+        session.generation += 1
+        mine = session.generation
+        if session.seek_owner is not None:  # older seek's queued GPU work is now pointless
+            self.worker.cancel_owned(session.seek_owner)
+        owner = session.seek_owner = object()
+        seg = self.config.segment_frames
+        segment_start = session.region_first + (frame - session.region_first) // seg * seg
+        segment_end = min(segment_start + seg, session.region_end)
+        target_first, target_end = chunk_bounds(segment_start, seg, frame - segment_start)
+        target_end = min(target_end, segment_end)
+
+        def check() -> None:
+            if session.generation != mine:
+                raise SupersededError(f"seek to frame {frame} was superseded by a newer seek")
+
+        frames = self.cache.get(self._key(session, segment_start, target_first))
+        cached = frames is not None
+        if frames is None:
+            async with session.lock:
+                check()
+                frames = await self._edit_through(session, segment_start, segment_end, target_first,
+                                                  owner, check)
+        for offset, pixels in enumerate(frames):
+            check()
+            yield PreviewFrameOut(target_first + offset, pixels, cached, frame)
+
+    def _key(self, session: PreviewSession, segment_start: int, chunk_first: int) -> tuple:
+        return (session.media_key, session.width, session.height, segment_start, chunk_first,
+                session.instruction, session.seed, self.model_key)
+
+    async def _edit_through(self, session: PreviewSession, segment_start: int, segment_end: int,
+                            target_first: int, owner: object, check: Callable[[], None]
+                            ) -> list[np.ndarray]:
+        """Streams the segment from its start (or from where the live stream stopped) through
+        the target chunk, caching every chunk; returns the target chunk's frames."""
+        live = session.live
+        if live is None or live.segment_start != segment_start or live.next_frame > target_first:
+            self._drop_live(session)
+            live = _LiveStream(segment_start, segment_start,
+                               self.worker.open_stream(session.instruction, session.seed,
+                                                       priority=Priority.PREVIEW))
+        session.live = None  # only a stream that finished its chunks cleanly is reused
+        seg = self.config.segment_frames
+        while True:
+            first, end = chunk_bounds(segment_start, seg, live.next_frame - segment_start)
+            end = min(end, segment_end)
+            sources = await asyncio.to_thread(session.source.read, first, end - first)
+            check()
+            last = end == segment_end
+            try:
+                edited = await live.stream.push_many(sources, finish=last, owner=owner)
+            except asyncio.CancelledError:
+                live.stream.release()
+                check()  # the worker dropped queued work because a newer seek came: say so
+                raise
+            except BaseException:
+                live.stream.release()
+                raise
+            if len(edited) != end - first:
+                live.stream.release()
+                raise LiveEditError(f"the editor returned {len(edited)} frames for chunk "
+                                    f"{first}..{end - 1}; expected {end - first}")
+            self.cache.put(self._key(session, segment_start, first), edited)
+            live.next_frame = end
+            if first == target_first:
+                if last:
+                    live.stream.release()  # a finished stream cannot continue
+                else:
+                    session.live = live
+                return edited
+            check()
+
+    def _drop_live(self, session: PreviewSession) -> None:
+        if session.live is not None:
+            session.live.stream.release()
+            session.live = None

@@ -1,0 +1,196 @@
+"""Speed measurements of the engine with random weights of a preset's real shapes.
+
+Speed does not depend on the weights' values, so random weights give the real figures;
+they never give a real edit. Every function returns plain dicts (JSON-ready). Timing
+follows the device method: warm up first, synchronise the GPU around timed regions,
+report medians.
+
+Text encoding is left out of the streaming figures: it runs once per instruction, before
+the stream, and the encoder is offloaded afterwards.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+from liveedit.engine import attention as attention_mod
+from liveedit.engine.editor import CHUNK_FRAMES, EditorModels, StreamingEditor
+from liveedit.engine.presets import Preset
+from liveedit.engine.sampler import SamplerConfig
+from liveedit.engine.stream import LatentStream
+from liveedit.engine.transformer import LATENT_CHANNELS, LiveEditTransformer
+from liveedit.engine.vae import StreamingWanVAE, build_vae
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@contextmanager
+def _attention_backend(name: str):
+    previous = attention_mod._requested
+    attention_mod.set_attention_backend(name)
+    try:
+        yield
+    finally:
+        attention_mod.set_attention_backend(previous)
+
+
+def _peak_gb(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    return torch.cuda.max_memory_allocated(device) / 2**30
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+class FixedContext:
+    """Stands in for the text encoder in benchmarks: a random instruction embedding of the
+    right shape (the real encoder runs once per instruction and is then offloaded)."""
+
+    def __init__(self, preset: Preset, device, dtype, seed: int = 0):
+        g = torch.Generator(device="cpu").manual_seed(seed)
+        cfg = preset.text_encoder
+        self._context = torch.randn(1, cfg.text_len, preset.transformer.text_dim, generator=g).to(device, dtype)
+
+    def encode(self, instruction: str) -> torch.Tensor:
+        return self._context
+
+
+def random_models(preset: Preset, device, dtype, seed: int = 0) -> EditorModels:
+    """Random-weight transformer and VAE built directly on the device (fast even at 1.3B)."""
+    torch.manual_seed(seed)
+    with torch.device(device):
+        transformer = LiveEditTransformer(preset.transformer).to(dtype).eval()
+        vae = build_vae(preset.vae).to(dtype).eval()
+    return EditorModels(
+        preset=preset,
+        transformer=transformer,
+        vae=vae,
+        text_encoder=FixedContext(preset, device, dtype, seed),
+        description=f"{preset.name} with RANDOM weights (benchmark only)",
+        random_weights=True,
+    )
+
+
+def bench_transformer(
+    models: EditorModels, *, window_frames: int = 21, backend: str = "auto", chunks: int = 4,
+    sampler: SamplerConfig | None = None,
+) -> dict:
+    """Steady-state chunk time with a full window: fill the cache, then time more chunks
+    (each = the denoising forwards + the clean refresh forward)."""
+    preset, device, dtype = models.preset, models.device, models.dtype
+    cfg = preset.transformer
+    sampler = sampler or SamplerConfig()
+    with _attention_backend(backend):
+        stream = LatentStream(models.transformer, cfg, sampler, device=device, dtype=dtype,
+                              window_frames=window_frames, record_timings=True)
+        stream.start(models.text_encoder.encode("benchmark"), seed=0)
+        source = torch.randn(1, LATENT_CHANNELS, cfg.chunk_frames, cfg.latent_height, cfg.latent_width,
+                             device=device, dtype=dtype)
+        fill = -(-window_frames // cfg.chunk_frames)  # chunks until the window is full
+        _reset_peak(device)
+        for _ in range(fill + 1):  # +1: one more chunk, so the first timed one already evicts
+            stream.edit_chunk(source)
+        stream.timings.clear()
+        for _ in range(chunks):
+            stream.edit_chunk(source)
+        chunk_s = [sum(t.step_seconds) + t.refresh_seconds for t in stream.timings]
+        forward_s = [s for t in stream.timings for s in (*t.step_seconds, t.refresh_seconds)]
+    chunk = statistics.median(chunk_s)
+    frames_per_chunk = CHUNK_FRAMES  # a 3-latent chunk is 12 video frames
+    return {
+        "what": "transformer",
+        "backend": attention_mod.attention_backend(device) if backend == "auto" else backend,
+        "window_latent_frames": window_frames,
+        "kv_tokens": window_frames * cfg.tokens_per_frame,
+        "forwards_per_chunk": len(sampler.timesteps) + 1,
+        "ms_per_forward": 1000 * statistics.median(forward_s),
+        "ms_per_chunk": 1000 * chunk,
+        "fps": frames_per_chunk / chunk,
+        "peak_gb": _peak_gb(device),
+    }
+
+
+def bench_vae(models: EditorModels, *, chunks: int = 4) -> dict:
+    """Streaming Wan VAE: encode 12 frames and decode 3 latents per chunk at the model size."""
+    preset, device, dtype = models.preset, models.device, models.dtype
+    vae = StreamingWanVAE(models.vae)
+    frames = torch.rand(1, 3, 9, preset.height, preset.width, device=device, dtype=dtype)
+    latents = vae.encode(frames)
+    vae.decode(latents)  # first chunk: warm-up
+    more = torch.rand(1, 3, CHUNK_FRAMES, preset.height, preset.width, device=device, dtype=dtype)
+    enc, dec = [], []
+    for _ in range(chunks):
+        _sync(device)
+        t0 = time.perf_counter()
+        latents = vae.encode(more)
+        _sync(device)
+        t1 = time.perf_counter()
+        vae.decode(latents)
+        _sync(device)
+        t2 = time.perf_counter()
+        enc.append(t1 - t0)
+        dec.append(t2 - t1)
+    e, d = statistics.median(enc), statistics.median(dec)
+    return {
+        "what": "wan-vae-streaming",
+        "ms_per_frame_encode": 1000 * e / CHUNK_FRAMES,
+        "ms_per_frame_decode": 1000 * d / CHUNK_FRAMES,
+        "ms_per_frame": 1000 * (e + d) / CHUNK_FRAMES,
+        "peak_gb": _peak_gb(device),
+    }
+
+
+def bench_editor(models: EditorModels, *, frames: int = 81, backend: str = "auto", seed: int = 0) -> dict:
+    """End to end: uint8 frames in, edited uint8 frames out, at the model size, for a clip
+    of ``frames`` frames (cache growing as in the released 81-frame setting). Reports the
+    whole-clip rate, the per-chunk split and the first chunk's latency (from its last
+    source frame pushed to its first edited frame out)."""
+    preset, device = models.preset, models.device
+    rng = np.random.default_rng(seed)
+    clip = [rng.integers(0, 256, (preset.height, preset.width, 3), dtype=np.uint8) for _ in range(frames)]
+    with _attention_backend(backend):
+        warm = StreamingEditor(models, instruction="benchmark", seed=seed)
+        for frame in clip[:21]:  # warm-up: kernels, cuDNN plans, allocator
+            warm.push(frame)
+        warm.finish()
+        del warm
+        _reset_peak(device)
+        editor = StreamingEditor(models, instruction="benchmark", seed=seed)
+        out = 0
+        first_latency = None
+        start = time.perf_counter()
+        for i, frame in enumerate(clip):
+            pushed = time.perf_counter()
+            edited = editor.push(frame)
+            if edited and first_latency is None:
+                first_latency = time.perf_counter() - pushed
+            out += len(edited)
+        out += len(editor.finish())
+        _sync(device)
+        total = time.perf_counter() - start
+    assert out == frames, f"editor returned {out} frames for {frames}"
+    later = editor.stats[1:] or editor.stats
+    med = lambda xs: 1000 * statistics.median(xs)  # noqa: E731
+    return {
+        "what": "editor-end-to-end",
+        "frames": frames,
+        "fps": frames / total,
+        "first_chunk_latency_ms": 1000 * first_latency,
+        "chunk_ms_encode": med([s.encode_seconds for s in later]),
+        "chunk_ms_transformer": med([s.transformer_seconds for s in later]),
+        "chunk_ms_decode": med([s.decode_seconds for s in later]),
+        "chunk_ms_total": med([s.total_seconds for s in later]),
+        "peak_gb": _peak_gb(device),
+    }

@@ -1,0 +1,102 @@
+"""`liveedit bench`: speed of the engine with random weights of a preset's real shapes."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+import subprocess
+from pathlib import Path
+
+DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="measure engine speed (random weights of the real shapes; no edit quality)",
+        description="Time the transformer, the streaming VAE and the whole editor. Random weights: "
+        "speed does not depend on their values, and nothing is edited.",
+    )
+    p.add_argument("--model", default="liveedit-1.3b", help="preset (default liveedit-1.3b)")
+    p.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
+    p.add_argument("--what", default="transformer,vae,editor",
+                   help="comma list of: transformer, transformer-reference, vae, editor, editor-sustained")
+    p.add_argument("--window", type=int, default=21, help="KV window in latent frames (default 21, as released)")
+    p.add_argument("--json", type=Path, help="write the results as JSON here")
+    p.add_argument("--record", type=Path, help="append a dated table to this markdown file (docs/benchmarks.md)")
+    p.set_defaults(func=run)
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).resolve().parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run(args) -> int:
+    import torch
+
+    from liveedit.engine import benchmark
+    from liveedit.engine.presets import get_preset
+
+    preset = get_preset(args.model)
+    device = torch.device(args.device)
+    dtype = getattr(torch, DTYPES[args.dtype])
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    print(f"liveedit bench: {preset.name} with RANDOM weights on {device_name}, {args.dtype}")
+    models = benchmark.random_models(preset, device, dtype)
+    results = []
+    for what in [w.strip() for w in args.what.split(",") if w.strip()]:
+        if what == "transformer":
+            r = benchmark.bench_transformer(models, window_frames=args.window, backend="auto")
+        elif what == "transformer-reference":
+            # torch's default SDPA choice (the FlashAttention-2 kernel on Hopper): the
+            # reference code's attention, for the before/after ratio.
+            r = benchmark.bench_transformer(models, window_frames=args.window, backend="sdpa")
+        elif what == "vae":
+            r = benchmark.bench_vae(models)
+        elif what == "editor":
+            r = benchmark.bench_editor(models, frames=81)
+        elif what == "editor-sustained":
+            r = benchmark.bench_editor(models, frames=9 + 12 * 14)
+        else:
+            raise SystemExit(f"liveedit bench: unknown measurement {what!r}")
+        results.append(r)
+        print(json.dumps(r))
+    meta = {
+        "date": datetime.date.today().isoformat(),
+        "device": device_name,
+        "torch": torch.__version__,
+        "commit": _commit(),
+        "preset": preset.name,
+        "dtype": args.dtype,
+        "weights": "random",
+    }
+    if args.json:
+        args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    if args.record:
+        _record(args.record, meta, results)
+    return 0
+
+
+def _record(path: Path, meta: dict, results: list[dict]) -> None:
+    lines = [f"\n### {meta['date']} · {meta['device']} · commit {meta['commit']} · {meta['preset']} {meta['dtype']}, "
+             f"random weights, torch {meta['torch']}\n", "| measurement | figures |", "| --- | --- |"]
+    for r in results:
+        figures = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items() if k != "what")
+        lines.append(f"| {r['what']} | {figures} |")
+    with path.open("a") as f:
+        f.write("\n".join(lines) + "\n")

@@ -6,7 +6,7 @@ step). Facts: ../shared/spec/liveedit-model.md §3, backbone-and-peers.md §C3.
 
 σ for a timestep t is looked up on the training scheduler's grid (shift 5, 1000 steps),
 nearest grid timestep, as the released scheduler does; for the raw steps that is within
-4e-4 of t/1000.
+2e-3 of t/1000 (σ = 0.2516 at t = 250, where the shifted grid is coarsest).
 """
 
 from __future__ import annotations

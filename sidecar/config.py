@@ -16,6 +16,7 @@ LIVEEDIT_CONFIG_DIR / LIVEEDIT_RUNTIME_DIR override both (tests, several install
 from __future__ import annotations
 
 import hmac
+import json
 import os
 import secrets
 import sys
@@ -146,3 +147,43 @@ def check_loopback(host: str) -> str:
             f"({', '.join(LOOPBACK_HOSTS)}); use an SSH tunnel to reach it from another machine"
         )
     return host
+
+
+# -- bridge.json and the jobs database (sidecar/bridge.py, sidecar/jobs.py) ----------------
+
+BRIDGE_FILE = "bridge.json"
+JOBS_DB_FILE = "jobs.sqlite3"
+
+
+def bridge_info_path() -> Path:
+    return config_dir() / BRIDGE_FILE
+
+
+def write_bridge_info(port: int, path: Path | None = None) -> Path:
+    """Record the bridge's port for clients (Resolve scripts, the UXP panel's installer).
+    Written atomically so a client never reads half a file."""
+    path = path or bridge_info_path()
+    ensure_private_dir(path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"port": int(port)}) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_bridge_info(path: Path | None = None) -> dict | None:
+    """`{"port": int}` if a bridge has run for this user, else None."""
+    path = path or bridge_info_path()
+    try:
+        info = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not valid JSON ({exc}); delete it and start the sidecar again") from None
+    if not isinstance(info, dict) or not isinstance(info.get("port"), int):
+        raise ConfigError(f'{path} should hold {{"port": <number>}}; delete it and start the sidecar again')
+    return info
+
+
+def default_jobs_db() -> Path:
+    """The render queue's database (jobs survive restarts)."""
+    return config_dir() / JOBS_DB_FILE

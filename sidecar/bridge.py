@@ -1,0 +1,454 @@
+"""HTTP + WebSocket JSON bridge for clients that cannot speak gRPC: the Premiere UXP panel
+(fetch and WebSocket only, no listening sockets), Resolve's stdlib-only scripts, a browser
+debug page. It is a thin layer over the same services as the gRPC server: the render queue
+(`sidecar/jobs.py`) and the preview service.
+
+Security model (the bridge drives a GPU and writes files as the user):
+- It listens on loopback only (127.0.0.1 by default: UXP on macOS reaches `127.0.0.1`
+  literals, not `localhost`).
+- Every request carries the per-install token (`config.load_or_create_token`, a mode-0600 file
+  in the user's config folder): `Authorization: Bearer <token>`, or `?token=` where the client
+  cannot set headers (WebSocket from UXP/browsers, `<img src>` preview URLs).
+- A request with an `Origin` header is refused (403) unless the origin is in the allow-list,
+  so a web page the user happens to visit cannot drive the bridge even if it guessed the
+  port. Allowed: no Origin (scripts, curl), `null`, `file://`, and `uxp://...` (what UXP
+  panels are reported to send: `uxp://<plugin id>` or `uxp://uxp-internal`, and `null` in
+  some hosts). `null` is also what a sandboxed iframe sends, so the token, which no web page
+  can read, remains the real lock. Extra origins can be added when starting the bridge.
+- The Host header must name a loopback host (defeats DNS rebinding).
+- CORS: the allowed origin is echoed back, never `*`.
+- Bodies and WebSocket messages are capped; errors are JSON without tracebacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import io
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Protocol
+
+import numpy as np
+from aiohttp import WSMsgType, web
+
+from liveedit import __version__
+from liveedit.engine.errors import InputError, LiveEditError
+from liveedit.sidecar import config
+from liveedit.sidecar.jobs import (
+    JobNotFoundError,
+    JobSpec,
+    JobSpecError,
+    QueueBusyError,
+    QueueClosedError,
+    RenderQueue,
+)
+from liveedit.sidecar.validation import check_instruction, check_seed
+
+log = logging.getLogger(__name__)
+
+API_VERSION = 1
+MAX_BODY_BYTES = 256 * 1024  # a job of 1000 regions fits; a video upload does not
+MAX_WS_MESSAGE_BYTES = 256 * 1024
+ALLOWED_ORIGINS = ("null", "file://")
+ALLOWED_ORIGIN_PREFIXES = ("uxp://",)
+LOOPBACK_HOST_NAMES = ("127.0.0.1", "localhost", "::1")
+# Paths whose clients cannot send an Authorization header.
+QUERY_TOKEN_PATHS = ("/v1/events", "/v1/preview/frame")
+PREVIEW_FORMATS = {"jpeg": ("JPEG", "image/jpeg"), "png": ("PNG", "image/png")}
+PREVIEW_SIDES = ("edit", "source")
+
+_BRIDGE_KEY = web.AppKey("bridge", object)
+
+
+# --------------------------------------------------------------------------- preview interface
+
+
+@dataclass(frozen=True)
+class PreviewRequest:
+    media: Path
+    frame: int
+    instruction: str
+    seed: int
+    side: str  # "edit": the edited frame; "source": the frame as it is in the media
+
+
+class PreviewService(Protocol):
+    """What the bridge needs from the preview service: one frame as uint8 RGB [H, W, 3].
+    Cancelling the await must be safe (the bridge cancels superseded requests)."""
+
+    async def preview_frame(self, request: PreviewRequest) -> np.ndarray: ...
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class BridgeError(LiveEditError):
+    """The bridge cannot start as asked."""
+
+
+def origin_allowed(origin: str | None, extra: Iterable[str] = ()) -> bool:
+    if origin is None:
+        return True  # scripts and command-line tools send no Origin
+    if origin in ALLOWED_ORIGINS or origin in extra:
+        return True
+    return origin.startswith(ALLOWED_ORIGIN_PREFIXES) and len(origin) > len("uxp://")
+
+
+def _host_is_loopback(host_header: str | None) -> bool:
+    if not host_header:
+        return False
+    host = host_header.strip()
+    if host.startswith("["):  # [::1]:port
+        host = host[1:].split("]", 1)[0]
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host.lower() in LOOPBACK_HOST_NAMES
+
+
+def _error(status: int, code: str, message: str, headers: dict | None = None) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+
+
+# LiveEditError subclass -> (HTTP status, code). Anything else that is a LiveEditError is the
+# client's mistake (400); anything that is not is ours (500, details only in the log).
+_ERROR_STATUS: list[tuple[type, int, str]] = [
+    (JobNotFoundError, 404, "not_found"),
+    (JobSpecError, 400, "invalid_job"),
+    (InputError, 400, "invalid_request"),
+    (QueueClosedError, 503, "unavailable"),
+    (QueueBusyError, 503, "unavailable"),
+]
+
+
+def _status_for(exc: LiveEditError) -> tuple[int, str]:
+    for cls, status, code in _ERROR_STATUS:
+        if isinstance(exc, cls):
+            return status, code
+    if type(exc).__name__ == "WorkerClosedError":
+        return 503, "unavailable"
+    return 400, "bad_request"
+
+
+def _http_code(exc: web.HTTPException) -> str:
+    return (exc.reason or "error").lower().replace(" ", "_")
+
+
+# --------------------------------------------------------------------------- the app
+
+
+class _Bridge:
+    def __init__(self, queue: RenderQueue, preview: PreviewService | None, token: str,
+                 info: Callable[[], Any] | dict | None, extra_origins: Iterable[str]):
+        self.queue = queue
+        self.preview = preview
+        self.token = token
+        self.info = info
+        self.extra_origins = tuple(extra_origins)
+        self.preview_inflight: dict[str, asyncio.Future] = {}  # client -> its latest request
+        self.sockets: set[web.WebSocketResponse] = set()
+
+    # -- middlewares --------------------------------------------------------
+
+    @web.middleware
+    async def errors(self, request: web.Request, handler) -> web.StreamResponse:
+        """Every failure becomes `{"error": {"code", "message"}}`; never a traceback."""
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+            if exc.status == 404:
+                message = f"no such endpoint {request.path}; see the bridge API in docs/architecture.md"
+            elif exc.status == 405:
+                message = f"{request.method} is not allowed on {request.path}"
+            elif exc.status == 413:
+                message = f"request body too large; the limit is {MAX_BODY_BYTES // 1024} KiB"
+            return _error(exc.status, _http_code(exc), message)
+        except LiveEditError as exc:
+            status, code = _status_for(exc)
+            return _error(status, code, str(exc))
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - our bug: log it, tell the client only that it happened
+            log.exception("bridge: %s %s failed", request.method, request.path)
+            return _error(500, "internal", "internal error in the LiveEdit sidecar; see its log")
+
+    @web.middleware
+    async def guard(self, request: web.Request, handler) -> web.StreamResponse:
+        """Host, Origin and token checks, and CORS for the allowed origins."""
+        if not _host_is_loopback(request.headers.get("Host")):
+            return _error(403, "forbidden_host", "the bridge answers only requests addressed to "
+                          "127.0.0.1 or localhost")
+        origin = request.headers.get("Origin")
+        if not origin_allowed(origin, self.extra_origins):
+            log.warning("bridge: refused a request from origin %r", origin)
+            return _error(403, "forbidden_origin", f"requests from {origin!r} are not allowed; the bridge "
+                          "serves the LiveEdit panel and local scripts only")
+        cors = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
+        if request.method == "OPTIONS" and origin:  # CORS preflight: carries no token by design
+            return web.Response(status=204, headers={
+                **cors,
+                "Access-Control-Allow-Methods": "GET, POST",
+                "Access-Control-Allow-Headers": "Authorization, Content-Type",
+                "Access-Control-Max-Age": "600",
+            })
+        if not self._authorized(request):
+            return _error(401, "unauthorized",
+                          "missing or wrong token: send 'Authorization: Bearer <token>' with the token "
+                          f"from {config.token_path()}", headers={"WWW-Authenticate": "Bearer", **cors})
+        response = await handler(request)
+        if cors and not response.prepared:
+            response.headers.update(cors)
+        return response
+
+    def _authorized(self, request: web.Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            return config.token_matches(self.token, header[len("Bearer "):].strip())
+        if request.method == "GET" and request.path in QUERY_TOKEN_PATHS:
+            return config.token_matches(self.token, request.query.get("token"))
+        return False
+
+    # -- handlers -----------------------------------------------------------
+
+    async def get_info(self, request: web.Request) -> web.Response:
+        info = self.info() if callable(self.info) else dict(self.info or {})
+        if inspect.isawaitable(info):
+            info = await info
+        return web.json_response({"version": __version__, "bridge_api": API_VERSION,
+                                  "preview": self.preview is not None, **info})
+
+    async def submit_job(self, request: web.Request) -> web.Response:
+        body = await self._json_body(request)
+        job = await asyncio.to_thread(self.queue.submit, JobSpec.from_dict(body))
+        return web.json_response({"job": job.to_dict()}, status=201)
+
+    async def list_jobs(self, request: web.Request) -> web.Response:
+        return web.json_response({"jobs": [job.to_dict() for job in self.queue.list()]})
+
+    async def get_job(self, request: web.Request) -> web.Response:
+        return web.json_response({"job": self.queue.get(request.match_info["job_id"]).to_dict()})
+
+    async def cancel_job(self, request: web.Request) -> web.Response:
+        job = await asyncio.to_thread(self.queue.cancel, request.match_info["job_id"])
+        return web.json_response({"job": job.to_dict()})
+
+    async def preview_frame(self, request: web.Request) -> web.Response:
+        if self.preview is None:
+            return _error(503, "unavailable", "this sidecar runs without a preview service")
+        preview, image_format, client = _parse_preview_query(request.query)
+        # Latest wins per client: a new request cancels the one still waiting, which answers 409.
+        previous = self.preview_inflight.get(client)
+        if previous is not None and not previous.done():
+            previous.cancel()
+        work = asyncio.ensure_future(self.preview.preview_frame(preview))
+        self.preview_inflight[client] = work
+        try:
+            pixels = await work
+        except asyncio.CancelledError:
+            if self.preview_inflight.get(client) is not work and work.cancelled():
+                return _error(409, "superseded", "a newer preview request from this client replaced this one")
+            raise
+        finally:
+            if self.preview_inflight.get(client) is work:
+                del self.preview_inflight[client]
+        pil_format, content_type = PREVIEW_FORMATS[image_format]
+        data = await asyncio.to_thread(_encode_image, pixels, pil_format)
+        return web.Response(body=data, content_type=content_type, headers={"Cache-Control": "no-store"})
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        """WebSocket: pushes `{"type": "job", "job": Job}` for every job (current ones first,
+        then each change) and answers commands: submit, cancel, get, list."""
+        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_WS_MESSAGE_BYTES)
+        await ws.prepare(request)
+        self.sockets.add(ws)
+        send_lock = asyncio.Lock()
+
+        async def send(message: dict) -> None:
+            async with send_lock:
+                if not ws.closed:
+                    await ws.send_json(message)
+
+        async def pump() -> None:
+            async for job in self.queue.watch_all():
+                await send({"type": "job", "job": job.to_dict()})
+
+        pump_task = asyncio.create_task(pump())
+        try:
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    await send(await self._command(message.data))
+                elif message.type == WSMsgType.BINARY:
+                    await send(_ws_error(None, "invalid_request", "send JSON text messages, not binary"))
+                elif message.type == WSMsgType.ERROR:
+                    break
+        finally:
+            pump_task.cancel()
+            self.sockets.discard(ws)
+        return ws
+
+    async def _command(self, text: str) -> dict:
+        try:
+            message = json.loads(text)
+        except ValueError:
+            return _ws_error(None, "invalid_json", "the message is not valid JSON")
+        if not isinstance(message, dict):
+            return _ws_error(None, "invalid_request", 'messages are objects like {"type": "list"}')
+        request_id = message.get("request_id")
+        kind = message.get("type")
+        try:
+            if kind == "submit":
+                job = await asyncio.to_thread(self.queue.submit, JobSpec.from_dict(message.get("job")))
+            elif kind == "cancel":
+                job = await asyncio.to_thread(self.queue.cancel, _job_id(message))
+            elif kind == "get":
+                job = self.queue.get(_job_id(message))
+            elif kind == "list":
+                return {"type": "result", "request_id": request_id,
+                        "jobs": [j.to_dict() for j in self.queue.list()]}
+            else:
+                return _ws_error(request_id, "unknown_type",
+                                 f"unknown message type {kind!r}; use submit, cancel, get or list")
+        except LiveEditError as exc:
+            return _ws_error(request_id, _status_for(exc)[1], str(exc))
+        except Exception:  # noqa: BLE001
+            log.exception("bridge: WebSocket command %r failed", kind)
+            return _ws_error(request_id, "internal", "internal error in the LiveEdit sidecar; see its log")
+        return {"type": "result", "request_id": request_id, "job": job.to_dict()}
+
+    async def _json_body(self, request: web.Request) -> Any:
+        if request.content_type != "application/json":
+            raise web.HTTPUnsupportedMediaType(text="send the body as JSON with Content-Type: application/json")
+        try:
+            return await request.json()
+        except ValueError:
+            raise web.HTTPBadRequest(text="the request body is not valid JSON") from None
+
+    async def on_shutdown(self, app: web.Application) -> None:
+        for ws in list(self.sockets):
+            await ws.close(code=1001, message=b"sidecar shutting down")
+
+
+def _job_id(message: dict) -> str:
+    job_id = message.get("job_id")
+    if not isinstance(job_id, str):
+        raise InputError('this message needs "job_id" (text)')
+    return job_id
+
+
+def _ws_error(request_id, code: str, message: str) -> dict:
+    return {"type": "error", "request_id": request_id, "error": {"code": code, "message": message}}
+
+
+def _parse_preview_query(query) -> tuple[PreviewRequest, str, str]:
+    def integer(name: str, default: int | None = None) -> int:
+        raw = query.get(name)
+        if raw is None and default is not None:
+            return default
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise InputError(f"query parameter {name} must be an integer; got {raw!r}") from None
+
+    media = query.get("media")
+    if not media or not Path(media).is_absolute():
+        raise InputError("query parameter media must be the absolute path of the source media")
+    if not Path(media).is_file():
+        raise InputError(f"media {media!r} does not exist or is not a file; check the path")
+    frame = integer("frame")
+    if frame < 0:
+        raise InputError(f"frame is {frame}; frames count from 0")
+    side = query.get("side", "edit")
+    if side not in PREVIEW_SIDES:
+        raise InputError(f"side must be 'edit' or 'source'; got {side!r}")
+    image_format = query.get("format", "jpeg")
+    if image_format not in PREVIEW_FORMATS:
+        raise InputError(f"format must be 'jpeg' or 'png'; got {image_format!r}")
+    instruction = query.get("instruction", "")
+    if side == "edit":
+        instruction = check_instruction(instruction, "instruction")
+    seed = check_seed(integer("seed", 0))
+    client = query.get("client", "default")[:100]
+    return PreviewRequest(Path(media), frame, instruction, seed, side), image_format, client
+
+
+def _encode_image(pixels: np.ndarray, pil_format: str) -> bytes:
+    from PIL import Image
+
+    pixels = np.asarray(pixels)
+    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise TypeError(f"preview service returned {pixels.dtype} {pixels.shape}, not uint8 [H, W, 3]")
+    out = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(out, pil_format, **({"quality": 90} if pil_format == "JPEG" else {}))
+    return out.getvalue()
+
+
+def build_app(queue: RenderQueue, preview: PreviewService | None, token: str, *,
+              info: Callable[[], Any] | dict | None = None, extra_origins: Iterable[str] = ()) -> web.Application:
+    bridge = _Bridge(queue, preview, token, info, extra_origins)
+    app = web.Application(middlewares=[bridge.errors, bridge.guard], client_max_size=MAX_BODY_BYTES)
+    app[_BRIDGE_KEY] = bridge
+    app.router.add_get("/v1/info", bridge.get_info)
+    app.router.add_post("/v1/jobs", bridge.submit_job)
+    app.router.add_get("/v1/jobs", bridge.list_jobs)
+    app.router.add_get("/v1/jobs/{job_id}", bridge.get_job)
+    app.router.add_post("/v1/jobs/{job_id}/cancel", bridge.cancel_job)
+    app.router.add_get("/v1/preview/frame", bridge.preview_frame)
+    app.router.add_get("/v1/events", bridge.events)
+    app.on_shutdown.append(bridge.on_shutdown)
+    return app
+
+
+# --------------------------------------------------------------------------- starting
+
+
+@dataclass
+class RunningBridge:
+    host: str
+    port: int
+    token: str
+    _runner: web.AppRunner
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def close(self) -> None:
+        await self._runner.cleanup()
+
+
+async def start_bridge(queue: RenderQueue, preview_service: PreviewService | None, host: str = "127.0.0.1",
+                       port: int = 0, *, token: str | None = None,
+                       info: Callable[[], Any] | dict | None = None, extra_origins: Iterable[str] = (),
+                       write_port_file: bool = True) -> RunningBridge:
+    """Start the bridge on the running event loop (e.g. beside the grpc.aio server in
+    `liveedit serve --bridge`). Port 0 picks a free port; the port is written to
+    `bridge.json` in the config folder for clients to find. Stop it with `await bridge.close()`."""
+    if host == "localhost":
+        host = "127.0.0.1"  # bind the literal: UXP on macOS reaches 127.0.0.1, not localhost
+    config.check_loopback(host)
+    for origin in extra_origins:
+        if origin == "*" or not origin:
+            raise BridgeError("extra origins must be exact origins like 'https://panel.example'; '*' would let "
+                              "any web page drive the sidecar")
+    token = token or config.load_or_create_token()
+    app = build_app(queue, preview_service, token, info=info, extra_origins=extra_origins)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise BridgeError(f"cannot listen on {host}:{port} ({exc.strerror}); is another sidecar running? "
+                          "Pick another port or stop it") from None
+    actual_port = runner.addresses[0][1]
+    if write_port_file:
+        config.write_bridge_info(actual_port)
+    log.info("bridge listening on http://%s:%d", host, actual_port)
+    return RunningBridge(host, actual_port, token, runner)

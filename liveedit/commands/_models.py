@@ -1,0 +1,43 @@
+"""The model options every command shares (--model, --weights, --device, --dtype, --ema)
+and the one way they turn into loaded EditorModels."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+log = logging.getLogger("liveedit")
+
+DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
+def add_model_arguments(parser) -> None:
+    g = parser.add_argument_group("model")
+    g.add_argument("--model", default="liveedit-1.3b",
+                   help="liveedit-1.3b (released weights) or tiny (RANDOM weights: tests the pipeline, edits nothing)")
+    g.add_argument("--weights", metavar="DIR", help="folder with the weight files instead of the Hugging Face cache")
+    g.add_argument("--ema", action="store_true", help="use the checkpoint's EMA generator")
+    g.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when available)")
+    g.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="default bf16 on GPU, fp32 on CPU")
+
+
+def load_models(args):
+    """EditorModels for the parsed arguments. Random weights are announced on stderr."""
+    import torch
+
+    from liveedit.engine.editor import EditorModels
+    from liveedit.engine.presets import get_preset
+
+    preset = get_preset(args.model)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype = getattr(torch, DTYPES[args.dtype or ("bf16" if device.type == "cuda" else "fp32")])
+    if preset.random_only:
+        models = EditorModels.random(preset, device=device, dtype=dtype)
+    else:
+        from liveedit.sidecar.weights import load_editor_models
+
+        models = load_editor_models(preset, weights_dir=args.weights, device=device, dtype=dtype, use_ema=args.ema)
+    if models.random_weights:
+        print(f"liveedit: WARNING: {models.description}", file=sys.stderr)
+    log.info("model: %s on %s (%s)", models.description, device, dtype)
+    return models

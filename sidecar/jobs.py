@@ -902,7 +902,7 @@ class LocalExecutor:
                 task.region, models, task.output_dir,
                 format=task.format, handles=task.region.handles, seed=task.region.seed,
                 progress=on_progress, cancel=cancel,
-                name=task.output_stem.relative_to(task.output_dir).as_posix(),
+                name=task.output_stem.relative_to(task.output_dir).as_posix(), job_id=task.job_id,
             )
             return result_from_segment(segment)
 

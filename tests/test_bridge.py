@@ -19,7 +19,7 @@ from PIL import Image
 from liveedit.sidecar import config
 from liveedit.sidecar.bridge import PreviewRequest, origin_allowed, start_bridge
 from liveedit.sidecar.jobs import RenderQueue
-from test_jobs import FakeExecutor
+from tests.test_jobs import FakeExecutor
 
 TOKEN = "test-token-" + "x" * 32
 

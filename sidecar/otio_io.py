@@ -324,6 +324,12 @@ def _marker_problems(marker: otio.schema.Marker, where: str) -> list[str]:
 # -- writing files ----------------------------------------------------------------------
 
 
+def default_file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write next to the target under a temporary name, then rename over it: readers
     never see half a file, and a crash leaves the old file intact."""
@@ -335,6 +341,7 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, default_file_mode())  # mkstemp makes 0600; outputs are ordinary files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -454,7 +454,7 @@ def _media_of(placement: ClipPlacement, where: str, media_info: MediaInfo | None
         raise TimelineError(f"{where} is a generator ({ref.generator_kind or ref.name}); there is no media to edit")
     else:
         raise TimelineError(f"{where} has no media file (missing or offline reference); relink it in the editor")
-    if media_info is not None and Path(path).exists():
+    if media_info is not None:  # a probe of the real file beats the timeline's copy
         info = media_info(path)
         return path, info.rate, info.timecode_start, info.frame_count
     available = ref.available_range

@@ -1,0 +1,419 @@
+"""Render one region: source frames → StreamingEditor → a new segment file + its OTIO.
+
+Frames stream one at a time from the decoder through the editor into the segment
+writer, so memory holds at most one chunk, never the clip. The segment covers the
+region plus handles (clamped to the media), carries the source timecode of its first
+frame, and is written under a temporary name until it is complete. Its OTIO (the
+source clip with the edit on a "LiveEdit" track above) is written next to it and is
+also the record that lets a rerun with the same settings skip the work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable
+from uuid import uuid4
+
+import numpy as np
+import opentimelineio as otio
+
+from liveedit.engine.errors import LiveEditError
+from liveedit.sidecar import otio_io
+from liveedit.sidecar.timeline import Region, exact_rate, timecode
+
+FORMATS = {"prores": ".mov", "h264": ".mov", "png": ""}  # png: a folder of numbered frames
+Progress = Callable[[int, int], None]
+
+
+class RenderError(LiveEditError):
+    """A region could not be rendered; the message names the file and frame at fault."""
+
+
+class RenderCancelled(RenderError):
+    """The caller's cancel event was set; nothing was left behind."""
+
+
+@dataclass(frozen=True)
+class RenderedSegment:
+    path: Path  # the segment file (or PNG folder), in its final place
+    otio_path: Path  # the segment's own timeline: source clip + the edit above it
+    frame_count: int  # frames in the segment, handles included
+    first_frame: int  # media frame the segment starts at (region start minus the first handle)
+    handles: tuple[int, int]  # frames before and after the region actually included
+    timecode_start: int  # segment's first frame as a timecode frame count at the media rate
+    settings_key: str
+    skipped: bool  # True: an earlier render with the same settings was reused
+    segment: otio_io.EditedSegment
+
+
+# -- identity of a render ------------------------------------------------------------
+
+
+def _sampler_dict(sampler) -> dict:
+    if sampler is None:
+        from liveedit.engine.sampler import SamplerConfig
+
+        sampler = SamplerConfig()
+    if dataclasses.is_dataclass(sampler):
+        sampler = dataclasses.asdict(sampler)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dict(sampler).items()}
+
+
+def model_identity(models) -> str:
+    """Names the weights: preset plus checkpoint hash, or "random" for random weights."""
+    preset = getattr(getattr(models, "preset", None), "name", None) or "model"
+    if getattr(models, "random_weights", False):
+        return f"{preset}:random"
+    return f"{preset}:{getattr(models, 'checkpoint_hash', None) or 'unhashed'}"
+
+
+def settings_key(region: Region, model: str, seed: int, sampler=None, *, handles: int = 0, format: str = "prores") -> str:
+    """A short, deterministic hash of everything that decides the pixels of a segment:
+    the same key means the same render, so finished regions are recognised and skipped.
+    The source file's size and modification time are in it, so a replaced source re-renders."""
+    try:
+        stat = os.stat(region.media_path)
+        source = [str(Path(region.media_path).resolve()), stat.st_size, stat.st_mtime_ns]
+    except OSError:
+        source = [region.media_path, None, None]
+    payload = {
+        "source": source,
+        "first_frame": region.first_frame,
+        "frame_count": region.frame_count,
+        "instruction": region.instruction,
+        "model": model,
+        "seed": int(seed),
+        "sampler": _sampler_dict(sampler),
+        "handles": int(handles),
+        "format": format,
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def segment_name(region: Region, key: str) -> str:
+    """<clip>_<first>-<last>_<key>: readable in a bin, unique per settings."""
+    clip = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(region.clip_name or Path(region.media_path).stem).stem).strip("._") or "clip"
+    last = region.first_frame + region.frame_count - 1
+    return f"{clip[:60]}_{region.first_frame:06d}-{last:06d}_{key}"
+
+
+def confined_path(output_dir: str | Path, name: str) -> Path:
+    """``output_dir/name``, refusing anything that would land outside ``output_dir``
+    (``..``, absolute names, symlinks pointing elsewhere)."""
+    root = Path(output_dir).resolve()
+    if Path(name).is_absolute() or ".." in Path(name).parts:
+        raise RenderError(f"output name {name!r} must be a plain name inside {root}, without '..' or a leading '/'")
+    candidate = (root / name).resolve()
+    if candidate != root and root not in candidate.parents:
+        raise RenderError(f"output {root / name} resolves to {candidate}, outside the output folder {root}; remove the symlink")
+    return candidate
+
+
+# -- regions from the job queue -------------------------------------------------------
+
+
+def _as_region(region, info) -> Region:
+    """render_region takes a timeline Region, or a job queue RegionSpec (media,
+    first_frame, frame_count, instruction, record_start) which knows no timeline."""
+    if isinstance(region, Region):
+        return region
+    rate = Fraction(info.frame_rate)
+    record = getattr(region, "record_start", None)
+    timeline_rate = Fraction(record.rate) if record is not None else rate
+    record_frame = record.frame if record is not None else 0
+    first = int(region.first_frame)
+    return Region(
+        media_path=str(region.media),
+        first_frame=first,
+        frame_count=int(region.frame_count),
+        media_rate=rate,
+        record_start=record_frame,
+        record_frames=round(Fraction(int(region.frame_count)) / rate * timeline_rate),
+        timeline_rate=timeline_rate,
+        timeline_start=0,
+        track="Video 1",
+        clip_name=Path(str(region.media)).stem,
+        instruction=region.instruction,
+        media_timecode_start=info.start_timecode_frame,
+        media_frame_count=info.frame_count,
+        source_start=Fraction(info.start_timecode_frame + first) / rate * timeline_rate,
+    )
+
+
+# -- the render -----------------------------------------------------------------------
+
+
+def render_region(
+    region,
+    models,
+    output_dir: str | Path,
+    *,
+    format: str = "prores",
+    handles: int = 0,
+    seed: int = 0,
+    sampler=None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    name: str | None = None,
+    timeline: otio.schema.Timeline | None = None,
+    job_id: str | None = None,
+    force: bool = False,
+) -> RenderedSegment:
+    """Edit ``region``'s source frames with ``models`` and write the segment (plus
+    handles) and its OTIO into ``output_dir``. ``timeline`` is the editor's timeline
+    the region came from; without it the OTIO holds just the source clip and the edit.
+    A finished segment with the same settings is reused unless ``force``."""
+    from liveedit.sidecar.media_read import probe
+
+    if format not in FORMATS:
+        raise RenderError(f"unknown output format {format!r}; choose one of {', '.join(FORMATS)}")
+    if handles < 0:
+        raise RenderError(f"handles must be 0 or more frames, not {handles}")
+    media = getattr(region, "media_path", None) or str(getattr(region, "media"))
+    info = probe(media)
+    region = _as_region(region, info)
+    if exact_rate(float(info.frame_rate)) != region.media_rate:
+        raise RenderError(
+            f"{media} plays at {float(info.frame_rate):g} fps but the timeline says {float(region.media_rate):g}; "
+            f"relink the clip or re-export the timeline"
+        )
+    end = region.first_frame + region.frame_count
+    if region.first_frame < 0 or region.frame_count <= 0 or end > info.frame_count:
+        raise RenderError(
+            f"{media} has frames 0–{info.frame_count - 1}; the region asks for {region.first_frame}–{end - 1}"
+        )
+    before = min(handles, region.first_frame)
+    after = min(handles, info.frame_count - end)
+    first, count = region.first_frame - before, region.frame_count + before + after
+    tc_start = region.media_timecode_start + first
+
+    model = model_identity(models)
+    key = settings_key(region, model, seed, sampler, handles=handles, format=format)
+    stem = confined_path(output_dir, name or segment_name(region, key))
+    output = stem.with_name(stem.name + FORMATS[format])
+    otio_path = stem.with_name(stem.name + ".otio")
+    job_id = job_id or uuid4().hex[:12]
+
+    def finished(skipped: bool, prov: dict) -> RenderedSegment:
+        edited = otio_io.EditedSegment(region, str(output), tc_start, count, prov)
+        return RenderedSegment(output, otio_path, count, first, (before, after), tc_start, key, skipped, edited)
+
+    if not force:
+        previous = _previous_render(otio_path, output, key, count)
+        if previous is not None:
+            return finished(True, previous)
+
+    sampler_settings = _sampler_dict(sampler)
+    prov = otio_io.provenance(
+        region,
+        seed=seed,
+        model=model,
+        checkpoint_hash=getattr(models, "checkpoint_hash", None),
+        random_weights=bool(getattr(models, "random_weights", False)),
+        sampler=sampler_settings,
+        job_id=job_id,
+        settings_key=key,
+        handles=(before, after),
+    )
+    _edit_frames(region, models, info, first, count, output, format, seed, sampler, tc_start, progress, cancel)
+    result = finished(False, prov)
+    segment_timeline = otio_io.edited_timeline(timeline or _source_timeline(region, info), [result.segment])
+    otio_io.write_otio(segment_timeline, otio_path)
+    return result
+
+
+def _previous_render(otio_path: Path, output: Path, key: str, count: int) -> dict | None:
+    """The provenance of an earlier render with the same settings key, if its files are whole."""
+    if not otio_path.is_file() or not output.exists():
+        return None
+    try:
+        timeline = otio.adapters.read_from_file(str(otio_path), adapter_name="otio_json")
+    except Exception:
+        return None  # unreadable: render again
+    for clip in timeline.find_clips():
+        prov = clip.metadata.get("liveedit")
+        ref = clip.media_reference
+        if (
+            prov is not None
+            and prov.get("settings_key") == key
+            and isinstance(ref, otio.schema.ExternalReference)
+            and Path(ref.target_url) == output
+            and ref.available_range is not None
+            and round(ref.available_range.duration.value) == count
+        ):
+            return json.loads(json.dumps(prov, default=lambda o: dict(o) if hasattr(o, "keys") else list(o)))
+    return None
+
+
+def _edit_frames(region, models, info, first, count, output, format, seed, sampler, tc_start, progress, cancel):
+    from liveedit.engine.editor import StreamingEditor
+    from liveedit.sidecar.media_read import read_frames
+
+    editor = StreamingEditor(models, instruction=region.instruction, seed=seed, sampler=_sampler_config(sampler))
+    writer = open_segment_writer(output, format=format, rate=region.media_rate, width=info.width, height=info.height,
+                                 start_timecode=timecode(tc_start, region.media_rate), source=(region.media_path, first, count))
+    written = 0
+    reading = first
+    try:
+        frames = read_frames(region.media_path, first, count)
+        while True:
+            if cancel is not None and cancel.is_set():
+                raise RenderCancelled(f"render of {region.describe()} was cancelled")
+            try:
+                frame = next(frames)
+            except StopIteration:
+                break
+            except LiveEditError as exc:
+                raise RenderError(f"{region.media_path}: frame {reading} could not be decoded ({exc}); the file may be damaged") from exc
+            except Exception as exc:  # decoder errors come in many types
+                raise RenderError(f"{region.media_path}: frame {reading} could not be decoded ({type(exc).__name__}: {exc}); the file may be damaged") from exc
+            reading += 1
+            for edited in editor.push(frame):
+                writer.write(edited)
+                written += 1
+                if progress:
+                    progress(written, count)
+        if reading - first != count:
+            raise RenderError(f"{region.media_path}: frame {reading} could not be read (the file ends early); the file may be truncated")
+        for edited in editor.finish():
+            writer.write(edited)
+            written += 1
+            if progress:
+                progress(written, count)
+        if written != count:
+            raise RenderError(f"the editor returned {written} frames for {count} source frames of {region.media_path}")
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _sampler_config(sampler):
+    if sampler is None or not isinstance(sampler, dict):
+        return sampler
+    from liveedit.engine.sampler import SamplerConfig
+
+    return SamplerConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in sampler.items()})
+
+
+def _source_timeline(region: Region, info) -> otio.schema.Timeline:
+    """A one-clip timeline for regions that came without one (the job queue)."""
+    rate = region.timeline_rate
+    timeline = otio.schema.Timeline(name=region.clip_name, global_start_time=otio.opentime.RationalTime(region.timeline_start, float(rate)))
+    track = otio.schema.Track(name="Video 1", kind=otio.schema.TrackKind.Video)
+    if region.record_start:
+        track.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(duration=otio.opentime.RationalTime(region.record_start, float(rate)))))
+    media_rate = float(region.media_rate)
+    reference = otio.schema.ExternalReference(
+        target_url=str(Path(region.media_path).resolve()),
+        available_range=otio.opentime.TimeRange(
+            otio.opentime.RationalTime(info.start_timecode_frame, media_rate), otio.opentime.RationalTime(info.frame_count, media_rate)
+        ),
+    )
+    reference.name = Path(region.media_path).name
+    track.append(
+        otio.schema.Clip(
+            name=region.clip_name,
+            media_reference=reference,
+            source_range=otio.opentime.TimeRange(
+                otio.opentime.RationalTime(float(region.source_start), float(rate)),
+                otio.opentime.RationalTime(region.record_frames, float(rate)),
+            ),
+        )
+    )
+    timeline.tracks.append(track)
+    return timeline
+
+
+# -- the segment writer -----------------------------------------------------------------
+
+
+def open_segment_writer(path: Path, *, format: str, rate: Fraction, width: int, height: int, start_timecode: str, source):
+    """The media module's incremental, atomic segment writer (write / close / abort).
+    Until sidecar/media lands its writer, a minimal PyAV one stands in (no audio copy)."""
+    try:
+        from liveedit.sidecar.media_write import SegmentWriter  # type: ignore[import-not-found]
+    except ImportError:
+        return _StandInWriter(path, format=format, rate=rate, width=width, height=height, start_timecode=start_timecode)
+    return SegmentWriter(path, format=format, rate=rate, width=width, height=height,
+                         start_timecode=start_timecode, audio_source=source)
+
+
+class _StandInWriter:
+    """ProRes 422 HQ / H.264 in QuickTime with a timecode track, or numbered PNGs;
+    everything goes to a temporary name in the same folder and is renamed on close."""
+
+    def __init__(self, path: Path, *, format: str, rate: Fraction, width: int, height: int, start_timecode: str):
+        import av
+
+        self.path = Path(path)
+        self.format = format
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._count = 0
+        if format == "png":
+            self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
+            return
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".mov", dir=self.path.parent)
+        os.close(fd)
+        self._tmp = Path(tmp)
+        self._container = av.open(str(self._tmp), "w", format="mov")
+        self._container.metadata["timecode"] = start_timecode  # becomes the QuickTime tmcd track
+        codec = "prores_ks" if format == "prores" else "libx264"
+        self._stream = self._container.add_stream(codec, rate=rate)
+        self._stream.width, self._stream.height = width, height
+        if format == "prores":
+            self._stream.pix_fmt = "yuv422p10le"
+            self._stream.options = {"profile": "3"}  # 422 HQ
+        else:
+            self._stream.pix_fmt = "yuv420p"
+            self._stream.options = {"crf": "16"}
+        self._stream.codec_context.color_primaries = 1  # BT.709 tags, full stop: say what we wrote
+        self._stream.codec_context.color_trc = 1
+        self._stream.codec_context.colorspace = 1
+
+    def write(self, frame: np.ndarray) -> None:
+        import av
+
+        if self.format == "png":
+            from PIL import Image
+
+            Image.fromarray(frame).save(self._tmp / f"{self._count:06d}.png")
+        else:
+            video = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            for packet in self._stream.encode(video):
+                self._container.mux(packet)
+        self._count += 1
+
+    def close(self) -> Path:
+        if self.format == "png":
+            if self.path.exists():
+                shutil.rmtree(self.path)
+            os.replace(self._tmp, self.path)
+            return self.path
+        for packet in self._stream.encode():
+            self._container.mux(packet)
+        self._container.close()
+        os.chmod(self._tmp, otio_io.default_file_mode())
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        if self.format != "png":
+            try:
+                self._container.close()
+            except Exception:
+                pass
+            self._tmp.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(self._tmp, ignore_errors=True)

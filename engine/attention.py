@@ -70,7 +70,9 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
         try:
             with sdpa_kernel(_SDPA_PRIORITY, set_priority=True):
                 return F.scaled_dot_product_attention(qt, kt, vt).transpose(1, 2)
-        except RuntimeError:
+        except torch.OutOfMemoryError:
+            raise
+        except RuntimeError:  # e.g. "No execution plans" for a shape this cuDNN cannot do
             _cudnn_failed = True
     return F.scaled_dot_product_attention(qt, kt, vt, attn_mask=mask).transpose(1, 2)
 

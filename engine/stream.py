@@ -14,6 +14,7 @@ stream's own generator. Same seed, same chunks, same device → identical output
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import torch
@@ -55,7 +56,8 @@ class LatentStream:
         self.window_frames = window_frames or transformer_config.window_frames
         self.sink_frames = transformer_config.sink_frames if sink_frames is None else sink_frames
         self.record_timings = record_timings
-        self.timings: list[ChunkTimings] = []
+        # Bounded so an hours-long stream with timings on does not grow without end.
+        self.timings: deque[ChunkTimings] = deque(maxlen=4096)
         self.last_reused_fraction: float | None = None  # no mask cache: every token computed
         self._cross = CrossAttentionCache()
         self._kv: KVCache | None = None
@@ -112,7 +114,7 @@ class LatentStream:
             raise InputError("call start(context, seed) before reset")
         self._kv.reset()
         self._generator = torch.Generator(device=self.device).manual_seed(self._seed)
-        self.timings = []
+        self.timings.clear()
 
     @property
     def frames_in_window(self) -> int:

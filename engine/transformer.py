@@ -226,13 +226,17 @@ class Block(nn.Module):
         per latent frame (shift, scale, gate for self-attention, then for the FFN)."""
         mod = (self.modulation.float().unsqueeze(1) + e0).unsqueeze(3)  # [B, F, 6, 1, C]
         shift_sa, scale_sa, gate_sa, shift_ff, scale_ff, gate_ff = mod.unbind(2)
-        per_frame = lambda t: t.unflatten(1, (frames, -1))  # noqa: E731  [B, F, T, C]
+
+        def per_frame(t: torch.Tensor) -> torch.Tensor:  # [B, F·T, C] -> [B, F, T, C]
+            return t.unflatten(1, (frames, -1))
 
         h = (_layer_norm(per_frame(x), self.eps) * (1 + scale_sa) + shift_sa).flatten(1, 2)
         y = self.self_attn(h.to(x.dtype), rope, store, mask)
         x = (per_frame(x).float() + per_frame(y).float() * gate_sa).flatten(1, 2).to(x.dtype)
 
-        x = x + self.cross_attn(F.layer_norm(x.float(), x.shape[-1:], self.norm3.weight.float(), self.norm3.bias.float(), self.eps).to(x.dtype), context_kv)
+        norm3 = self.norm3
+        h = F.layer_norm(x.float(), x.shape[-1:], norm3.weight.float(), norm3.bias.float(), self.eps)
+        x = x + self.cross_attn(h.to(x.dtype), context_kv)
 
         h = (_layer_norm(per_frame(x), self.eps) * (1 + scale_ff) + shift_ff).flatten(1, 2)
         y = self.ffn(h.to(x.dtype))

@@ -165,8 +165,11 @@ def build_umt5(config: TextEncoderConfig) -> UMT5EncoderModel:
     return UMT5EncoderModel(config.umt5_config()).eval().requires_grad_(False)
 
 
-def load_umt5_state_dict(model: UMT5EncoderModel, state_dict: dict[str, torch.Tensor], source: str) -> None:
-    """Strict load with a message naming the first missing / unexpected / mis-shaped names."""
+def load_umt5_state_dict(
+    model: UMT5EncoderModel, state_dict: dict[str, torch.Tensor], source: str, *, assign: bool = False
+) -> None:
+    """Strict load with a message naming the first missing / unexpected / mis-shaped names.
+    `assign=True` takes the tensors as they are (for a model built on the meta device)."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
@@ -187,7 +190,7 @@ def load_umt5_state_dict(model: UMT5EncoderModel, state_dict: dict[str, torch.Te
             f"{source} does not fit this preset's umT5 encoder: {'; '.join(details)}. "
             "Re-download with `liveedit weights fetch` or check the --weights folder."
         )
-    model.load_state_dict(state_dict, strict=True)
+    model.load_state_dict(state_dict, strict=True, assign=assign)
 
 
 # -- the encoder -----------------------------------------------------------------------

@@ -72,3 +72,29 @@ def make_clip(count: int, height: int = 16, width: int = 24) -> list[np.ndarray]
     rng = np.random.default_rng(0)
     base = rng.integers(0, 200, size=(height, width, 3), dtype=np.uint8)
     return [(base + i).astype(np.uint8) for i in range(count)]
+
+
+class ServerThread:
+    """Runs a Sidecar on its own event loop in a background thread, so that tests can use the
+    blocking client against a real server."""
+
+    def __init__(self, sidecar):
+        import asyncio
+
+        self.sidecar = sidecar
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="test-server", daemon=True)
+        self.thread.start()
+        self.address = self.call(sidecar.start())
+
+    def call(self, coro, timeout: float = 30):
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self, grace: float = 0):
+        try:
+            self.call(self.sidecar.stop(grace))
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)

@@ -36,7 +36,7 @@ from aiohttp import WSMsgType, web
 
 from liveedit import __version__
 from liveedit.engine.errors import InputError, LiveEditError
-from liveedit.sidecar import config
+from liveedit.sidecar import config, preview
 from liveedit.sidecar.jobs import (
     JobNotFoundError,
     JobSpec,
@@ -73,6 +73,8 @@ class PreviewRequest:
     instruction: str
     seed: int
     side: str  # "edit": the edited frame; "source": the frame as it is in the media
+    max_height: int = 0  # picture height (width follows the aspect ratio); 0: source size
+    client: str = "default"
 
 
 class PreviewService(Protocol):
@@ -80,6 +82,59 @@ class PreviewService(Protocol):
     Cancelling the await must be safe (the bridge cancels superseded requests)."""
 
     async def preview_frame(self, request: PreviewRequest) -> np.ndarray: ...
+
+
+class SessionPreview:
+    """PreviewService over `sidecar.preview.PreviewSessions`: one preview session per
+    (client, media, instruction, seed, size), kept open so that scrubbing forward continues
+    its live stream and edited chunks come from the shared cache."""
+
+    MAX_SESSIONS = 16
+
+    def __init__(self, sessions):
+        self.sessions = sessions
+        self._ids: dict[tuple, str] = {}  # oldest first
+
+    async def preview_frame(self, request: PreviewRequest) -> np.ndarray:
+        if request.side == "source":
+            return await asyncio.to_thread(_read_source_frame, request.media, request.frame, request.max_height)
+        key = (request.client, str(request.media), request.instruction, request.seed, request.max_height)
+        for attempt in (1, 2):
+            session_id = self._ids.get(key)
+            if session_id is None:
+                session = await asyncio.to_thread(self.sessions.open, request.media, request.instruction,
+                                                  request.seed, max_height=request.max_height)
+                session_id = self._ids[key] = session.id
+                while len(self._ids) > self.MAX_SESSIONS:
+                    self._close(next(iter(self._ids)))
+            try:
+                async for out in self.sessions.seek(session_id, request.frame):
+                    if out.frame == request.frame:
+                        return out.pixels
+                raise LiveEditError(f"the preview did not produce frame {request.frame}")
+            except preview.UnknownSessionError:  # closed behind our back (session limit): reopen once
+                self._ids.pop(key, None)
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _close(self, key: tuple) -> None:
+        session_id = self._ids.pop(key)
+        try:
+            self.sessions.close(session_id)
+        except preview.UnknownSessionError:
+            pass
+
+
+def _read_source_frame(media: Path, frame: int, max_height: int) -> np.ndarray:
+    source = preview.open_media(media, max_height)
+    try:
+        if frame >= source.frame_count:
+            raise preview.FrameOutOfRangeError(f"frame {frame} is past the last frame ({source.frame_count - 1}) "
+                                               f"of {media}")
+        return source.read(frame, 1)[0]
+    finally:
+        source.close()
 
 
 # --------------------------------------------------------------------------- helpers
@@ -120,6 +175,9 @@ _ERROR_STATUS: list[tuple[type, int, str]] = [
     (InputError, 400, "invalid_request"),
     (QueueClosedError, 503, "unavailable"),
     (QueueBusyError, 503, "unavailable"),
+    (preview.SupersededError, 409, "superseded"),
+    (preview.MediaNotFoundError, 404, "not_found"),
+    (preview.UnknownSessionError, 404, "not_found"),
 ]
 
 
@@ -240,12 +298,12 @@ class _Bridge:
     async def preview_frame(self, request: web.Request) -> web.Response:
         if self.preview is None:
             return _error(503, "unavailable", "this sidecar runs without a preview service")
-        preview, image_format, client = _parse_preview_query(request.query)
+        wanted, image_format, client = _parse_preview_query(request.query)
         # Latest wins per client: a new request cancels the one still waiting, which answers 409.
         previous = self.preview_inflight.get(client)
         if previous is not None and not previous.done():
             previous.cancel()
-        work = asyncio.ensure_future(self.preview.preview_frame(preview))
+        work = asyncio.ensure_future(self.preview.preview_frame(wanted))
         self.preview_inflight[client] = work
         try:
             pixels = await work
@@ -372,8 +430,11 @@ def _parse_preview_query(query) -> tuple[PreviewRequest, str, str]:
     if side == "edit":
         instruction = check_instruction(instruction, "instruction")
     seed = check_seed(integer("seed", 0))
+    max_height = integer("max_height", 0)
+    if not 0 <= max_height <= 8192:
+        raise InputError(f"max_height {max_height} must be 0 (source size) to 8192 pixels")
     client = query.get("client", "default")[:100]
-    return PreviewRequest(Path(media), frame, instruction, seed, side), image_format, client
+    return PreviewRequest(Path(media), frame, instruction, seed, side, max_height, client), image_format, client
 
 
 def _encode_image(pixels: np.ndarray, pil_format: str) -> bytes:

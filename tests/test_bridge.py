@@ -19,6 +19,7 @@ from PIL import Image
 from liveedit.sidecar import config
 from liveedit.sidecar.bridge import PreviewRequest, origin_allowed, start_bridge
 from liveedit.sidecar.jobs import RenderQueue
+from tests.media_fixtures import media_clips  # noqa: F401  (registers the fixture)
 from tests.test_jobs import FakeExecutor
 
 TOKEN = "test-token-" + "x" * 32
@@ -358,3 +359,43 @@ def test_start_bridge_binds_loopback_only_and_writes_token_and_port(tmp_path, co
     assert token_file.read_text().strip() == bridge.token
     assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
     assert config.read_bridge_info() == {"port": bridge.port}
+
+
+def test_preview_frames_come_from_preview_sessions(tmp_path, media_clips):  # noqa: F811
+    """The bridge wired to the real PreviewSessions and GPU worker (with an editor that inverts
+    colours, so the edit is checkable): the edited frame is the inverse of the source frame."""
+    from liveedit.sidecar.bridge import SessionPreview
+    from liveedit.sidecar.preview import PreviewConfig, PreviewSessions
+    from liveedit.sidecar.worker import GpuWorker
+    from tests.server_fakes import InvertEditor
+
+    clip = media_clips["pal"]  # 20 frames, 64x48
+
+    async def test(session, bridge, queue):
+        params = {"token": TOKEN, "media": str(clip), "instruction": "invert", "seed": "0", "format": "png"}
+        images = {}
+        for side, frame in [("edit", 5), ("source", 5), ("edit", 14), ("source", 14)]:
+            async with session.get("/v1/preview/frame", params={**params, "side": side, "frame": str(frame)}) as r:
+                assert r.status == 200, await r.text()
+                images[side, frame] = np.asarray(Image.open(io.BytesIO(await r.read())))
+        async with session.get("/v1/preview/frame", params={**params, "frame": "99"}) as r:
+            past_end = (r.status, await r.json())
+        async with session.get("/v1/preview/frame", params={**params, "media": str(tmp_path / "gone.mov"),
+                                                            "frame": "1"}) as r:
+            missing = (r.status, await r.json())
+        return images, past_end, missing
+
+    worker = GpuWorker(models=None, editor_factory=InvertEditor)
+    sessions = PreviewSessions(worker, model_key="fake", config=PreviewConfig(chunks_per_segment=2))
+    try:
+        images, past_end, missing = run_with_bridge(tmp_path, test, preview=SessionPreview(sessions))
+    finally:
+        sessions.close_all()
+        asyncio.run(worker.close(drain=False))
+    for frame in (5, 14):
+        edited, source = images["edit", frame], images["source", frame]
+        assert edited.shape == source.shape == (48, 64, 3)
+        assert np.array_equal(edited, 255 - source)
+    assert not np.array_equal(images["source", 5], images["source", 14])
+    assert past_end[0] == 400 and "outside" in past_end[1]["error"]["message"]
+    assert missing[0] == 400 and "does not exist" in missing[1]["error"]["message"]

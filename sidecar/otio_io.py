@@ -397,8 +397,11 @@ def fcp_xml_text(timeline: otio.schema.Timeline) -> str:
         if isinstance(ref, otio.schema.ExternalReference) and _is_bare_absolute(ref.target_url):
             path = ref.target_url
             ref.target_url = Path(path).as_uri() if path.startswith("/") else "file:///" + path.replace("\\", "/")
-        elif isinstance(ref, otio.schema.GeneratorReference) and ref.available_range is None:
-            ref.available_range = clip.source_range  # the XML writer needs a range on every file
+        elif isinstance(ref, otio.schema.GeneratorReference):
+            # The fcp_xml writer fails on generators other than its own slugs (Resolve's
+            # Solid Color): leave a gap of the same length so every cut stays in place.
+            track, index = clip.parent(), clip.parent().index(clip)
+            track[index] = otio.schema.Gap(source_range=otio.opentime.TimeRange(duration=clip.trimmed_range().duration))
     return otio.adapters.write_to_string(timeline, "fcp_xml")
 
 

@@ -150,6 +150,11 @@ def read_edl(text: str, *, rate: float) -> otio.schema.Timeline:
     has_events = any(_EDL_EVENT.match(line) for line in kept)
     if has_events:
         timeline = otio.adapters.read_from_string("\n".join(kept) + "\n", adapter_name="cmx_3600", rate=rate)
+        if timeline.global_start_time is None:
+            # The adapter counts record time from the first event and forgets where that
+            # was; keep it, or every record timecode would be off by the timeline start.
+            first = next(_EDL_EVENT.match(line) for line in kept if _EDL_EVENT.match(line))
+            timeline.global_start_time = otio.opentime.from_timecode(first["rec_in"].replace(".", ":"), rate)
     else:
         title = next((line[6:].strip() for line in lines if line.startswith("TITLE:")), "")
         timeline = otio.schema.Timeline(name=title)

@@ -1,0 +1,110 @@
+"""SMPTE timecode <-> frame number at a media's exact rate, drop-frame included.
+
+OpenTimelineIO's opentime does the arithmetic (drop-frame too, and it picks
+drop-frame from the ';' separator when parsing); we add what it leaves out:
+ffmpeg's other drop-frame separators ('.' and ','), rejecting drop-frame labels
+that do not exist (00:01:00;00 is skipped at 29.97 but OTIO silently maps it
+to another frame), and a clear error instead of a bare ValueError.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+import opentimelineio.opentime as otime
+
+from liveedit.engine.errors import LiveEditError
+
+# The only rates where drop-frame timecode exists, and how many frame labels
+# each skips at the start of every minute not divisible by ten.
+DROP_FRAME_RATES = {Fraction(30000, 1001): 2, Fraction(60000, 1001): 4}
+
+_TIMECODE = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2})([:;.,])(\d{2,3})$")
+
+
+class TimecodeError(LiveEditError):
+    """A timecode string or rate that cannot be turned into a frame number."""
+
+
+def is_drop_frame_rate(rate: Fraction) -> bool:
+    return Fraction(rate) in DROP_FRAME_RATES
+
+
+def is_drop_frame_timecode(timecode: str) -> bool:
+    """ffmpeg writes drop-frame with ';' (sometimes '.' or ','); non-drop with ':'."""
+    match = _TIMECODE.match(timecode.strip())
+    return bool(match) and match.group(4) != ":"
+
+
+def timecode_to_frame(timecode: str, rate: Fraction) -> int:
+    """Frame number of `timecode` counted from 00:00:00:00 at `rate`.
+
+    Drop-frame is taken from the separator (';' '.' ',' = drop-frame), as every
+    NLE and ffmpeg write it. Example: '01:00:00;00' at 30000/1001 is 107892.
+    """
+    rate = Fraction(rate)
+    match = _TIMECODE.match(timecode.strip())
+    if not match:
+        raise TimecodeError(
+            f"timecode {timecode!r} is not HH:MM:SS:FF (or HH:MM:SS;FF for drop-frame); "
+            "check the clip's start timecode"
+        )
+    hours, minutes, seconds, separator, frames = match.groups()
+    drop = separator != ":"
+    nominal = round(rate)
+    if int(minutes) > 59 or int(seconds) > 59 or int(frames) >= nominal:
+        raise TimecodeError(
+            f"timecode {timecode!r} is out of range at {_rate_text(rate)} fps "
+            f"(minutes and seconds go to 59, frames to {nominal - 1})"
+        )
+    if drop:
+        if rate not in DROP_FRAME_RATES:
+            raise TimecodeError(
+                f"timecode {timecode!r} is drop-frame (';') but the rate is {_rate_text(rate)} fps; "
+                "drop-frame exists only at 29.97 and 59.94 (30000/1001, 60000/1001)"
+            )
+        skipped = DROP_FRAME_RATES[rate]
+        if int(seconds) == 0 and int(minutes) % 10 != 0 and int(frames) < skipped:
+            raise TimecodeError(
+                f"timecode {timecode!r} does not exist in drop-frame counting: frames "
+                f"0..{skipped - 1} are skipped at the start of minutes not divisible by ten"
+            )
+    label = f"{int(hours):02d}:{minutes}:{seconds}{';' if drop else ':'}{frames}"
+    if not otime.RationalTime.is_valid_timecode_rate(float(rate)):
+        # OTIO refuses non-SMPTE rates (e.g. a phone clip's 29.83 average);
+        # count non-drop at the nominal integer rate, as ffmpeg does.
+        return ((int(hours) * 60 + int(minutes)) * 60 + int(seconds)) * nominal + int(frames)
+    try:
+        return int(round(otime.from_timecode(label, float(rate)).value))
+    except ValueError as error:  # pragma: no cover - guarded by the checks above
+        raise TimecodeError(f"timecode {timecode!r} at {_rate_text(rate)} fps: {error}") from None
+
+
+def frame_to_timecode(frame: int, rate: Fraction, drop_frame: bool | None = None) -> str:
+    """Timecode label of `frame` (counted from 00:00:00:00) at `rate`.
+
+    drop_frame=None means the usual choice for the rate: drop-frame at 29.97 and
+    59.94, non-drop elsewhere. Pass False for 29.97 non-drop media.
+    """
+    rate = Fraction(rate)
+    if frame < 0:
+        raise TimecodeError(f"frame {frame} is before 00:00:00:00; timecode cannot be negative")
+    if drop_frame is None:
+        drop_frame = rate in DROP_FRAME_RATES
+    if drop_frame and rate not in DROP_FRAME_RATES:
+        raise TimecodeError(
+            f"drop-frame timecode was asked for at {_rate_text(rate)} fps; it exists only at "
+            "29.97 and 59.94 (30000/1001, 60000/1001)"
+        )
+    if not otime.RationalTime.is_valid_timecode_rate(float(rate)):
+        nominal = round(rate)
+        seconds, frames = divmod(frame, nominal)
+        minutes, seconds = divmod(seconds, 60)
+        hours, minutes = divmod(minutes, 60)
+        return f"{hours:02d}:{minutes:02d}:{seconds:02d}:{frames:02d}"
+    return otime.to_timecode(otime.RationalTime(frame, float(rate)), float(rate), drop_frame)
+
+
+def _rate_text(rate: Fraction) -> str:
+    return f"{float(rate):.3f}".rstrip("0").rstrip(".") + (f" ({rate})" if rate.denominator != 1 else "")

@@ -39,9 +39,16 @@ def _cuda() -> bool:
 
 
 def _commit() -> str:
+    """The commit measured: $LIVEEDIT_COMMIT (set it where the checkout has no .git), else git."""
+    import os
+
+    import liveedit.engine
+
+    if os.environ.get("LIVEEDIT_COMMIT"):
+        return os.environ["LIVEEDIT_COMMIT"]
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).resolve().parent, check=True).stdout.strip()
+                              cwd=Path(liveedit.engine.__file__).resolve().parent, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 

@@ -15,8 +15,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import tempfile
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
@@ -24,12 +22,11 @@ from pathlib import Path
 from typing import Callable
 from uuid import uuid4
 
-import numpy as np
 import opentimelineio as otio
 
 from liveedit.engine.errors import LiveEditError
 from liveedit.sidecar import otio_io
-from liveedit.sidecar.timeline import Region, exact_rate, timecode
+from liveedit.sidecar.timeline import Region, exact_rate
 
 FORMATS = {"prores": ".mov", "h264": ".mov", "png": ""}  # png: a folder of numbered frames
 Progress = Callable[[int, int], None]
@@ -174,7 +171,7 @@ def render_region(
     handles) and its OTIO into ``output_dir``. ``timeline`` is the editor's timeline
     the region came from; without it the OTIO holds just the source clip and the edit.
     A finished segment with the same settings is reused unless ``force``."""
-    from liveedit.sidecar.media_read import probe
+    from liveedit.sidecar.media import clamp_handles, probe
 
     if format not in FORMATS:
         raise RenderError(f"unknown output format {format!r}; choose one of {', '.join(FORMATS)}")
@@ -193,9 +190,8 @@ def render_region(
         raise RenderError(
             f"{media} has frames 0–{info.frame_count - 1}; the region asks for {region.first_frame}–{end - 1}"
         )
-    before = min(handles, region.first_frame)
-    after = min(handles, info.frame_count - end)
-    first, count = region.first_frame - before, region.frame_count + before + after
+    span = clamp_handles(region.first_frame, region.frame_count, handles, info.frame_count)
+    before, after, first, count = span.head, span.tail, span.first_frame, span.frame_count
     tc_start = region.media_timecode_start + first
 
     model = model_identity(models)
@@ -258,11 +254,11 @@ def _previous_render(otio_path: Path, output: Path, key: str, count: int) -> dic
 
 def _edit_frames(region, models, info, first, count, output, format, seed, sampler, tc_start, progress, cancel):
     from liveedit.engine.editor import StreamingEditor
-    from liveedit.sidecar.media_read import read_frames
+    from liveedit.sidecar.media import read_frames
 
     editor = StreamingEditor(models, instruction=region.instruction, seed=seed, sampler=_sampler_config(sampler))
-    writer = open_segment_writer(output, format=format, rate=region.media_rate, width=info.width, height=info.height,
-                                 start_timecode=timecode(tc_start, region.media_rate), source=(region.media_path, first, count))
+    writer = open_segment_writer(output, format=format, info=info, first=first, count=count,
+                                 start_timecode=info.timecode_of(first))
     written = 0
     reading = first
     try:
@@ -339,81 +335,12 @@ def _source_timeline(region: Region, info) -> otio.schema.Timeline:
 # -- the segment writer -----------------------------------------------------------------
 
 
-def open_segment_writer(path: Path, *, format: str, rate: Fraction, width: int, height: int, start_timecode: str, source):
-    """The media module's incremental, atomic segment writer (write / close / abort).
-    Until sidecar/media lands its writer, a minimal PyAV one stands in (no audio copy)."""
-    try:
-        from liveedit.sidecar.media_write import SegmentWriter  # type: ignore[import-not-found]
-    except ImportError:
-        return _StandInWriter(path, format=format, rate=rate, width=width, height=height, start_timecode=start_timecode)
-    return SegmentWriter(path, format=format, rate=rate, width=width, height=height,
-                         start_timecode=start_timecode, audio_source=source)
+def open_segment_writer(path: Path, *, format: str, info, first: int, count: int, start_timecode: str):
+    """sidecar/media's atomic segment writer, carrying the source's colour tags,
+    rotation and (for movie formats) the source audio under the same frames."""
+    from liveedit.sidecar.media import SegmentWriter
 
-
-class _StandInWriter:
-    """ProRes 422 HQ / H.264 in QuickTime with a timecode track, or numbered PNGs;
-    everything goes to a temporary name in the same folder and is renamed on close."""
-
-    def __init__(self, path: Path, *, format: str, rate: Fraction, width: int, height: int, start_timecode: str):
-        import av
-
-        self.path = Path(path)
-        self.format = format
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._count = 0
-        if format == "png":
-            self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
-            return
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".mov", dir=self.path.parent)
-        os.close(fd)
-        self._tmp = Path(tmp)
-        self._container = av.open(str(self._tmp), "w", format="mov")
-        self._container.metadata["timecode"] = start_timecode  # becomes the QuickTime tmcd track
-        codec = "prores_ks" if format == "prores" else "libx264"
-        self._stream = self._container.add_stream(codec, rate=rate)
-        self._stream.width, self._stream.height = width, height
-        if format == "prores":
-            self._stream.pix_fmt = "yuv422p10le"
-            self._stream.options = {"profile": "3"}  # 422 HQ
-        else:
-            self._stream.pix_fmt = "yuv420p"
-            self._stream.options = {"crf": "16"}
-        self._stream.codec_context.color_primaries = 1  # BT.709 tags, full stop: say what we wrote
-        self._stream.codec_context.color_trc = 1
-        self._stream.codec_context.colorspace = 1
-
-    def write(self, frame: np.ndarray) -> None:
-        import av
-
-        if self.format == "png":
-            from PIL import Image
-
-            Image.fromarray(frame).save(self._tmp / f"{self._count:06d}.png")
-        else:
-            video = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-            for packet in self._stream.encode(video):
-                self._container.mux(packet)
-        self._count += 1
-
-    def close(self) -> Path:
-        if self.format == "png":
-            if self.path.exists():
-                shutil.rmtree(self.path)
-            os.replace(self._tmp, self.path)
-            return self.path
-        for packet in self._stream.encode():
-            self._container.mux(packet)
-        self._container.close()
-        os.chmod(self._tmp, otio_io.default_file_mode())
-        os.replace(self._tmp, self.path)
-        return self.path
-
-    def abort(self) -> None:
-        if self.format != "png":
-            try:
-                self._container.close()
-            except Exception:
-                pass
-            self._tmp.unlink(missing_ok=True)
-        else:
-            shutil.rmtree(self._tmp, ignore_errors=True)
+    audio = (str(info.path), first, count) if FORMATS[format] and info.has_audio else None
+    return SegmentWriter(path, rate=info.frame_rate, format=format, width=info.width, height=info.height,
+                         start_timecode=start_timecode, color=info.color, audio_from=audio,
+                         rotation=info.rotation, sources=[info.path])

@@ -41,7 +41,7 @@ def register(sub) -> None:
 
 def _media_info():
     from liveedit.engine.errors import LiveEditError
-    from liveedit.sidecar.media_read import probe
+    from liveedit.sidecar.media import probe
     from liveedit.sidecar.timeline import MediaTiming, TimelineError
 
     def media_info(path: str) -> MediaTiming:

@@ -24,6 +24,7 @@ HEADER_BYTES = 64
 NONCE_BYTES = 16
 MIN_RING_SLOTS = 16  # a whole chunk (12 frames) must fit in flight, or the stream stalls
 MAX_RING_BYTES = 8 * 2**30
+_CREATED_HERE: set[str] = set()  # rings this process created (client and server in one process)
 
 
 class RingUnavailable(LiveEditError):
@@ -76,6 +77,7 @@ class FrameRing:
         slot = frame_bytes(width, height)
         name = RING_PREFIX + secrets.token_hex(8)
         shm = shared_memory.SharedMemory(name=name, create=True, size=HEADER_BYTES + slot * slot_count)
+        _CREATED_HERE.add(name)
         nonce = secrets.token_bytes(NONCE_BYTES)
         shm.buf[:NONCE_BYTES] = nonce
         return cls(shm, RingSpec(name, slot_count, slot, HEADER_BYTES, nonce), width, height, owner=True)
@@ -132,6 +134,7 @@ class FrameRing:
         except BufferError:
             pass  # a numpy view is still alive; the mapping goes when it does
         if self._owner:
+            _CREATED_HERE.discard(self.spec.name)
             try:
                 self._shm.unlink()
             except FileNotFoundError:
@@ -151,6 +154,8 @@ def _attach(name: str) -> shared_memory.SharedMemory:
         return shared_memory.SharedMemory(name=name, create=False, track=False)  # 3.13+
     except TypeError:
         shm = shared_memory.SharedMemory(name=name, create=False)
+        if name in _CREATED_HERE:
+            return shm  # one registration for both ends: the creator's unlink clears it
         try:
             from multiprocessing import resource_tracker
 

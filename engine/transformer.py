@@ -18,6 +18,7 @@ rounding of that and is what Wan and diffusers use.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -80,6 +81,61 @@ TRANSFORMER_PRESETS: dict[str, TransformerConfig] = {
         latent_height=8, latent_width=14,
     ),
 }
+
+
+# --------------------------------------------------------------------------- fusion
+# The elementwise work around the GEMMs (fp32 norms, modulation, gated residuals, RoPE)
+# is ~40% of an eager forward at 480x832 (docs/benchmarks.md). With compilation on, each
+# of these small functions becomes one or two fused kernels; off (the default, and on
+# CPU tests), they run eagerly with identical arithmetic.
+_compile = False
+
+
+def set_compile(enabled: bool) -> None:
+    """Fuse the elementwise work with torch.compile (a few seconds of compilation per
+    new chunk shape on first use)."""
+    global _compile
+    _compile = bool(enabled)
+
+
+def _fusable(fn):
+    compiled = None
+
+    @functools.wraps(fn)
+    def run(*args):
+        nonlocal compiled
+        if not _compile:
+            return fn(*args)
+        if compiled is None:
+            compiled = torch.compile(fn, fullgraph=True, dynamic=False)
+        return compiled(*args)
+
+    return run
+
+
+@_fusable
+def _modulated_norm(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float) -> torch.Tensor:
+    """LayerNorm (non-affine, fp32) then per-frame modulation; x ``[B, F, T, C]``."""
+    return (F.layer_norm(x.float(), x.shape[-1:], eps=eps) * (1 + scale) + shift).to(x.dtype)
+
+
+@_fusable
+def _gated_residual(x: torch.Tensor, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+    """x + y·gate in fp32, per frame; x, y ``[B, F, T, C]``."""
+    return (x.float() + y.float() * gate).to(x.dtype)
+
+
+@_fusable
+def _norm_rope(x: torch.Tensor, weight: torch.Tensor, eps: float, cos: torch.Tensor, sin: torch.Tensor, heads: int) -> torch.Tensor:
+    """RMSNorm over all heads, then RoPE: the query/key path of self-attention."""
+    xf = x.float()
+    normed = (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).type_as(x) * weight
+    return RotaryEmbedding.apply(normed.unflatten(-1, (heads, -1)), cos, sin)
+
+
+@_fusable
+def _affine_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
+    return F.layer_norm(x.float(), x.shape[-1:], weight.float(), bias.float(), eps).to(x.dtype)
 
 
 # --------------------------------------------------------------------------- RoPE
@@ -183,10 +239,9 @@ class SelfAttention(nn.Module):
         self.norm_q, self.norm_k = RMSNorm(dim, eps), RMSNorm(dim, eps)
 
     def forward(self, x, rope: tuple[torch.Tensor, torch.Tensor], store: KVStore | None, mask) -> torch.Tensor:
-        heads = (self.num_heads, -1)
-        q = RotaryEmbedding.apply(self.norm_q(self.q(x)).unflatten(-1, heads), *rope)
-        k = RotaryEmbedding.apply(self.norm_k(self.k(x)).unflatten(-1, heads), *rope)
-        v = self.v(x).unflatten(-1, heads)
+        q = _norm_rope(self.q(x), self.norm_q.weight, self.norm_q.eps, *rope, self.num_heads)
+        k = _norm_rope(self.k(x), self.norm_k.weight, self.norm_k.eps, *rope, self.num_heads)
+        v = self.v(x).unflatten(-1, (self.num_heads, -1))
         if store is not None:
             k, v = store(k, v)
         return self.o(attention(q, k, v, mask).flatten(-2))
@@ -230,17 +285,16 @@ class Block(nn.Module):
         def per_frame(t: torch.Tensor) -> torch.Tensor:  # [B, F·T, C] -> [B, F, T, C]
             return t.unflatten(1, (frames, -1))
 
-        h = (_layer_norm(per_frame(x), self.eps) * (1 + scale_sa) + shift_sa).flatten(1, 2)
-        y = self.self_attn(h.to(x.dtype), rope, store, mask)
-        x = (per_frame(x).float() + per_frame(y).float() * gate_sa).flatten(1, 2).to(x.dtype)
+        h = _modulated_norm(per_frame(x), scale_sa, shift_sa, self.eps).flatten(1, 2)
+        y = self.self_attn(h, rope, store, mask)
+        x = _gated_residual(per_frame(x), per_frame(y), gate_sa).flatten(1, 2)
 
-        norm3 = self.norm3
-        h = F.layer_norm(x.float(), x.shape[-1:], norm3.weight.float(), norm3.bias.float(), self.eps)
-        x = x + self.cross_attn(h.to(x.dtype), context_kv)
+        h = _affine_norm(x, self.norm3.weight, self.norm3.bias, self.eps)
+        x = x + self.cross_attn(h, context_kv)
 
-        h = (_layer_norm(per_frame(x), self.eps) * (1 + scale_ff) + shift_ff).flatten(1, 2)
-        y = self.ffn(h.to(x.dtype))
-        return (per_frame(x).float() + per_frame(y).float() * gate_ff).flatten(1, 2).to(x.dtype)
+        h = _modulated_norm(per_frame(x), scale_ff, shift_ff, self.eps).flatten(1, 2)
+        y = self.ffn(h)
+        return _gated_residual(per_frame(x), per_frame(y), gate_ff).flatten(1, 2)
 
 
 class Head(nn.Module):

@@ -24,6 +24,8 @@ def register(sub) -> None:
     p.add_argument("--what", default="transformer,vae,editor",
                    help="comma list of: transformer, transformer-reference, vae, editor, editor-sustained")
     p.add_argument("--window", type=int, default=21, help="KV window in latent frames (default 21, as released)")
+    p.add_argument("--fused", action="store_true", help="fuse the elementwise work with torch.compile")
+    p.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN time its convolution algorithms (VAE)")
     p.add_argument("--json", type=Path, help="write the results as JSON here")
     p.add_argument("--record", type=Path, help="append a dated table to this markdown file (docs/benchmarks.md)")
     p.set_defaults(func=run)
@@ -64,6 +66,10 @@ def run(args) -> int:
     dtype = getattr(torch, DTYPES[args.dtype])
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     print(f"liveedit bench: {preset.name} with RANDOM weights on {device_name}, {args.dtype}")
+    from liveedit.engine.transformer import set_compile
+
+    set_compile(args.fused)
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
     models = benchmark.random_models(preset, device, dtype)
     results = []
     for what in [w.strip() for w in args.what.split(",") if w.strip()]:
@@ -91,6 +97,8 @@ def run(args) -> int:
         "preset": preset.name,
         "dtype": args.dtype,
         "weights": "random",
+        "fused": args.fused,
+        "cudnn_benchmark": args.cudnn_benchmark,
     }
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
@@ -101,7 +109,7 @@ def run(args) -> int:
 
 def _record(path: Path, meta: dict, results: list[dict]) -> None:
     lines = [f"\n### {meta['date']} · {meta['device']} · commit {meta['commit']} · {meta['preset']} {meta['dtype']}, "
-             f"random weights, torch {meta['torch']}\n", "| measurement | figures |", "| --- | --- |"]
+             f"random weights, torch {meta['torch']}, fused={meta['fused']}, cudnn_benchmark={meta['cudnn_benchmark']}\n", "| measurement | figures |", "| --- | --- |"]
     for r in results:
         figures = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items() if k != "what")
         lines.append(f"| {r['what']} | {figures} |")

@@ -22,7 +22,7 @@ def register(sub) -> None:
     p.add_argument("--device", default="cuda" if _cuda() else "cpu")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
     p.add_argument("--what", default="transformer,vae,editor",
-                   help="comma list of: transformer, transformer-reference, vae, editor, editor-sustained")
+                   help="comma list of: transformer, transformer-reference, vae, editor, editor-sustained, check-fused")
     p.add_argument("--window", type=int, default=21, help="KV window in latent frames (default 21, as released)")
     p.add_argument("--fused", action="store_true", help="fuse the elementwise work with torch.compile")
     p.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN time its convolution algorithms (VAE)")
@@ -79,6 +79,8 @@ def run(args) -> int:
             # torch's default SDPA choice (the FlashAttention-2 kernel on Hopper): the
             # reference code's attention, for the before/after ratio.
             r = benchmark.bench_transformer(models, window_frames=args.window, backend="sdpa")
+        elif what == "check-fused":
+            r = benchmark.check_fused_matches_eager(models)
         elif what == "vae":
             r = benchmark.bench_vae(models)
         elif what == "editor":

@@ -12,6 +12,9 @@ from liveedit.commands._models import add_model_arguments, load_models
 
 log = logging.getLogger("liveedit")
 
+# A fixed default so the Premiere panel's manifest can name the one port it may reach.
+DEFAULT_BRIDGE_PORT = 47311
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -29,6 +32,10 @@ def register(sub) -> None:
     p.add_argument("--jobs-db", type=Path, help="render queue database (default: jobs.sqlite in the config folder)")
     p.add_argument("--no-jobs", action="store_true", help="run without the render queue (Render calls answer UNIMPLEMENTED)")
     p.add_argument("--grace", type=float, default=10.0, help="seconds running calls get on shutdown")
+    p.add_argument("--bridge-port", type=int, default=DEFAULT_BRIDGE_PORT,
+                   help=f"HTTP/WebSocket bridge for the Resolve scripts and the Premiere panel, on 127.0.0.1 "
+                   f"(default {DEFAULT_BRIDGE_PORT}; 0 picks a free port; clients read it from bridge.json)")
+    p.add_argument("--no-bridge", action="store_true", help="serve gRPC only")
     p.set_defaults(func=run)
 
 
@@ -46,12 +53,24 @@ def run(args) -> int:
 
         db = args.jobs_db or config.ensure_private_dir(config.config_dir()) / "jobs.sqlite"
         sidecar.render_queue = RenderQueue(db, LocalExecutor(worker=sidecar.worker))
-    return asyncio.run(_serve(sidecar))
+    bridge_port = None if args.no_bridge or sidecar.render_queue is None else args.bridge_port
+    return asyncio.run(_serve(sidecar, bridge_port))
 
 
-async def _serve(sidecar) -> int:
+async def _serve(sidecar, bridge_port: int | None) -> int:
     address = await sidecar.start()
     print(f"liveedit: serving on {address}", file=sys.stderr)
+    bridge = None
+    if bridge_port is not None:
+        from liveedit.sidecar.bridge import SessionPreview, start_bridge
+
+        try:
+            bridge = await start_bridge(sidecar.render_queue, SessionPreview(sidecar.previews), port=bridge_port,
+                                        info=lambda: _bridge_info(sidecar))
+        except Exception:
+            await sidecar.stop()
+            raise
+        print(f"liveedit: bridge for editor panels on {bridge.url}", file=sys.stderr)
     if sidecar.token:
         print(f"liveedit: clients authenticate with the token in {sidecar_token_path()}", file=sys.stderr)
     if sidecar.card.random_weights:
@@ -67,8 +86,17 @@ async def _serve(sidecar) -> int:
         await stop.wait()
     finally:
         print("liveedit: stopping (finishing running calls)...", file=sys.stderr)
+        if bridge is not None:
+            await bridge.close()
         await sidecar.stop()
     return 0
+
+
+def _bridge_info(sidecar) -> dict:
+    """The bridge's GET /v1/info: the same facts as gRPC ServerInfo."""
+    from google.protobuf.json_format import MessageToDict
+
+    return MessageToDict(sidecar.info.describe(), preserving_proto_field_name=True)
 
 
 def sidecar_token_path() -> Path:

@@ -25,7 +25,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -62,7 +62,6 @@ class ClipRecipe:
     description: str = ""
     damage: str | None = None  # "truncate": cut the file short; "garbage": not media at all
     copy_args: tuple[str, ...] = ()  # a second pass `ffmpeg -i first -c copy <copy_args>`
-    extra: dict = field(default_factory=dict)
 
 
 RECIPES: dict[str, ClipRecipe] = {

@@ -276,7 +276,7 @@ class Block(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(cfg.dim, cfg.ffn_dim), nn.GELU(approximate="tanh"), nn.Linear(cfg.ffn_dim, cfg.dim))
         self.modulation = nn.Parameter(torch.randn(1, 6, cfg.dim) / cfg.dim**0.5)
 
-    def forward(self, x, e0, frames: int, rope, context_kv, store: KVStore | None = None, mask=None):
+    def forward(self, x, e0, frames: int, rope, context_kv, store: KVStore | None = None, mask=None, reuse=None):
         """x ``[B, F·T, C]``; e0 ``[B, F, 6, C]`` fp32: one set of six modulation vectors
         per latent frame (shift, scale, gate for self-attention, then for the FFN)."""
         mod = (self.modulation.float().unsqueeze(1) + e0).unsqueeze(3)  # [B, F, 6, 1, C]
@@ -286,14 +286,18 @@ class Block(nn.Module):
             return t.unflatten(1, (frames, -1))
 
         h = _modulated_norm(per_frame(x), scale_sa, shift_sa, self.eps).flatten(1, 2)
-        y = self.self_attn(h, rope, store, mask)
+        # reuse: the mask cache's hook (engine/mask_cache.py) may compute only some tokens.
+        if reuse is None:
+            y = self.self_attn(h, rope, store, mask)
+        else:
+            y = reuse.self_attn(self.self_attn, h, rope, store, mask)
         x = _gated_residual(per_frame(x), per_frame(y), gate_sa).flatten(1, 2)
 
         h = _affine_norm(x, self.norm3.weight, self.norm3.bias, self.eps)
         x = x + self.cross_attn(h, context_kv)
 
         h = _modulated_norm(per_frame(x), scale_ff, shift_ff, self.eps).flatten(1, 2)
-        y = self.ffn(h)
+        y = self.ffn(h) if reuse is None else reuse.ffn(self.ffn, h)
         return _gated_residual(per_frame(x), per_frame(y), gate_ff).flatten(1, 2)
 
 
@@ -387,12 +391,12 @@ class LiveEditTransformer(nn.Module):
         x = x.reshape(x.shape[0], f, h, w, pt, ph, pw, -1)
         return x.permute(0, 7, 1, 4, 2, 5, 3, 6).reshape(x.shape[0], -1, f * pt, h * ph, w * pw)
 
-    def _run(self, noisy, source, timesteps, context_kv, first_frame: int, stores=None, mask=None) -> torch.Tensor:
+    def _run(self, noisy, source, timesteps, context_kv, first_frame: int, stores=None, mask=None, reuse=None) -> torch.Tensor:
         x, grid = self._embed_video(noisy, source)
         e, e0 = self._time(timesteps, x.shape[0], grid[0])
         rope = self.rope.frames(first_frame, *grid, device=x.device)
         for i, block in enumerate(self.blocks):
-            x = block(x, e0, grid[0], rope, context_kv[i], stores[i] if stores else None, mask)
+            x = block(x, e0, grid[0], rope, context_kv[i], stores[i] if stores else None, mask, reuse[i] if reuse else None)
         return self._unpatchify(self.head(x, e, grid[0]), grid)
 
     # -- public forwards -------------------------------------------------------------------
@@ -413,12 +417,13 @@ class LiveEditTransformer(nn.Module):
         Returns the flow prediction v = ε − x0, ``[B, 16, F, H, W]`` in the model dtype."""
         return self._run(noisy, source, timesteps, self.context_kv(context), frame_offset, mask=attention_mask)
 
-    def forward_chunk(self, noisy, source, timesteps, kv_cache, context_kv) -> torch.Tensor:
+    def forward_chunk(self, noisy, source, timesteps, kv_cache, context_kv, reuse=None) -> torch.Tensor:
         """One chunk through the KV cache: the chunk's keys/values go into the slots that
         ``kv_cache.begin_chunk`` reserved, then the chunk attends over history + itself.
-        ``context_kv`` is from :meth:`context_kv` (the cross-attention cache)."""
+        ``context_kv`` is from :meth:`context_kv` (the cross-attention cache); ``reuse``, one
+        hook per block from engine/mask_cache.py, or None for a plain forward."""
         frames = noisy.shape[2] // self.config.patch_size[0] if noisy.ndim == 5 else -1
         if frames != kv_cache.chunk_frames:
             raise InputError(f"chunk has {frames} latent frames but the cache reserved {kv_cache.chunk_frames}")
         stores = [lambda k, v, i=i: kv_cache.store(i, k, v) for i in range(len(self.blocks))]
-        return self._run(noisy, source, timesteps, context_kv, kv_cache.chunk_start, stores=stores)
+        return self._run(noisy, source, timesteps, context_kv, kv_cache.chunk_start, stores=stores, reuse=reuse)

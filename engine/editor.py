@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from liveedit.engine.errors import InputError
+from liveedit.engine.mask_cache import MaskCacheConfig
 from liveedit.engine.presets import VAE_TEMPORAL_STRIDE, Preset
 from liveedit.engine.sampler import SamplerConfig
 from liveedit.engine.stream import LatentStream
@@ -119,6 +120,7 @@ class StreamingEditor:
         frame_mapping: FrameMapping = "fit",
         window_frames: int | None = None,
         sink_frames: int = 0,
+        mask_cache: MaskCacheConfig | None = None,  # None = off; MaskCacheConfig() = reference settings
     ):
         if frame_mapping not in ("fit", "stretch"):
             raise InputError(f"frame_mapping must be 'fit' or 'stretch', not {frame_mapping!r}")
@@ -133,6 +135,7 @@ class StreamingEditor:
             dtype=models.dtype,
             window_frames=window_frames,
             sink_frames=sink_frames,
+            mask_cache=mask_cache,
         )
         self.stats: list[ChunkStats] = []
         self.reset(instruction=instruction, seed=seed)

@@ -21,6 +21,7 @@ import torch
 
 from liveedit.engine.cache import CrossAttentionCache, KVCache
 from liveedit.engine.errors import InputError
+from liveedit.engine.mask_cache import MaskCache, MaskCacheConfig
 from liveedit.engine.sampler import SamplerConfig, add_noise, flow_to_x0, initial_noise
 from liveedit.engine.transformer import LATENT_CHANNELS, LiveEditTransformer, TransformerConfig
 
@@ -46,6 +47,7 @@ class LatentStream:
         window_frames: int | None = None,
         sink_frames: int | None = None,
         record_timings: bool = False,
+        mask_cache: MaskCacheConfig | None = None,
     ):
         param = next(model.parameters())
         self.model = model
@@ -58,7 +60,9 @@ class LatentStream:
         self.record_timings = record_timings
         # Bounded so an hours-long stream with timings on does not grow without end.
         self.timings: deque[ChunkTimings] = deque(maxlen=4096)
-        self.last_reused_fraction: float | None = None  # no mask cache: every token computed
+        self.last_reused_fraction: float | None = None  # None: no mask cache, every token computed
+        # Off by default; MaskCacheConfig() gives the reference's settings (engine/mask_cache.py).
+        self._mask = MaskCache(mask_cache, transformer_config, len(self.sampler.timesteps)) if mask_cache else None
         self._cross = CrossAttentionCache()
         self._kv: KVCache | None = None
         self._seed: int | None = None
@@ -113,12 +117,22 @@ class LatentStream:
         if self._kv is None:
             raise InputError("call start(context, seed) before reset")
         self._kv.reset()
+        if self._mask is not None:
+            self._mask.reset()
+            self.last_reused_fraction = None
         self._generator = torch.Generator(device=self.device).manual_seed(self._seed)
         self.timings.clear()
 
     @property
     def frames_in_window(self) -> int:
         return self._kv.frames if self._kv else 0
+
+    def token_masks(self, batch_index: int = 0) -> list[torch.Tensor]:
+        """Mask cache with ``save_masks``: per chunk so far, uint8 ``[F, h, w]`` over the
+        token grid, 255 where a token was computed at the pruned steps, 0 where reused."""
+        if self._mask is None:
+            raise InputError("this stream runs without a mask cache; pass mask_cache=MaskCacheConfig(save_masks=True)")
+        return self._mask.token_masks(batch_index)
 
     # -- the loop --------------------------------------------------------------------------
     @torch.no_grad()
@@ -133,10 +147,14 @@ class LatentStream:
         timings = ChunkTimings(frames=frames)
 
         kv.begin_chunk(frames)
+        mask = self._mask
+        if mask is not None:
+            mask.begin_chunk(kv, frames)
         x = initial_noise(source.shape, gen, self.device, self.dtype)
         steps = sampler.timesteps
         for i, t in enumerate(steps):
-            flow = model.forward_chunk(x, source, torch.full((batch, frames), t, device=self.device), kv, context_kv)
+            reuse = mask.reuse_for_step(i) if mask is not None else None
+            flow = model.forward_chunk(x, source, torch.full((batch, frames), t, device=self.device), kv, context_kv, reuse)
             x0 = flow_to_x0(x, flow, sampler.sigma(t))
             if i + 1 < len(steps):
                 x = add_noise(x0, sampler.sigma(steps[i + 1]), gen)
@@ -148,6 +166,9 @@ class LatentStream:
         model.forward_chunk(clean, source, torch.full((batch, frames), context_t, device=self.device), kv, context_kv)
         kv.end_chunk()
         timings.refresh_seconds = clock.lap()
+        if mask is not None:
+            mask.end_chunk(x0, source)  # picks the next chunk's tokens
+            self.last_reused_fraction = mask.last_reused_fraction
 
         if self.record_timings:
             self.timings.append(timings)

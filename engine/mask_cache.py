@@ -67,6 +67,8 @@ class MaskCacheConfig:
         if not 0.0 <= self.keep_ratio <= 1.0:
             raise InputError(f"mask cache keep_ratio must be in [0, 1], got {self.keep_ratio}")
         steps = tuple(sorted(set(int(s) for s in self.pruned_steps)))
+        if not steps:
+            raise InputError("mask cache pruned_steps is empty; to run without pruning pass mask_cache=None")
         if any(s < 1 for s in steps):
             raise InputError(
                 f"mask cache pruned_steps must be step indices >= 1, got {list(self.pruned_steps)}: step 0 "
@@ -173,6 +175,7 @@ class MaskCache:
         elif any(s > step for s in steps):
             pruning = False  # a full step whose outputs a later pruned step reuses
         else:
+            chunk.saved.clear()  # no pruned step left in this chunk: free the outputs early
             return None
         return [_BlockReuse(chunk, layer, pruning) for layer in range(self.num_layers)]
 

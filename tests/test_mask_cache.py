@@ -69,6 +69,8 @@ def test_bad_settings_are_clear_errors(model):
         MaskCacheConfig(keep_ratio=1.5)
     with pytest.raises(InputError, match="step 0"):
         MaskCacheConfig(pruned_steps=(0, 1))
+    with pytest.raises(InputError, match="mask_cache=None"):
+        MaskCacheConfig(pruned_steps=())
     with pytest.raises(InputError, match="pruned_sublayers"):
         MaskCacheConfig(pruned_sublayers=("cross_attn",))
     with pytest.raises(InputError, match="4-step"):

@@ -267,3 +267,42 @@ def test_wipe_view_and_screenshot(qtbot, sidecar, clip, tmp_path):
     edt = pixels(window.view.edited)[int((y - rect.top()) / scale), int((edit_x - rect.left()) / scale)]
     assert np.abs(wiped[y, source_x].astype(int) - src).max() <= 40
     assert np.abs(wiped[y, edit_x].astype(int) - edt).max() <= 40
+
+
+def test_a_client_steers_the_window_through_follow(qtbot, sidecar, clip, tmp_path):
+    import json
+
+    request = tmp_path / "follow.json"
+    request.write_text(json.dumps({"media": str(clip), "start": 2, "frames": 20, "frame": 7, "instruction": "paint it"}))
+    window = build_window(PreviewOptions(follow=str(request),
+                                         target=SidecarTarget(socket=sidecar, start_if_missing=False)))
+    qtbot.addWidget(window)
+    window.show()
+    wait_for_edit(qtbot, window, 7)
+    assert window.controller.region == (2, 20) and window.instruction.text() == "paint it"
+    assert window.scrub.first == 2 and window.scrub.count == 20
+    request.write_text(json.dumps({"frame": 15, "seed": 3}))  # same clip: only the seed and playhead move
+    qtbot.waitUntil(lambda: window.controller.seed == 3, timeout=WAIT_MS)
+    wait_for_edit(qtbot, window, 15)
+    assert window.seed.value() == 3 and window.controller.region == (2, 20)
+
+
+def test_the_window_starts_a_sidecar_when_none_runs_and_says_so(qtbot, clip, monkeypatch):
+    run_dir = Path(tempfile.mkdtemp(prefix="le-ui-"))
+    monkeypatch.setenv("LIVEEDIT_RUNTIME_DIR", str(run_dir))
+    target = SidecarTarget(serve_args=("--model", "tiny", "--device", "cpu", "--no-jobs"), connect_timeout=0.3)
+    window = build_window(PreviewOptions(media=clip, instruction=INSTRUCTION, target=target))
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        qtbot.waitUntil(lambda: "Started a background sidecar" in window.statusBar().currentMessage(),
+                        timeout=WAIT_MS)
+        wait_for_edit(qtbot, window, 0)
+        assert window.model.text() == RANDOM_WEIGHTS_LABEL
+    finally:
+        process = window.controller.link.started_process
+        if process is not None:
+            process.terminate()
+            process.wait(60)
+        shutil.rmtree(run_dir, ignore_errors=True)
+    assert process is not None

@@ -47,7 +47,7 @@ def build_window(options: PreviewOptions):
     if options.follow:
         follower = Follower(options.follow, window)
         follower.requested.connect(controller.apply)
-        follower.error.connect(lambda text: window.show_message("error", text))
+        follower.error.connect(window.show_error)  # a bound slot: delivered on the GUI thread
         controller.destroyed.connect(follower.stop)
         window.follower = follower
         follower.start()

@@ -152,7 +152,7 @@ class PreviewController(QObject):
         link.error.connect(self._on_link_error)
         source.opened.connect(self._on_media)
         source.frame_ready.connect(self._on_source_frame)
-        source.error.connect(lambda text: self.message.emit("error", f"Cannot read the media: {text}"))
+        source.error.connect(self._on_source_error)
 
     # -- opening ---------------------------------------------------------------------
     def start(self) -> None:
@@ -391,6 +391,9 @@ class PreviewController(QObject):
                   "seek": "Preview failed", "render": "Render request failed",
                   "info": "Sidecar status unavailable"}.get(what, "Sidecar error")
         self.message.emit("error", f"{prefix}: {text}")
+
+    def _on_source_error(self, text: str) -> None:
+        self.message.emit("error", f"Cannot read the media: {text}")
 
     def _on_source_frame(self, frame: int, image: np.ndarray) -> None:
         if frame == self.frame:

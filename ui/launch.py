@@ -76,7 +76,9 @@ def connect_or_start(target: SidecarTarget, status: Callable[[str], None] = lamb
     from a worker thread. `status` hears what is happening, in words for the status bar."""
     status(f"Connecting to the sidecar at {target.describe()}...")
     try:
-        return Connection(_connect(target, target.connect_timeout), None)
+        client = _connect(target, target.connect_timeout)
+        status(f"Connected to the sidecar at {target.describe()}")
+        return Connection(client, None)
     except ServerNotRunningError:
         if not target.start_if_missing:
             raise

@@ -102,6 +102,11 @@ class SidecarLink(QObject):
     def connect_sidecar(self) -> None:
         self._pool.submit(self._connect)
 
+    def use_client(self, client) -> None:
+        """Uses an already connected client instead of connecting (embedding, tests)."""
+        self.client = client
+        self._ready.set()
+
     def _connect(self) -> None:
         try:
             connection = connect_or_start(self.target, self.status.emit)

@@ -126,7 +126,7 @@ class PreviewWindow(QMainWindow):
         c.session_changed.connect(self._on_session)
         c.render_changed.connect(self._on_render)
         c.message.connect(self.show_message)
-        c.status.connect(lambda text: self.statusBar().showMessage(text))
+        c.status.connect(self.show_status)
 
     def _shortcuts(self) -> None:
         c = self.controller
@@ -205,6 +205,12 @@ class PreviewWindow(QMainWindow):
             self._message_timer.stop()
         else:
             self._message_timer.start()
+
+    def show_error(self, text: str) -> None:
+        self.show_message("error", text)
+
+    def show_status(self, text: str) -> None:
+        self.statusBar().showMessage(text)
 
     def clear_message(self) -> None:
         self.message.clear()

@@ -20,10 +20,12 @@ import torch
 
 from liveedit.engine import attention as attention_mod
 from liveedit.engine.editor import CHUNK_FRAMES, EditorModels, StreamingEditor
+from liveedit.engine.mask_cache import MaskCacheConfig
 from liveedit.engine.presets import Preset
 from liveedit.engine.sampler import SamplerConfig
 from liveedit.engine.stream import LatentStream
 from liveedit.engine.transformer import LATENT_CHANNELS, LiveEditTransformer
+from liveedit.engine.taehv import TAEHV, TAEHV_PRESETS, StreamingTAEHV
 from liveedit.engine.vae import StreamingWanVAE, build_vae
 
 
@@ -73,10 +75,12 @@ def random_models(preset: Preset, device, dtype, seed: int = 0) -> EditorModels:
     with torch.device(device):
         transformer = LiveEditTransformer(preset.transformer).to(dtype).eval()
         vae = build_vae(preset.vae).to(dtype).eval()
+        tiny_vae = TAEHV(TAEHV_PRESETS["tiny" if preset.random_only else "taew2_1"]).to(dtype).eval()
     return EditorModels(
         preset=preset,
         transformer=transformer,
         vae=vae,
+        tiny_vae=tiny_vae,
         text_encoder=FixedContext(preset, device, dtype, seed),
         description=f"{preset.name} with RANDOM weights (benchmark only)",
         random_weights=True,
@@ -85,16 +89,17 @@ def random_models(preset: Preset, device, dtype, seed: int = 0) -> EditorModels:
 
 def bench_transformer(
     models: EditorModels, *, window_frames: int = 21, backend: str = "auto", chunks: int = 4,
-    sampler: SamplerConfig | None = None,
+    sampler: SamplerConfig | None = None, mask_cache: MaskCacheConfig | None = None,
 ) -> dict:
     """Steady-state chunk time with a full window: fill the cache, then time more chunks
-    (each = the denoising forwards + the clean refresh forward)."""
+    (each = the denoising forwards + the clean refresh forward). ``mask_cache``:
+    MaskCacheConfig() times the reference's token pruning (off when None)."""
     preset, device, dtype = models.preset, models.device, models.dtype
     cfg = preset.transformer
     sampler = sampler or SamplerConfig()
     with _attention_backend(backend):
         stream = LatentStream(models.transformer, cfg, sampler, device=device, dtype=dtype,
-                              window_frames=window_frames, record_timings=True)
+                              window_frames=window_frames, record_timings=True, mask_cache=mask_cache)
         stream.start(models.text_encoder.encode("benchmark"), seed=0)
         source = torch.randn(1, LATENT_CHANNELS, cfg.chunk_frames, cfg.latent_height, cfg.latent_width,
                              device=device, dtype=dtype)
@@ -115,6 +120,8 @@ def bench_transformer(
         "window_latent_frames": window_frames,
         "kv_tokens": window_frames * cfg.tokens_per_frame,
         "forwards_per_chunk": len(sampler.timesteps) + 1,
+        "mask_cache": None if mask_cache is None else {"keep_ratio": mask_cache.keep_ratio,
+                       "pruned_steps": list(mask_cache.pruned_steps), "reused_fraction": stream.last_reused_fraction},
         "ms_per_forward": 1000 * statistics.median(forward_s),
         "ms_per_chunk": 1000 * chunk,
         "fps": frames_per_chunk / chunk,
@@ -122,10 +129,11 @@ def bench_transformer(
     }
 
 
-def bench_vae(models: EditorModels, *, chunks: int = 4) -> dict:
-    """Streaming Wan VAE: encode 12 frames and decode 3 latents per chunk at the model size."""
+def bench_vae(models: EditorModels, *, chunks: int = 4, tiny: bool = False) -> dict:
+    """Streaming VAE: encode 12 frames and decode 3 latents per chunk at the model size.
+    ``tiny``: the preview VAE (TAEHV) instead of the Wan VAE."""
     preset, device, dtype = models.preset, models.device, models.dtype
-    vae = StreamingWanVAE(models.vae)
+    vae = StreamingTAEHV(models.tiny_vae) if tiny else StreamingWanVAE(models.vae)
     frames = torch.rand(1, 3, 9, preset.height, preset.width, device=device, dtype=dtype)
     latents = vae.encode(frames)
     vae.decode(latents)  # first chunk: warm-up
@@ -144,7 +152,7 @@ def bench_vae(models: EditorModels, *, chunks: int = 4) -> dict:
         dec.append(t2 - t1)
     e, d = statistics.median(enc), statistics.median(dec)
     return {
-        "what": "wan-vae-streaming",
+        "what": "tiny-vae-streaming" if tiny else "wan-vae-streaming",
         "ms_per_frame_encode": 1000 * e / CHUNK_FRAMES,
         "ms_per_frame_decode": 1000 * d / CHUNK_FRAMES,
         "ms_per_frame": 1000 * (e + d) / CHUNK_FRAMES,
@@ -152,7 +160,8 @@ def bench_vae(models: EditorModels, *, chunks: int = 4) -> dict:
     }
 
 
-def bench_editor(models: EditorModels, *, frames: int = 81, backend: str = "auto", seed: int = 0) -> dict:
+def bench_editor(models: EditorModels, *, frames: int = 81, backend: str = "auto", seed: int = 0,
+                 preview_vae: bool = False, mask_cache: MaskCacheConfig | None = None, label: str = "editor") -> dict:
     """End to end: uint8 frames in, edited uint8 frames out, at the model size, for a clip
     of ``frames`` frames (cache growing as in the released 81-frame setting). Reports the
     whole-clip rate, the per-chunk split and the first chunk's latency (from its last
@@ -161,13 +170,14 @@ def bench_editor(models: EditorModels, *, frames: int = 81, backend: str = "auto
     rng = np.random.default_rng(seed)
     clip = [rng.integers(0, 256, (preset.height, preset.width, 3), dtype=np.uint8) for _ in range(frames)]
     with _attention_backend(backend):
-        warm = StreamingEditor(models, instruction="benchmark", seed=seed)
+        options = dict(preview_vae=preview_vae, mask_cache=mask_cache)
+        warm = StreamingEditor(models, instruction="benchmark", seed=seed, **options)
         for frame in clip[:21]:  # warm-up: kernels, cuDNN plans, allocator
             warm.push(frame)
         warm.finish()
         del warm
         _reset_peak(device)
-        editor = StreamingEditor(models, instruction="benchmark", seed=seed)
+        editor = StreamingEditor(models, instruction="benchmark", seed=seed, **options)
         out = 0
         first_latency = None
         start = time.perf_counter()
@@ -184,7 +194,7 @@ def bench_editor(models: EditorModels, *, frames: int = 81, backend: str = "auto
     later = editor.stats[1:] or editor.stats
     med = lambda xs: 1000 * statistics.median(xs)  # noqa: E731
     return {
-        "what": "editor-end-to-end",
+        "what": label,
         "frames": frames,
         "fps": frames / total,
         "first_chunk_latency_ms": 1000 * first_latency,
@@ -219,3 +229,29 @@ def check_fused_matches_eager(models: EditorModels, *, chunks: int = 2, seed: in
     a, b = outputs[True], outputs[False]
     rel = float((a - b).norm() / b.norm())
     return {"what": "check-fused-vs-eager", "relative_error": rel, "finite": bool(torch.isfinite(a).all())}
+
+
+def profile_transformer(models: EditorModels, *, window_frames: int = 21, top: int = 25) -> dict:
+    """Where one steady-state chunk's GPU time goes: the top kernels by total time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cfg = models.preset.transformer
+    stream = LatentStream(models.transformer, cfg, SamplerConfig(), device=models.device, dtype=models.dtype,
+                          window_frames=window_frames)
+    stream.start(models.text_encoder.encode("profile"), seed=0)
+    source = torch.randn(1, LATENT_CHANNELS, cfg.chunk_frames, cfg.latent_height, cfg.latent_width,
+                         device=models.device, dtype=models.dtype)
+    for _ in range(-(-window_frames // cfg.chunk_frames) + 1):
+        stream.edit_chunk(source)
+    _sync(models.device)
+    cuda = models.device.type == "cuda"
+    with profile(activities=[ProfilerActivity.CUDA if cuda else ProfilerActivity.CPU]) as prof:
+        stream.edit_chunk(source)
+        _sync(models.device)
+    rows = []
+    time_of = (lambda e: e.self_device_time_total) if cuda else (lambda e: e.self_cpu_time_total)  # noqa: E731
+    events = sorted(prof.key_averages(), key=time_of, reverse=True)
+    total = sum(time_of(e) for e in events) or 1
+    for e in events[:top]:
+        rows.append({"kernel": e.key[:90], "calls": e.count, "ms": time_of(e) / 1000, "share": time_of(e) / total})
+    return {"what": "profile-transformer-chunk", "gpu_ms": total / 1000, "top": rows}

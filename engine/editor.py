@@ -61,6 +61,7 @@ class EditorModels:
     def random(cls, preset: Preset, *, seed: int = 0, device="cpu", dtype=torch.float32) -> "EditorModels":
         """Random weights of the preset's shapes. They exercise every code path and
         give speed figures, but they do not edit anything: the output is noise-like."""
+        from liveedit.engine.taehv import TAEHV, TAEHV_PRESETS
         from liveedit.engine.text import TextEncoder
         from liveedit.engine.transformer import LiveEditTransformer
         from liveedit.engine.vae import build_vae
@@ -68,9 +69,11 @@ class EditorModels:
         torch.manual_seed(seed)
         transformer = LiveEditTransformer(preset.transformer)
         vae = build_vae(preset.vae)
+        tiny_vae = TAEHV(TAEHV_PRESETS["tiny" if preset.random_only else "taew2_1"]).eval()
         text_encoder = TextEncoder.random(preset.text_encoder, seed=seed)
         transformer.to(device=device, dtype=dtype).eval()
         vae.to(device=device, dtype=dtype).eval()
+        tiny_vae.to(device=device, dtype=dtype)
         text_encoder.to(device=device, dtype=dtype)
         return cls(
             preset=preset,
@@ -79,6 +82,7 @@ class EditorModels:
             text_encoder=text_encoder,
             description=f"{preset.name} with RANDOM weights (not a trained model: output is not a real edit)",
             random_weights=True,
+            tiny_vae=tiny_vae,
         )
 
 
@@ -121,10 +125,17 @@ class StreamingEditor:
         window_frames: int | None = None,
         sink_frames: int = 0,
         mask_cache: MaskCacheConfig | None = None,  # None = off; MaskCacheConfig() = reference settings
+        preview_vae: bool = False,  # True: the tiny VAE (TAEHV) both ways, for fast previews
     ):
         if frame_mapping not in ("fit", "stretch"):
             raise InputError(f"frame_mapping must be 'fit' or 'stretch', not {frame_mapping!r}")
+        if preview_vae and models.tiny_vae is None:
+            raise InputError(
+                "the preview VAE (taew2_1.pth) is not loaded; put taew2_1.pth in the --weights folder "
+                "or preview with the full VAE"
+            )
         self.models = models
+        self.preview_vae = preview_vae
         self.frame_mapping = frame_mapping
         self.sampler = sampler or SamplerConfig()
         self._stream = LatentStream(
@@ -143,13 +154,14 @@ class StreamingEditor:
     # -- stream control -------------------------------------------------
     def reset(self, instruction: str | None = None, seed: int | None = None) -> None:
         """Start a new stream: caches cleared, frame counting from zero."""
+        from liveedit.engine.taehv import StreamingTAEHV
         from liveedit.engine.vae import StreamingWanVAE
 
         if instruction is not None:
             self.instruction = instruction
         if seed is not None:
             self.seed = seed
-        self._vae = StreamingWanVAE(self.models.vae)
+        self._vae = StreamingTAEHV(self.models.tiny_vae) if self.preview_vae else StreamingWanVAE(self.models.vae)
         self._pending: list[np.ndarray] = []
         self._frame_size: tuple[int, int] | None = None
         self._chunks_done = 0

@@ -142,3 +142,12 @@ def test_stretch_mapping_fills_the_model_picture(models):
     editor._check_frame(clip(1, 33, 200)[0])
     p = editor._placement
     assert (p.top, p.left, p.height, p.width) == (0, 0, models.preset.height, models.preset.width)
+
+
+def test_preview_vae_streams_the_same_frame_counts(models):
+    frames = clip(22)
+    editor = StreamingEditor(models, instruction="x", seed=0, preview_vae=True)
+    out = list(editor.edit(frames))
+    assert len(out) == 22 and out[0].shape == (50, 90, 3)
+    full = list(StreamingEditor(models, instruction="x", seed=0).edit(frames))
+    assert any(not np.array_equal(a, b) for a, b in zip(out, full))  # really another VAE

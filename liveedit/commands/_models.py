@@ -37,6 +37,9 @@ def load_models(args):
         from liveedit.sidecar.weights import load_editor_models
 
         models = load_editor_models(preset, weights_dir=args.weights, device=device, dtype=dtype, use_ema=args.ema)
+    from liveedit.engine.speed import SpeedOptions, apply_speed_options
+
+    apply_speed_options(models, SpeedOptions.for_device(device))
     if models.random_weights:
         print(f"liveedit: WARNING: {models.description}", file=sys.stderr)
     log.info("model: %s on %s (%s)", models.description, device, dtype)

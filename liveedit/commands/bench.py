@@ -22,10 +22,10 @@ def register(sub) -> None:
     p.add_argument("--device", default="cuda" if _cuda() else "cpu")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
     p.add_argument("--what", default="transformer,vae,editor",
-                   help="comma list of: transformer, transformer-reference, vae, editor, editor-sustained, check-fused")
+                   help="comma list of: transformer, transformer-reference, vae, editor, editor-sustained, editor-preview, editor-reference, check-fused, tiny-vae, transformer-mask-cache[-RATIO], profile")
     p.add_argument("--window", type=int, default=21, help="KV window in latent frames (default 21, as released)")
-    p.add_argument("--fused", action="store_true", help="fuse the elementwise work with torch.compile")
-    p.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN time its convolution algorithms (VAE)")
+    p.add_argument("--plain", action="store_true",
+                   help="the reference's choices: no fusion, no cuDNN autotuning, default layouts")
     p.add_argument("--json", type=Path, help="write the results as JSON here")
     p.add_argument("--record", type=Path, help="append a dated table to this markdown file (docs/benchmarks.md)")
     p.set_defaults(func=run)
@@ -66,11 +66,13 @@ def run(args) -> int:
     dtype = getattr(torch, DTYPES[args.dtype])
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     print(f"liveedit bench: {preset.name} with RANDOM weights on {device_name}, {args.dtype}")
-    from liveedit.engine.transformer import set_compile
+    from liveedit.engine.mask_cache import MaskCacheConfig
+    from liveedit.engine.speed import SpeedOptions, apply_speed_options
 
-    set_compile(args.fused)
-    torch.backends.cudnn.benchmark = args.cudnn_benchmark
     models = benchmark.random_models(preset, device, dtype)
+    speed = SpeedOptions.plain() if args.plain else SpeedOptions.for_device(device)
+    apply_speed_options(models, speed)
+    print(f"speed options: {speed}")
     results = []
     for what in [w.strip() for w in args.what.split(",") if w.strip()]:
         if what == "transformer":
@@ -83,8 +85,21 @@ def run(args) -> int:
             r = benchmark.check_fused_matches_eager(models)
         elif what == "vae":
             r = benchmark.bench_vae(models)
+        elif what == "tiny-vae":
+            r = benchmark.bench_vae(models, tiny=True)
+        elif what.startswith("transformer-mask-cache"):  # e.g. transformer-mask-cache-0.5
+            ratio = float(what.rsplit("-", 1)[1]) if what[-1].isdigit() else 0.3
+            r = benchmark.bench_transformer(models, window_frames=args.window,
+                                            mask_cache=MaskCacheConfig(keep_ratio=ratio))
+        elif what == "editor-preview":
+            r = benchmark.bench_editor(models, frames=81, preview_vae=True, mask_cache=MaskCacheConfig(),
+                                       label="editor-preview (tiny VAE + mask cache)")
+        elif what == "profile":
+            r = benchmark.profile_transformer(models, window_frames=args.window)
         elif what == "editor":
             r = benchmark.bench_editor(models, frames=81)
+        elif what == "editor-reference":
+            r = benchmark.bench_editor(models, frames=81, backend="sdpa", label="editor-reference (FA2 kernel)")
         elif what == "editor-sustained":
             r = benchmark.bench_editor(models, frames=9 + 12 * 14)
         else:
@@ -99,8 +114,7 @@ def run(args) -> int:
         "preset": preset.name,
         "dtype": args.dtype,
         "weights": "random",
-        "fused": args.fused,
-        "cudnn_benchmark": args.cudnn_benchmark,
+        "speed": str(speed),
     }
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
@@ -111,7 +125,7 @@ def run(args) -> int:
 
 def _record(path: Path, meta: dict, results: list[dict]) -> None:
     lines = [f"\n### {meta['date']} · {meta['device']} · commit {meta['commit']} · {meta['preset']} {meta['dtype']}, "
-             f"random weights, torch {meta['torch']}, fused={meta['fused']}, cudnn_benchmark={meta['cudnn_benchmark']}\n", "| measurement | figures |", "| --- | --- |"]
+             f"random weights, torch {meta['torch']}, {meta['speed']}\n", "| measurement | figures |", "| --- | --- |"]
     for r in results:
         figures = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items() if k != "what")
         lines.append(f"| {r['what']} | {figures} |")

@@ -1,0 +1,47 @@
+"""`liveedit resolve install | uninstall | check`: the DaVinci Resolve menu scripts."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("resolve", help="install the DaVinci Resolve scripts (Workspace > Scripts > LiveEdit)",
+                       description="Put the LiveEdit scripts into DaVinci Resolve's script folder and check what "
+                       "Resolve needs to run them (Studio edition, a Python 3 Resolve finds, the sidecar).")
+    actions = p.add_subparsers(dest="resolve_action", metavar="ACTION", required=True)
+    for name, text in (("install", "install the scripts and run the self-test"),
+                       ("uninstall", "remove the scripts (nothing else)"),
+                       ("check", "run the self-test only")):
+        a = actions.add_parser(name, help=text, description=text)
+        a.add_argument("--all-users", action="store_true", help="use the all-users script folder (needs admin rights)")
+        a.add_argument("--category", default="Utility", choices=["Utility", "Edit"],
+                       help="script menu: Utility (every page, default) or Edit (Edit page only)")
+        a.set_defaults(func=run)
+
+
+def _start_command() -> str:
+    # The scripts need the HTTP bridge; the self-test says so when this build's serve lacks the flag.
+    return "liveedit serve --bridge"
+
+
+def run(args) -> int:
+    from liveedit.clients.resolve import install as setup
+
+    machine = setup.Machine()
+    start = _start_command()
+    if args.resolve_action == "uninstall":
+        removed = setup.uninstall(machine, all_users=args.all_users, category=args.category)
+        print("\n".join(f"removed {p}" for p in removed) or "nothing of LiveEdit's was installed there")
+        return 0
+    if args.resolve_action == "install":
+        written = setup.install(machine, all_users=args.all_users, category=args.category, start_command=start)
+        folder = setup.menu_folder(machine, args.all_users, args.category)
+        print(f"installed {len(written)} files; menu scripts in {folder}")
+        print(f"sidecar address and token are read from {machine.config_dir()} (bridge.json, token)")
+    checks = setup.self_test(machine, all_users=args.all_users, category=args.category, start_command=start)
+    if not setup.serve_offers_bridge():
+        checks.append(setup.Check("bridge command", False, "this liveedit's `serve` has no --bridge option yet, so "
+                                  "the HTTP bridge the scripts use cannot be started from the command line"))
+    print("self-test:")
+    for check in checks:
+        print("  " + check.line())
+    return 0 if args.resolve_action == "install" or all(c.ok for c in checks) else 1

@@ -157,6 +157,11 @@ class PreviewWindow(QMainWindow):
         self.position.setText(f"frame {frame}  (region {first}–{first + count - 1}, "
                               f"{getattr(self, '_media_text', '')})")
         self.scrub.set_frame(frame)
+        shown = self.view.edited_frame
+        if shown is not None and shown != frame and self.view.edited is not None:
+            # Keep the newest edit on screen, but say it is not this frame's yet.
+            self.view.edited_caption = f"EDIT  {self.controller.timecode(shown)}  (catching up)"
+            self.view.update()
 
     def _on_source(self, frame: int, image) -> None:
         self.view.set_source(frame, image, f"SOURCE  {self.controller.timecode(frame)}")

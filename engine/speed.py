@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
+import torch.nn.functional as F
+from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
+
 from liveedit.engine.transformer import set_compile
 
 
@@ -20,11 +23,12 @@ class SpeedOptions:
     fuse_elementwise: bool = True
     cudnn_benchmark: bool = True
     channels_last_vae: bool = True
+    lean_vae_convs: bool = True
 
     @classmethod
     def plain(cls) -> "SpeedOptions":
         """The reference's choices: eager, no autotuning, default layouts."""
-        return cls(False, False, False)
+        return cls(False, False, False, False)
 
     @classmethod
     def for_device(cls, device: torch.device) -> "SpeedOptions":
@@ -39,8 +43,33 @@ def conv3d_layout(module: torch.nn.Module, layout: torch.memory_format) -> None:
             m.weight.data = m.weight.data.contiguous(memory_format=layout)
 
 
+class LeanCausalConv3d(WanCausalConv3d):
+    """diffusers' causal conv with the same arithmetic and one copy less: diffusers pads
+    all three axes with F.pad (a full copy of the activation, 100s of MB at 480x832)
+    before a padding-free conv; here the conv zero-pads height and width itself and only
+    the causal time padding, which the cached frames usually fill, is concatenated."""
+
+    def forward(self, x, cache_x=None) -> torch.Tensor:
+        w_pad, _, h_pad, _, t_pad, _ = self._padding
+        if cache_x is not None and t_pad > 0:
+            x = torch.cat([cache_x.to(x.device), x], dim=2)
+            t_pad -= cache_x.shape[2]
+        if t_pad > 0:
+            x = F.pad(x, (0, 0, 0, 0, t_pad, 0))
+        return F.conv3d(x, self.weight, self.bias, self.stride, (0, h_pad, w_pad), self.dilation, self.groups)
+
+
+def lean_vae_convs(vae: torch.nn.Module, enabled: bool = True) -> None:
+    """Swap every causal conv of a Wan VAE to the lean forward (or back)."""
+    cls = LeanCausalConv3d if enabled else WanCausalConv3d
+    for m in vae.modules():
+        if isinstance(m, WanCausalConv3d):
+            m.__class__ = cls
+
+
 def apply_speed_options(models, options: SpeedOptions) -> None:
     """Switch a loaded EditorModels to ``options`` (process-wide for the two global switches)."""
     set_compile(options.fuse_elementwise)
     torch.backends.cudnn.benchmark = options.cudnn_benchmark
     conv3d_layout(models.vae, torch.channels_last_3d if options.channels_last_vae else torch.contiguous_format)
+    lean_vae_convs(models.vae, options.lean_vae_convs)

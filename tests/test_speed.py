@@ -1,0 +1,53 @@
+"""Every speed switch computes what the plain path computes (CPU, tiny shapes)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from liveedit.engine.editor import EditorModels, StreamingEditor
+from liveedit.engine.presets import get_preset
+from liveedit.engine.speed import SpeedOptions, apply_speed_options, lean_vae_convs
+from liveedit.engine.vae import StreamingWanVAE
+
+
+@pytest.fixture(scope="module")
+def models():
+    return EditorModels.random(get_preset("tiny"), seed=1)
+
+
+def test_lean_causal_convs_equal_diffusers_convs(models):
+    torch.manual_seed(0)
+    frames = [torch.rand(1, 3, 9, 64, 112), torch.rand(1, 3, 12, 64, 112)]
+
+    def run():
+        vae = StreamingWanVAE(models.vae)
+        latents = [vae.encode(f) for f in frames]
+        return torch.cat(latents, 2), torch.cat([vae.decode(z) for z in latents], 2)
+
+    plain = run()
+    lean_vae_convs(models.vae, True)
+    try:
+        lean = run()
+    finally:
+        lean_vae_convs(models.vae, False)
+    for a, b in zip(lean, plain):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)  # same arithmetic, fp32 reordering only
+
+
+def test_speed_options_round_trip_keeps_the_output(models):
+    """Layout and conv switches on, then back to plain: the editor's output is unchanged
+    (compilation stays off here: inductor on a 2-core CPU is a GPU-box check, see
+    `liveedit bench --what check-fused`)."""
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (64, 112, 3), dtype=np.uint8) for _ in range(9)]
+    plain = list(StreamingEditor(models, instruction="x", seed=0).edit(frames))
+    apply_speed_options(models, SpeedOptions(fuse_elementwise=False, cudnn_benchmark=False,
+                                             channels_last_vae=True, lean_vae_convs=True))
+    try:
+        fast = list(StreamingEditor(models, instruction="x", seed=0).edit(frames))
+    finally:
+        apply_speed_options(models, SpeedOptions.plain())
+    assert max(np.abs(a.astype(int) - b.astype(int)).max() for a, b in zip(fast, plain)) <= 1
+    assert SpeedOptions.for_device(torch.device("cpu")) == SpeedOptions.plain()

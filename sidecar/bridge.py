@@ -488,7 +488,7 @@ async def start_bridge(queue: RenderQueue, preview_service: PreviewService | Non
                        info: Callable[[], Any] | dict | None = None, extra_origins: Iterable[str] = (),
                        write_port_file: bool = True) -> RunningBridge:
     """Start the bridge on the running event loop (e.g. beside the grpc.aio server in
-    `liveedit serve --bridge`). Port 0 picks a free port; the port is written to
+    `liveedit serve`, which starts it by default). Port 0 picks a free port; the port is written to
     `bridge.json` in the config folder for clients to find. Stop it with `await bridge.close()`."""
     if host == "localhost":
         host = "127.0.0.1"  # bind the literal: UXP on macOS reaches 127.0.0.1, not localhost

@@ -35,7 +35,7 @@ def test_install_writes_the_right_folder_for_each_os(tmp_path, platform, per_use
     expected_all = Path(all_users) if all_users.startswith("/") else tmp_path / all_users
     assert setup.menu_folder(machine, all_users=True) == expected_all
     assert setup.menu_folder(machine, category="Edit").name == "Edit"
-    written = setup.install(machine, start_command="liveedit serve --bridge", liveedit_command=["/venv/python", "-m", "liveedit"])
+    written = setup.install(machine, start_command="liveedit serve", liveedit_command=["/venv/python", "-m", "liveedit"])
     folder = tmp_path / per_user
     assert sorted(p.name for p in folder.iterdir()) == MENU
     library = {"linux": tmp_path / "home/.config/liveedit/resolve",
@@ -43,7 +43,7 @@ def test_install_writes_the_right_folder_for_each_os(tmp_path, platform, per_use
                "win32": tmp_path / "AppData/Roaming/LiveEdit/resolve"}[platform]
     assert f"LIBRARY = {str(library)!r}" in (folder / MENU[0]).read_text()
     settings = json.loads((library / "liveedit_resolve" / "settings.json").read_text())
-    assert settings["config_dir"] == str(library.parent) and settings["start_command"] == "liveedit serve --bridge"
+    assert settings["config_dir"] == str(library.parent) and settings["start_command"] == "liveedit serve"
     assert settings["liveedit_command"] == ["/venv/python", "-m", "liveedit"]
     assert "install.py" not in {p.name for p in written}  # the installer stays out of Resolve
 
@@ -94,7 +94,7 @@ def test_self_test_names_each_missing_prerequisite(tmp_path, monkeypatch):
     assert not checks["external scripting"].ok and "External scripting using' to Local" in checks["external scripting"].message
     assert not checks["Studio edition"].ok and "needs DaVinci Resolve Studio" in checks["Studio edition"].message
     assert not checks["Python for Resolve"].ok and "PYTHON3HOME" in checks["Python for Resolve"].message
-    assert not checks["sidecar"].ok and "liveedit serve --bridge" in checks["sidecar"].message
+    assert not checks["sidecar"].ok and "liveedit serve" in checks["sidecar"].message
     assert all(check.line().startswith("MISSING") for check in checks.values())
 
     # The free edition answering over external scripting is named as such.

@@ -19,7 +19,7 @@ from typing import Callable
 
 from .errors import ResolveScriptError, SidecarError, SidecarNotRunningError
 
-DEFAULT_START_COMMAND = "liveedit serve --bridge"
+DEFAULT_START_COMMAND = "liveedit serve"
 FINISHED = ("done", "failed", "cancelled")
 
 

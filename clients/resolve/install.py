@@ -224,7 +224,7 @@ def serve_offers_bridge() -> bool:
     for action in parser._subparsers._group_actions:  # argparse keeps sub-commands here
         serve = action.choices.get("serve")
         if serve is not None:
-            return any("--bridge" in a.option_strings for a in serve._actions)
+            return any("--bridge-port" in a.option_strings for a in serve._actions)
     return False
 
 

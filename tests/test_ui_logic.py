@@ -273,3 +273,14 @@ def test_a_sidecar_that_fails_to_start_names_its_log(short_dirs):
     with pytest.raises(SidecarStartError, match="sidecar-autostart.log") as err:
         connect_or_start(target)
     assert "exited with code" in str(err.value)
+
+
+def test_preview_command_refuses_bad_input_without_a_traceback(tmp_path, capsys):
+    from liveedit.cli import main
+
+    assert main(["preview", str(tmp_path / "missing.mov")]) == 1
+    assert "missing.mov does not exist" in capsys.readouterr().err
+    clip = tmp_path / "clip.mov"
+    clip.write_bytes(b"x")
+    assert main(["preview", str(clip), "--start", "-3"]) == 1
+    assert "--start -3 is negative" in capsys.readouterr().err

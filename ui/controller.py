@@ -365,12 +365,16 @@ class PreviewController(QObject):
     def _on_edited(self, out: EditedFrame) -> None:
         if out.generation != self.generation:
             return  # an older instruction's answer
-        self.edits.put(out.frame, out.image)
+        image = out.image
+        turns = self.media.info.rotation // 90 if self.media is not None else 0
+        if turns:  # the sidecar edits stored pixels; show them upright like the source pane
+            image = np.ascontiguousarray(np.rot90(image, turns))
+        self.edits.put(out.frame, image)
         if out.frame == out.seek_frame:
             self.stats = replace(self.stats, latency_seconds=out.seconds, cached=out.cached)
             self.stats_changed.emit(self.stats)
         if out.frame == self.frame or self.shown_edit != self.frame:
-            self._show_edit(out.frame, out.image)
+            self._show_edit(out.frame, image)
         self.edited_ranges_changed.emit(merge_ranges(self.edits.frames()))
 
     def _on_seek_done(self, done: SeekDone) -> None:

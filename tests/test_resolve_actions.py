@@ -193,44 +193,40 @@ def test_live_preview_follows_the_playhead_in_source_frames(tmp_path):
     timeline._set_playhead(105)
     playhead = iter([105, 106, 106, 130, 107])  # 130 is off the clip: nothing sent
 
+    follow = tmp_path / "follow.json"
+    seen = []
+
     class Window:
-        def __init__(self):
-            self.lines, self.alive = [], True
-            self.stdin = self
-
-        def write(self, text):
-            self.lines.append(text)
-
-        def flush(self):
-            pass
-
-        def close(self):
-            self.alive = False
-
         def poll(self):
             return None
 
-    window = Window()
     launched = []
 
     def launch(command):
         launched.append(command)
-        return window
+        return Window()
 
     def sleep(_):
+        seen.append(json.loads(follow.read_text())["frame"])
         try:
             timeline._set_playhead(next(playhead))
         except StopIteration:
             stop.set()
 
     stop = threading.Event()
-    sent = actions.live_preview(resolve, ["liveedit"], "snow", seed=3, launch=launch, sleep=sleep, should_stop=stop.is_set)
+    sent = actions.live_preview(resolve, ["liveedit"], "snow", seed=3, follow_file=str(follow), launch=launch,
+                                sleep=sleep, should_stop=stop.is_set)
     # Playhead 105 is 5 frames into a clip whose in-point is 10 timeline frames (20 media frames) in.
-    assert sent == [30, 32, 34] and window.lines == ["30\n", "32\n", "34\n"] and not window.alive
+    assert sent == [30, 32, 34]
+    assert seen == [30, 30, 32, 32, 32, 34]  # what the window reads after each poll; 130 is off the clip
     (command,) = launched
     assert command[:3] == ["liveedit", "preview", str(tmp_path / "p50.mov")]
-    assert command[command.index("--first-frame") + 1] == "20" and command[command.index("--frame-count") + 1] == "40"
-    assert "--follow" in command and command[command.index("--instruction") + 1] == "snow"
+    assert command[command.index("--start") + 1] == "20" and command[command.index("--frames") + 1] == "40"
+    assert command[command.index("--follow") + 1] == str(follow) and command[command.index("-p") + 1] == "snow"
+    # The window's own parser accepts what the script writes.
+    from liveedit.ui.follow import parse_request
+
+    assert parse_request(follow.read_text(), "follow file")["media"] == str(tmp_path / "p50.mov")
 
 
 def test_take_placement_keeps_the_original_as_take_one(tmp_path):

@@ -277,21 +277,30 @@ def _place(session, job_id: str, p: _Planned, status: dict, options: EditOptions
 # -- Live preview -----------------------------------------------------------------------------
 
 
-def preview_command(liveedit_command: list[str], region: SourceRange, instruction: str, seed: int) -> list[str]:
-    """`liveedit preview` on the clip's source range, following frames written to its stdin."""
+def preview_command(liveedit_command: list[str], region: SourceRange, instruction: str, seed: int,
+                    follow_file: str) -> list[str]:
+    """`liveedit preview` on the clip's source range, steered through a --follow file."""
     return [*liveedit_command, "preview", region.media_path,
-            "--first-frame", str(region.first_frame), "--frame-count", str(region.frame_count),
-            "--instruction", instruction, "--seed", str(int(seed)), "--follow"]
+            "--start", str(region.first_frame), "--frames", str(region.frame_count),
+            "-p", instruction, "--seed", str(int(seed)), "--follow", follow_file]
+
+
+def write_follow_request(path: str, request: dict) -> None:
+    """The preview window polls this file; replace it whole so it never reads half a write."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(request, f)
+    os.replace(tmp, path)
 
 
 def live_preview(resolve, liveedit_command: list[str], instruction: str, seed: int = 0, *,
-                 launch: Callable[[list[str]], subprocess.Popen] | None = None,
+                 follow_file: str, launch: Callable[[list[str]], subprocess.Popen] | None = None,
                  poll_seconds: float = 0.1, should_stop: Callable[[], bool] = lambda: False,
                  sleep: Callable[[float], None] = time.sleep) -> list[int]:
-    """Open the preview window on the clip under the playhead and send it the source frame
-    under the playhead whenever that changes (Resolve has no playhead event, so we poll
-    ``GetCurrentTimecode``). Ends when the window closes or ``should_stop()``. Returns the
-    frames sent."""
+    """Open the preview window on the clip under the playhead and move it to the source
+    frame under the playhead whenever that changes (Resolve has no playhead event, so we
+    poll ``GetCurrentTimecode``; the window polls ``follow_file``). Ends when the window
+    closes or ``should_stop()``. Returns the frames sent."""
     if not instruction or not instruction.strip():
         raise ResolveScriptError("write an instruction for the preview, e.g. 'make the fur snowy white'")
     session = host.current_session(resolve)
@@ -300,25 +309,18 @@ def live_preview(resolve, liveedit_command: list[str], instruction: str, seed: i
         raise ResolveScriptError("no clip is under the playhead; park it on the clip to preview")
     timing = host.item_timing(item)
     region = source_range(session.timing, timing)
-    launch = launch or (lambda cmd: subprocess.Popen(cmd, stdin=subprocess.PIPE, text=True))
-    process = launch(preview_command(liveedit_command, region, instruction.strip(), seed))
+    request = {"media": region.media_path, "start": region.first_frame, "frames": region.frame_count,
+               "instruction": instruction.strip(), "seed": int(seed), "frame": region.first_frame}
+    write_follow_request(follow_file, request)
+    launch = launch or (lambda cmd: subprocess.Popen(cmd))
+    process = launch(preview_command(liveedit_command, region, instruction.strip(), seed, follow_file))
     sent: list[int] = []
-    try:
-        while process.poll() is None and not should_stop():
-            frame = host.current_frame(session)
-            if timing.start <= frame < timing.end:  # off the clip: the window keeps its last frame
-                source = source_frame_at(session.timing, timing, frame)
-                if not sent or sent[-1] != source:
-                    try:
-                        process.stdin.write(f"{source}\n")
-                        process.stdin.flush()
-                    except (BrokenPipeError, OSError):
-                        break  # the window was closed
-                    sent.append(source)
-            sleep(poll_seconds)
-    finally:
-        try:
-            process.stdin.close()
-        except (OSError, AttributeError):
-            pass
+    while process.poll() is None and not should_stop():
+        frame = host.current_frame(session)
+        if timing.start <= frame < timing.end:  # off the clip: the window keeps its last frame
+            source = source_frame_at(session.timing, timing, frame)
+            if not sent or sent[-1] != source:
+                write_follow_request(follow_file, {**request, "frame": source})
+                sent.append(source)
+        sleep(poll_seconds)
     return sent

@@ -180,23 +180,28 @@ def _listing(items: list[str], limit: int = 8) -> str:
     return shown + (f", … and {len(items) - limit} more" if len(items) > limit else "")
 
 
+def state_dict_mismatch(expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.Tensor]) -> list[str]:
+    """What keeps ``given`` from loading strictly where ``expected`` is: one phrase each for
+    missing, unexpected and mis-shaped names (first few listed). Empty when it fits."""
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in given if k not in expected]
+    misshaped = [
+        f"{k} (file {list(given[k].shape)}, model {list(expected[k].shape)})"
+        for k in expected
+        if k in given and tuple(given[k].shape) != tuple(expected[k].shape)
+    ]
+    return [
+        f"{len(names)} {what}: {_listing(names)}"
+        for what, names in (("missing", missing), ("unexpected", unexpected), ("with the wrong shape", misshaped))
+        if names
+    ]
+
+
 def load_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], expected_format: str = EXPECTED_FORMATS) -> None:
     """Load every weight of ``model`` from ``state_dict``, or raise a CheckpointError that lists
     missing, unexpected and mis-shaped names (first few of each) and what was expected."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
-    misshaped = [
-        f"{k} (file {list(state_dict[k].shape)}, model {list(own[k].shape)})"
-        for k in own
-        if k in state_dict and state_dict[k].shape != own[k].shape
-    ]
-    if missing or unexpected or misshaped:
-        parts = [
-            f"{len(names)} {what}: {_listing(names)}"
-            for what, names in (("missing", missing), ("unexpected", unexpected), ("with the wrong shape", misshaped))
-            if names
-        ]
+    parts = state_dict_mismatch(model.state_dict(), state_dict)
+    if parts:
         hints = []
         if is_diffusers_naming(state_dict):
             hints.append("the names are diffusers' (convert with from_diffusers / canonical_state_dict)")

@@ -40,6 +40,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from liveedit.engine.checkpoint import state_dict_mismatch
 from liveedit.engine.errors import CheckpointError, InputError
 
 
@@ -281,20 +282,8 @@ def load_taehv_state_dict(model: TAEHV, state_dict: dict[str, torch.Tensor], sou
         key = f"decoder.{i}.conv.weight"
         if isinstance(layer, TGrow) and key in sd and sd[key].shape[0] > expected[key].shape[0]:
             sd[key] = sd[key][-expected[key].shape[0] :]
-    missing = sorted(set(expected) - set(sd))
-    unexpected = sorted(set(sd) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(sd) if expected[k].shape != sd[k].shape)
-    if missing or unexpected or wrong:
-        details = []
-        if missing:
-            details.append(f"{len(missing)} missing (e.g. {missing[:3]})")
-        if unexpected:
-            details.append(f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
-        if wrong:
-            k = wrong[0]
-            details.append(
-                f"{len(wrong)} with the wrong shape (e.g. {k}: file {tuple(sd[k].shape)}, model {tuple(expected[k].shape)})"
-            )
+    details = state_dict_mismatch(expected, sd)
+    if details:
         raise CheckpointError(
             f"{source} is not a taew2_1 tiny VAE: {'; '.join(details)}. "
             "Use taew2_1.pth from madebyollin/taehv (Wan 2.1), not taehv/taew2_2/taehv1_5."

@@ -28,6 +28,7 @@ from typing import Callable, Protocol
 import torch
 from transformers import UMT5Config, UMT5EncoderModel
 
+from liveedit.engine.checkpoint import state_dict_mismatch
 from liveedit.engine.errors import CheckpointError, InputError
 
 log = logging.getLogger(__name__)
@@ -171,21 +172,8 @@ def load_umt5_state_dict(
     """Strict load with a message naming the first missing / unexpected / mis-shaped names.
     `assign=True` takes the tensors as they are (for a model built on the meta device)."""
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state_dict) if expected[k].shape != state_dict[k].shape)
-    if missing or unexpected or wrong:
-        details = []
-        if missing:
-            details.append(f"{len(missing)} missing (e.g. {missing[:3]})")
-        if unexpected:
-            details.append(f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
-        if wrong:
-            k = wrong[0]
-            details.append(
-                f"{len(wrong)} with the wrong shape (e.g. {k}: file {tuple(state_dict[k].shape)}, "
-                f"model {tuple(expected[k].shape)})"
-            )
+    details = state_dict_mismatch(expected, state_dict)
+    if details:
         raise CheckpointError(
             f"{source} does not fit this preset's umT5 encoder: {'; '.join(details)}. "
             "Re-download with `liveedit weights fetch` or check the --weights folder."

@@ -22,6 +22,7 @@ from diffusers import AutoencoderKLWan
 from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
 
+from liveedit.engine.checkpoint import state_dict_mismatch
 from liveedit.engine.errors import CheckpointError, InputError
 
 # The 16 per-channel statistics Wan, Self-Forcing, LiveEdit and diffusers all use to
@@ -71,23 +72,8 @@ def load_wan_vae_state_dict(vae: AutoencoderKLWan, original: dict[str, torch.Ten
     """
     converted = convert_wan_vae_to_diffusers(dict(original))
     expected = vae.state_dict()
-    missing = sorted(set(expected) - set(converted))
-    unexpected = sorted(set(converted) - set(expected))
-    wrong_shape = sorted(
-        k for k in set(expected) & set(converted) if tuple(expected[k].shape) != tuple(converted[k].shape)
-    )
-    if missing or unexpected or wrong_shape:
-        details = []
-        if missing:
-            details.append(f"{len(missing)} missing (e.g. {missing[:3]})")
-        if unexpected:
-            details.append(f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
-        if wrong_shape:
-            k = wrong_shape[0]
-            details.append(
-                f"{len(wrong_shape)} with the wrong shape (e.g. {k}: file {tuple(converted[k].shape)}, "
-                f"model {tuple(expected[k].shape)})"
-            )
+    details = state_dict_mismatch(expected, converted)
+    if details:
         raise CheckpointError(
             f"{source} is not a Wan2.1 VAE of this preset: {'; '.join(details)}. "
             "Re-download it with `liveedit weights fetch` or check the file given with --weights."

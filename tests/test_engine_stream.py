@@ -9,28 +9,13 @@ from liveedit.engine.attention import block_causal_mask
 from liveedit.engine.errors import InputError
 from liveedit.engine.sampler import SamplerConfig, add_noise, flow_to_x0, initial_noise
 from liveedit.engine.stream import LatentStream
-from liveedit.engine.transformer import TRANSFORMER_PRESETS, LiveEditTransformer
+from tiny_engine import CFG, context, sources, tiny_transformer
 
-CFG = TRANSFORMER_PRESETS["tiny"]
 
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    m = LiveEditTransformer(CFG).eval()
-    with torch.no_grad():
-        for p in m.parameters():
-            p.normal_(0, 0.15)
-    return m
-
-
-def sources(chunks, batch, seed=5):
-    g = torch.Generator().manual_seed(seed)
-    return [torch.randn(batch, 16, f, CFG.latent_height, CFG.latent_width, generator=g) for f in chunks]
-
-
-def context(batch, seed=6):
-    return torch.randn(batch, 5, CFG.text_dim, generator=torch.Generator().manual_seed(seed))
+    return tiny_transformer()
 
 
 @torch.no_grad()

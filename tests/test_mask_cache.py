@@ -11,11 +11,9 @@ import torch
 from liveedit.engine import mask_cache as mc
 from liveedit.engine.errors import InputError
 from liveedit.engine.mask_cache import MaskCacheConfig, select_tokens
-from liveedit.engine.sampler import SamplerConfig
 from liveedit.engine.stream import LatentStream
-from liveedit.engine.transformer import TRANSFORMER_PRESETS, LiveEditTransformer
+from tiny_engine import CFG, context, sources, tiny_transformer
 
-CFG = TRANSFORMER_PRESETS["tiny"]  # latent 8x14 -> tokens 4x7 = 28 per frame
 GRID = (CFG.latent_height // 2, CFG.latent_width // 2)
 T = CFG.tokens_per_frame
 K = round(0.3 * T)  # 8
@@ -23,21 +21,7 @@ K = round(0.3 * T)  # 8
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    m = LiveEditTransformer(CFG).eval()
-    with torch.no_grad():
-        for p in m.parameters():
-            p.normal_(0, 0.15)
-    return m
-
-
-def sources(chunks, batch, seed=5):
-    g = torch.Generator().manual_seed(seed)
-    return [torch.randn(batch, 16, f, CFG.latent_height, CFG.latent_width, generator=g) for f in chunks]
-
-
-def context(batch, seed=6):
-    return torch.randn(batch, 5, CFG.text_dim, generator=torch.Generator().manual_seed(seed))
+    return tiny_transformer()
 
 
 def run(model, chunks, batch, mask_cache=None, seed=11, **kw):

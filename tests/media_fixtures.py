@@ -2,7 +2,7 @@
 
 Use from a test module:
 
-    from tests.media_fixtures import media_clips, ffmpeg_frame  # noqa: F401  (the import registers the fixture)
+    from media_fixtures import media_clips, ffmpeg_frame  # noqa: F401  (the import registers the fixture)
 
     def test_something(media_clips):
         path = media_clips["ntsc_df"]          # generated on first use, then cached

@@ -19,8 +19,8 @@ from PIL import Image
 from liveedit.sidecar import config
 from liveedit.sidecar.bridge import PreviewRequest, origin_allowed, start_bridge
 from liveedit.sidecar.jobs import RenderQueue
-from tests.media_fixtures import media_clips  # noqa: F401  (registers the fixture)
-from tests.test_jobs import FakeExecutor
+from media_fixtures import media_clips  # noqa: F401  (registers the fixture)
+from test_jobs import FakeExecutor
 
 TOKEN = "test-token-" + "x" * 32
 
@@ -367,7 +367,7 @@ def test_preview_frames_come_from_preview_sessions(tmp_path, media_clips):  # no
     from liveedit.sidecar.bridge import SessionPreview
     from liveedit.sidecar.preview import PreviewConfig, PreviewSessions
     from liveedit.sidecar.worker import GpuWorker
-    from tests.server_fakes import InvertEditor
+    from server_fakes import InvertEditor
 
     clip = media_clips["pal"]  # 20 frames, 64x48
 

@@ -193,9 +193,9 @@ def test_killed_worker_process_resumes_without_redoing_or_showing_partial_output
     child = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, time; sys.path.insert(0, sys.argv[1]);"
-         "from tests.test_jobs import CrashingExecutor; from liveedit.sidecar.jobs import RenderQueue;"
+         "from test_jobs import CrashingExecutor; from liveedit.sidecar.jobs import RenderQueue;"
          "q = RenderQueue(sys.argv[2], CrashingExecutor()); time.sleep(120)",
-         str(TESTS.parent), str(db)])
+         str(TESTS), str(db)])
     try:
         deadline = time.monotonic() + 60
         states = []

@@ -12,7 +12,7 @@ import opentimelineio as otio
 import pytest
 
 from liveedit.sidecar.jobs import DONE, JobSpec, LocalExecutor, RegionSpec, RenderQueue
-from tests.media_fixtures import ffprobe_frame_count, media_clips  # noqa: F401
+from media_fixtures import ffprobe_frame_count, media_clips  # noqa: F401
 
 pytestmark = pytest.mark.slow
 

@@ -23,9 +23,9 @@ import pytest
 
 from liveedit.sidecar.bridge import start_bridge
 from liveedit.sidecar.jobs import LocalExecutor, RenderQueue
-from tests.media_fixtures import ffprobe_frame_count, media_clips  # noqa: F401  (registers the fixture)
-from tests.test_bridge import FakePreview
-from tests.test_jobs import FakeExecutor
+from media_fixtures import ffprobe_frame_count, media_clips  # noqa: F401  (registers the fixture)
+from test_bridge import FakePreview
+from test_jobs import FakeExecutor
 
 pytestmark = pytest.mark.fakehost
 

@@ -18,8 +18,8 @@ import pytest
 from liveedit.clients.resolve import actions, host
 from liveedit.clients.resolve.bridge_client import BridgeClient
 from liveedit.clients.resolve.errors import ResolveScriptError, SidecarNotRunningError
-from tests.fake_resolve import FakeResolve, MediaFacts
-from tests.media_fixtures import ffprobe_frame_count, media_clips  # noqa: F401
+from fake_resolve import FakeResolve, MediaFacts
+from media_fixtures import ffprobe_frame_count, media_clips  # noqa: F401
 
 pytestmark = pytest.mark.fakehost
 TOKEN = "resolve-test-token-" + "y" * 24

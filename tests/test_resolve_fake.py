@@ -8,8 +8,8 @@ from fractions import Fraction
 import pytest
 
 from liveedit.clients.resolve import host
-from tests import fake_resolve
-from tests.fake_resolve import FakeResolve, MediaFacts, contract_problems
+import fake_resolve
+from fake_resolve import FakeResolve, MediaFacts, contract_problems
 
 pytestmark = pytest.mark.fakehost
 

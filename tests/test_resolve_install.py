@@ -13,7 +13,7 @@ import pytest
 
 from liveedit.clients.resolve import install as setup
 from liveedit.clients.resolve.entry import PROBE_FILE
-from tests.fake_resolve import FakeResolve
+from fake_resolve import FakeResolve
 
 MENU = ["LiveEdit - Edit selection.py", "LiveEdit - Live preview.py", "LiveEdit - Render marked regions.py"]
 

@@ -30,7 +30,7 @@ from liveedit.ui.follow import FollowError, Follower, parse_request  # noqa: E40
 from liveedit.ui.launch import SidecarStartError, SidecarTarget, connect_or_start  # noqa: E402
 from liveedit.ui.sidecar_link import SessionRequest, SidecarLink  # noqa: E402
 from liveedit.ui.source_frames import OpenedMedia, pixel_aspect  # noqa: E402
-from tests.media_fixtures import FFMPEG, media_clips  # noqa: E402,F401
+from media_fixtures import FFMPEG, media_clips  # noqa: E402,F401
 
 
 @pytest.mark.parametrize("speed, key, after", [

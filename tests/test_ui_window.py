@@ -24,8 +24,8 @@ from liveedit.sidecar import media_read  # noqa: E402
 from liveedit.ui.app import PreviewOptions, build_window  # noqa: E402
 from liveedit.ui.controller import RANDOM_WEIGHTS_LABEL  # noqa: E402
 from liveedit.ui.launch import SidecarTarget  # noqa: E402
-from tests.media_fixtures import media_clips  # noqa: E402,F401
-from tests.server_fakes import ServerThread  # noqa: E402
+from media_fixtures import media_clips  # noqa: E402,F401
+from server_fakes import ServerThread  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

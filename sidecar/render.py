@@ -51,6 +51,8 @@ class RenderedSegment:
     settings_key: str
     skipped: bool  # True: an earlier render with the same settings was reused
     segment: otio_io.EditedSegment
+    masks_path: Path | None = None  # the mask cache's token masks as video (save_masks)
+    reused_token_fraction: float | None = None  # mask cache: share of tokens reused on pruned steps
 
 
 # -- identity of a render ------------------------------------------------------------
@@ -74,7 +76,17 @@ def model_identity(models) -> str:
     return f"{preset}:{getattr(models, 'checkpoint_hash', None) or 'unhashed'}"
 
 
-def settings_key(region: Region, model: str, seed: int, sampler=None, *, handles: int = 0, format: str = "prores") -> str:
+def mask_cache_settings(mask_cache) -> dict | None:
+    """The mask cache settings that decide pixels (save_masks only adds a file)."""
+    if mask_cache is None:
+        return None
+    settings = _sampler_dict(mask_cache)
+    settings.pop("save_masks", None)
+    return settings
+
+
+def settings_key(region: Region, model: str, seed: int, sampler=None, *, handles: int = 0, format: str = "prores",
+                 mask_cache=None) -> str:
     """A short, deterministic hash of everything that decides the pixels of a segment:
     the same key means the same render, so finished regions are recognised and skipped.
     The source file's size and modification time are in it, so a replaced source re-renders."""
@@ -94,6 +106,8 @@ def settings_key(region: Region, model: str, seed: int, sampler=None, *, handles
         "handles": int(handles),
         "format": format,
     }
+    if mask_cache is not None:  # only when on, so keys of renders without it stay as they were
+        payload["mask_cache"] = mask_cache_settings(mask_cache)
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
@@ -166,17 +180,24 @@ def render_region(
     timeline: otio.schema.Timeline | None = None,
     job_id: str | None = None,
     force: bool = False,
+    mask_cache=None,
+    save_masks: bool = False,
 ) -> RenderedSegment:
     """Edit ``region``'s source frames with ``models`` and write the segment (plus
     handles) and its OTIO into ``output_dir``. ``timeline`` is the editor's timeline
     the region came from; without it the OTIO holds just the source clip and the edit.
-    A finished segment with the same settings is reused unless ``force``."""
+    A finished segment with the same settings is reused unless ``force``.
+    ``mask_cache`` (a MaskCacheConfig) turns on token pruning; ``save_masks`` also writes
+    its token masks as ``<segment name>.masks.mov`` (sidecar/mask_video.py)."""
+    from liveedit.sidecar.mask_video import MAX_MASK_CHUNKS, chunks_for_frames, mask_video_path
     from liveedit.sidecar.media import clamp_handles, probe
 
     if format not in FORMATS:
         raise RenderError(f"unknown output format {format!r}; choose one of {', '.join(FORMATS)}")
     if handles < 0:
         raise RenderError(f"handles must be 0 or more frames, not {handles}")
+    if save_masks and mask_cache is None:
+        raise RenderError("saving token masks needs the mask cache; turn it on (--mask-cache) or drop --save-masks")
     media = getattr(region, "media_path", None) or str(getattr(region, "media"))
     info = probe(media)
     region = _as_region(region, info)
@@ -195,22 +216,31 @@ def render_region(
     tc_start = region.media_timecode_start + first
 
     model = model_identity(models)
-    key = settings_key(region, model, seed, sampler, handles=handles, format=format)
+    key = settings_key(region, model, seed, sampler, handles=handles, format=format, mask_cache=mask_cache)
     stem = confined_path(output_dir, name or segment_name(region, key))
     output = stem.with_name(stem.name + FORMATS[format])
     otio_path = stem.with_name(stem.name + ".otio")
+    masks_path = mask_video_path(output) if save_masks else None
+    if save_masks and chunks_for_frames(count) > MAX_MASK_CHUNKS:
+        raise RenderError(
+            f"{region.describe()} is {count} frames, {chunks_for_frames(count)} chunks; token masks are kept for at "
+            f"most {MAX_MASK_CHUNKS} chunks, so split the region or render without --save-masks"
+        )
     job_id = job_id or uuid4().hex[:12]
 
-    def finished(skipped: bool, prov: dict) -> RenderedSegment:
+    def finished(skipped: bool, prov: dict, reused: float | None = None) -> RenderedSegment:
         edited = otio_io.EditedSegment(region, str(output), tc_start, count, prov)
-        return RenderedSegment(output, otio_path, count, first, (before, after), tc_start, key, skipped, edited)
+        return RenderedSegment(output, otio_path, count, first, (before, after), tc_start, key, skipped, edited,
+                               masks_path, reused)
 
-    if not force:
+    if not force and (masks_path is None or masks_path.exists()):  # asked-for masks missing: render again
         previous = _previous_render(otio_path, output, key, count)
         if previous is not None:
             return finished(True, previous)
 
     sampler_settings = _sampler_dict(sampler)
+    if mask_cache is not None:
+        sampler_settings["mask_cache"] = mask_cache_settings(mask_cache)
     prov = otio_io.provenance(
         region,
         seed=seed,
@@ -222,8 +252,9 @@ def render_region(
         settings_key=key,
         handles=(before, after),
     )
-    _edit_frames(region, models, info, first, count, output, format, seed, sampler, tc_start, progress, cancel)
-    result = finished(False, prov)
+    editor = _edit_frames(region, models, info, first, count, output, format, seed, sampler, tc_start, progress, cancel,
+                          mask_cache, masks_path)
+    result = finished(False, prov, reused_token_fraction(editor.stats))
     segment_timeline = otio_io.edited_timeline(timeline or _source_timeline(region, info), [result.segment])
     otio_io.write_otio(segment_timeline, otio_path)
     return result
@@ -252,11 +283,24 @@ def _previous_render(otio_path: Path, output: Path, key: str, count: int) -> dic
     return None
 
 
-def _edit_frames(region, models, info, first, count, output, format, seed, sampler, tc_start, progress, cancel):
+def reused_token_fraction(stats) -> float | None:
+    """Share of tokens that reused outputs on the pruned steps, over a stream's chunks
+    (weighted by latent frames; the first chunk reuses none). None without the mask cache."""
+    measured = [(s.reused_token_fraction, s.latent_frames) for s in stats if s.reused_token_fraction is not None]
+    if not measured:
+        return None
+    return sum(f * n for f, n in measured) / sum(n for _, n in measured)
+
+
+def _edit_frames(region, models, info, first, count, output, format, seed, sampler, tc_start, progress, cancel,
+                 mask_cache=None, masks_path=None):
     from liveedit.engine.editor import StreamingEditor
     from liveedit.sidecar.media import read_frames
 
-    editor = StreamingEditor(models, instruction=region.instruction, seed=seed, sampler=_sampler_config(sampler))
+    if masks_path is not None:
+        mask_cache = dataclasses.replace(mask_cache, save_masks=True)
+    editor = StreamingEditor(models, instruction=region.instruction, seed=seed, sampler=_sampler_config(sampler),
+                             mask_cache=mask_cache)
     writer = open_segment_writer(output, format=format, info=info, first=first, count=count,
                                  start_timecode=info.timecode_of(first))
     written = 0
@@ -289,10 +333,29 @@ def _edit_frames(region, models, info, first, count, output, format, seed, sampl
                 progress(written, count)
         if written != count:
             raise RenderError(f"the editor returned {written} frames for {count} source frames of {region.media_path}")
+        if masks_path is not None:
+            _write_masks(editor, masks_path, info, first, count, models)
         writer.close()
     except BaseException:
         writer.abort()
         raise
+    return editor
+
+
+def _write_masks(editor, path: Path, info, first: int, count: int, models) -> None:
+    """The stream's token masks, aligned to the segment's frames, beside the segment."""
+    from liveedit.sidecar.mask_video import Placement, write_mask_video
+
+    # The editor keeps its stream and placement private; both are read, never changed.
+    masks = editor._stream.token_masks()
+    if len(masks) != len(editor.stats):
+        raise RenderError(f"the mask cache kept {len(masks)} of {len(editor.stats)} chunks' token masks for {path}; "
+                          f"split the region or render without --save-masks")
+    p = editor._placement
+    write_mask_video(path, masks, frame_count=count, source_size=(info.height, info.width),
+                     model_size=(models.preset.height, models.preset.width),
+                     placement=Placement(p.top, p.left, p.height, p.width), rate=info.frame_rate,
+                     start_timecode=info.timecode_of(first), rotation=info.rotation, sources=[info.path])
 
 
 def _sampler_config(sampler):

@@ -1,0 +1,55 @@
+"""The mask cache options `liveedit edit` and `liveedit render` share (--mask-cache,
+--save-masks) and the one line that reports how much it reused."""
+
+from __future__ import annotations
+
+import argparse
+
+# MaskCacheConfig's own default (the reference's keep ratio); kept here as a number so
+# building the CLI parser does not import torch. tests/test_mask_video.py checks they agree.
+DEFAULT_KEEP_RATIO = 0.3
+
+
+def keep_ratio(text: str) -> float:
+    """argparse type for --mask-cache: a share of tokens between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a keep ratio: give a number from 0 to 1 (the share of tokens computed on pruned "
+            "steps), or nothing for the default; if it is your input file, put --mask-cache after it")
+    return value
+
+
+def add_mask_cache_arguments(parser) -> None:
+    g = parser.add_argument_group("mask cache (token pruning, off by default)")
+    g.add_argument("--mask-cache", nargs="?", const=DEFAULT_KEEP_RATIO, default=None, type=keep_ratio,
+                   metavar="KEEP_RATIO",
+                   help=f"compute only this share of each frame's tokens on denoising steps 1-2, reusing step 0 "
+                        f"for the rest (default {DEFAULT_KEEP_RATIO} when given without a value); faster, "
+                        "slightly different pixels")
+    g.add_argument("--save-masks", action="store_true",
+                   help="with --mask-cache: also write which tokens were computed (white) or reused (black) as "
+                        "<segment>.masks.mov beside each segment, frame for frame")
+
+
+def mask_cache_config(args):
+    """MaskCacheConfig for the parsed options, or None when the mask cache is off."""
+    from liveedit.engine.errors import InputError
+
+    if args.save_masks and args.mask_cache is None:
+        raise InputError("--save-masks shows what the mask cache reused; add --mask-cache (or drop --save-masks)")
+    if args.mask_cache is None:
+        return None
+    from liveedit.engine.mask_cache import MaskCacheConfig
+
+    return MaskCacheConfig(keep_ratio=args.mask_cache)
+
+
+def reuse_report(fraction: float | None) -> str:
+    """'mask cache: 68% of tokens reused on pruned steps' (or why there is no figure)."""
+    if fraction is None:
+        return "mask cache: nothing rendered this time (earlier renders were reused), so no reuse figure"
+    return f"mask cache: {fraction:.0%} of tokens reused on pruned steps"

@@ -102,7 +102,12 @@ class LiveEditClient:
     def connect(cls, socket_path: str | Path | None = None, *, address: str | None = None,
                 token: str | None = None, timeout: float = 5.0) -> "LiveEditClient":
         """Connects to the local socket (default path) or, with `address` ("127.0.0.1:PORT"),
-        over TCP with the per-install token (read from the config folder when not given)."""
+        over TCP with the per-install token (read from the config folder when not given).
+        An address of the form "unix:/path/to.sock" names a socket (what `liveedit serve` prints)."""
+        if address is not None and address.startswith("unix:"):
+            socket_path, address = address[len("unix:"):], None
+            if not socket_path:
+                raise InputError("the address 'unix:' names no socket; give unix:/path/to/sidecar.sock")
         if address is not None:
             target = address
             token = token or config.read_token()
@@ -119,7 +124,8 @@ class LiveEditClient:
             channel.close()
             raise ServerNotRunningError(
                 f"no LiveEdit server answers at {target}; start one with `liveedit serve`"
-                + (f" --port {target.rsplit(':', 1)[-1]}" if address else "")) from None
+                + (f" --port {target.rsplit(':', 1)[-1]}" if address else "")
+                + (f" --socket {socket_path}" if socket_path else "")) from None
         return cls(channel, token=token, target=target)
 
     def close(self) -> None:

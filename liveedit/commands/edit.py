@@ -1,6 +1,7 @@
 """`liveedit edit INPUT -p INSTRUCTION -o OUTDIR`: the main job. Streams a clip through
 the editor and writes the edited clip next to a small .otio that references it (the
-source on V1, the edit on a "LiveEdit" track above). The source file is only read."""
+source on V1, the edit on a "LiveEdit" track above). The source file is only read.
+With --sidecar, a running `liveedit serve` renders it as a one-region job instead."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+from liveedit.commands._mask_cache import add_mask_cache_arguments, mask_cache_config, reuse_report
 from liveedit.commands._models import add_model_arguments, load_models
+from liveedit.commands.render import add_sidecar_argument
 
 
 def register(sub) -> None:
@@ -25,6 +28,8 @@ def register(sub) -> None:
                    help="use the shift-5 warped step list the checkpoint may have been trained on")
     p.add_argument("--force", action="store_true", help="redo even if the same edit exists in OUTDIR")
     add_model_arguments(p)
+    add_mask_cache_arguments(p)
+    add_sidecar_argument(p, ignored=("model", "weights", "ema", "device", "dtype", "warped_steps"))
     p.set_defaults(func=run)
 
 
@@ -46,6 +51,9 @@ def run(args) -> int:
             f"{args.input} has frames 0-{info.frame_count - 1}; --start {args.start} --frames {count} is outside that"
         )
     args.output_dir.mkdir(parents=True, exist_ok=True)
+    if args.sidecar is not None:
+        return _edit_on_sidecar(args, count)
+    mask_cache = mask_cache_config(args)  # before loading models: a bad option fails fast
     models = load_models(args)
     region = RegionSpec(media=args.input.resolve(), first_frame=args.start, frame_count=count,
                         instruction=args.instruction, seed=args.seed)
@@ -60,7 +68,8 @@ def run(args) -> int:
 
     try:
         result = render_region(region, models, args.output_dir, format=args.format, seed=args.seed,
-                               sampler=sampler, progress=progress, force=args.force)
+                               sampler=sampler, progress=progress, force=args.force,
+                               mask_cache=mask_cache, save_masks=args.save_masks)
     finally:
         bar.close()
     if result.skipped:
@@ -68,6 +77,32 @@ def run(args) -> int:
     else:
         print(f"edited {result.frame_count} frames of {args.input} -> {result.path}")
     print(f"timeline: {result.otio_path}")
+    if result.masks_path is not None:
+        print(f"token masks: {result.masks_path}")
+    if mask_cache is not None:
+        print(reuse_report(result.reused_token_fraction))
     if models.random_weights:
         print("note: RANDOM weights (--model tiny): the output shows the pipeline works; it is not an edit.")
+    return 0
+
+
+def _edit_on_sidecar(args, count: int) -> int:
+    """The same edit as a one-region job on a running sidecar; no model is loaded here."""
+    from liveedit.commands.render import connect_sidecar, note_ignored_options, region_outcomes, run_sidecar_job
+    from liveedit.engine.errors import LiveEditError
+
+    note_ignored_options(args, "edit")
+    client, info = connect_sidecar(args.sidecar)
+    region = {"media": str(args.input.resolve()), "first_frame": args.start, "frame_count": count,
+              "instruction": args.instruction, "seed": args.seed}
+    with client:
+        job = run_sidecar_job(client, [region], args.output_dir, format=args.format,
+                              label=f"liveedit edit {args.input.name}", describe=lambda _: args.input.name)
+    (_, output, otio_path, frame_count, error), = region_outcomes(job)
+    if output is None:
+        raise LiveEditError(f"the sidecar could not edit {args.input}: {error}")
+    print(f"edited {frame_count} frames of {args.input} -> {output}")
+    print(f"timeline: {otio_path}")
+    if info.random_weights:
+        print("note: RANDOM weights (the sidecar runs --model tiny): the output shows the pipeline works; it is not an edit.")
     return 0

@@ -6,12 +6,24 @@ the whole timeline with -p), renders each through the model into new media files
 writes the updated timeline as .otio, .edl and .xml with the edits on a "LiveEdit"
 track. Sources are never modified; regions already rendered with the same settings are
 skipped. One failing region does not stop the others; the exit code says if any failed.
+
+With --sidecar the regions go to a running `liveedit serve` as one render job instead of
+loading a model here; the timeline is still written by this command, from the job's results.
+The sidecar helpers below (address option, job submission and progress) are shared with
+`liveedit edit`.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
+
+from liveedit.commands._mask_cache import add_mask_cache_arguments, mask_cache_config, reuse_report
+
+SIDECAR_HELP = ("render on a running sidecar (`liveedit serve`) instead of loading a model here: no value = "
+                "the local default socket, or unix:/path/to.sock, or 127.0.0.1:PORT (TCP, uses the per-install "
+                "token); put it after the file argument or write --sidecar=ADDRESS")
 
 
 def register(sub) -> None:
@@ -36,7 +48,139 @@ def register(sub) -> None:
     p.add_argument("--handles", type=int, default=12, help="extra source frames on each side (clamped to the media)")
     p.add_argument("--force", action="store_true", help="render again even if a finished render has the same settings")
     p.add_argument("--edl-rate", type=float, help="frame rate of an EDL timeline (EDLs do not state it)")
+    add_mask_cache_arguments(p)
+    add_sidecar_argument(p, ignored=("model", "weights", "device"))
     p.set_defaults(func=run)
+
+
+# -- --sidecar: shared with `liveedit edit` ----------------------------------------------
+
+
+def sidecar_address(text: str) -> str:
+    """argparse type for --sidecar: "" (the default socket), unix:/path or HOST:PORT."""
+    if text == "" or (text.startswith("unix:") and len(text) > len("unix:")):
+        return text
+    host, sep, port = text.rpartition(":")
+    if sep and host and port.isdigit() and 0 < int(port) < 65536:
+        return text
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is not a sidecar address: use unix:/path/to/sidecar.sock or 127.0.0.1:PORT "
+        "(if it is your input file or timeline, put --sidecar after it or write --sidecar=ADDRESS)")
+
+
+def add_sidecar_argument(parser, *, ignored: tuple[str, ...]) -> None:
+    """--sidecar [ADDRESS]; `ignored` names the options (dests) that only matter for a model
+    loaded here, so that a user who passed them is told they have no effect."""
+    parser.add_argument("--sidecar", nargs="?", const="", default=None, metavar="ADDRESS", type=sidecar_address,
+                        help=SIDECAR_HELP)
+    parser.set_defaults(sidecar_ignored={dest: parser.get_default(dest) for dest in ignored})
+
+
+def note_ignored_options(args, command: str) -> None:
+    passed = [f"--{dest.replace('_', '-')}" for dest, default in args.sidecar_ignored.items()
+              if getattr(args, dest) != default]
+    if passed:
+        print(f"liveedit {command}: {', '.join(passed)} ignored with --sidecar: the sidecar renders with the "
+              "model and settings it was started with", file=sys.stderr)
+
+
+def _sidecar_error(message: str):
+    from liveedit.engine.errors import LiveEditError
+
+    return LiveEditError(" ".join(message.split()))  # one line, whatever the server sent
+
+
+def _explain(exc, where: str, job_id: str | None = None):
+    """A client ServerError → a one-line LiveEditError that says what to do."""
+    import grpc
+
+    from liveedit.sidecar import config
+
+    code, details = exc.code, exc.details or str(exc)
+    if code == grpc.StatusCode.UNIMPLEMENTED:
+        hint = "the sidecar runs without a render queue; restart it without --no-jobs"
+    elif code == grpc.StatusCode.UNAUTHENTICATED:
+        hint = f"the token does not match the sidecar's; both must use {config.token_path()}"
+    elif code == grpc.StatusCode.UNAVAILABLE and job_id:
+        hint = (f"the sidecar stopped answering; job {job_id} stays in its queue and resumes when "
+                "`liveedit serve` runs again")
+    elif code == grpc.StatusCode.UNAVAILABLE:
+        hint = "the sidecar is stopping or gone; start it with `liveedit serve`"
+    else:
+        hint = ""
+    return _sidecar_error(f"sidecar at {where}: {details} ({code.name})" + (f"; {hint}" if hint else ""))
+
+
+def connect_sidecar(address: str):
+    """LiveEditClient for a --sidecar value and the server's ServerInfoResponse."""
+    from liveedit.clients.python import LiveEditClient, ServerError
+
+    client = LiveEditClient.connect(address=address or None)  # no sidecar: says to run `liveedit serve`
+    try:
+        return client, client.info()
+    except ServerError as exc:
+        client.close()
+        raise _explain(exc, client.target) from None
+
+
+def run_sidecar_job(client, regions: list[dict], output_dir: Path, *, format: str, label: str,
+                    describe) -> "object":
+    """Submit one render job, show each region's progress as the in-process path does
+    (a tqdm bar of frames with the edit fps), and return the finished liveedit.v1.Job.
+    `describe(index)` is a region's bar label. Ctrl-C cancels the job on the sidecar."""
+    from tqdm import tqdm
+
+    from liveedit.clients.python import ServerError
+    from liveedit.protos.liveedit.v1 import render_pb2
+
+    waiting = (render_pb2.JOB_STATE_QUEUED, render_pb2.JOB_STATE_UNSPECIFIED)
+    try:
+        job = client.submit_job(regions, output_dir.resolve(), format=format, label=label)
+    except ServerError as exc:
+        raise _explain(exc, client.target) from None
+    bars: dict[int, tqdm] = {}
+    try:
+        for job in client.watch_job(job.id):
+            for region in job.regions:
+                if region.state in waiting:
+                    continue
+                bar = bars.get(region.index)
+                if bar is None:
+                    bar = bars[region.index] = tqdm(total=region.frame_count, desc=describe(region.index),
+                                                    unit="frame", file=sys.stderr)
+                bar.total, bar.n = region.frame_count, region.frames_done
+                if region.fps:
+                    bar.set_postfix(edit_fps=f"{region.fps:.1f}", refresh=False)
+                bar.refresh()
+    except ServerError as exc:
+        raise _explain(exc, client.target, job.id) from None
+    except KeyboardInterrupt:
+        try:
+            client.cancel_job(job.id)
+            print(f"liveedit: cancelled job {job.id} on the sidecar", file=sys.stderr)
+        except ServerError:
+            print(f"liveedit: could not cancel job {job.id}; it may still run on the sidecar", file=sys.stderr)
+        raise
+    finally:
+        for bar in bars.values():
+            bar.close()
+    return job
+
+
+def region_outcomes(job):
+    """(index, output, otio, frame_count, error) per region of a finished job; output is
+    None unless the region is done."""
+    from liveedit.protos.liveedit.v1 import render_pb2
+
+    for r in job.regions:
+        if r.state == render_pb2.JOB_STATE_DONE and r.output:
+            yield r.index, Path(r.output), Path(r.otio) if r.otio else None, r.frame_count, None
+        else:
+            state = render_pb2.JobState.Name(r.state).removeprefix("JOB_STATE_").lower()
+            yield r.index, None, None, r.frame_count, r.error or f"the sidecar reports the region {state}"
+
+
+# -- the command -------------------------------------------------------------------------
 
 
 def _media_info():
@@ -76,31 +220,45 @@ def _load_models(args):
     return load_editor_models(preset, weights_dir=args.weights, device=device, dtype=dtype)
 
 
-def run(args) -> int:
-    from tqdm import tqdm
-
+def find_regions(args, timeline, failures: list[str]):
+    """The regions to render (markers, or -p with an optional --in/--out); refused ones are
+    appended to `failures`."""
     from liveedit.engine.errors import LiveEditError
-    from liveedit.sidecar import otio_io
-    from liveedit.sidecar.render import render_region
-    from liveedit.sidecar.timeline import (
-        read_timeline,
-        record_frame_from_timecode,
-        regions_for_range,
-        regions_from_markers,
-    )
+    from liveedit.sidecar.timeline import record_frame_from_timecode, regions_for_range, regions_from_markers
 
-    timeline = read_timeline(args.timeline, edl_rate=args.edl_rate)
-    failures: list[str] = []
-    refuse = lambda exc: failures.append(str(exc))  # noqa: E731 - collected, reported below
+    refuse = lambda exc: failures.append(str(exc))  # noqa: E731 - collected, reported by the caller
     if args.prompt:
         record_range = None
         if args.in_tc or args.out_tc:
             if not (args.in_tc and args.out_tc):
                 raise LiveEditError("give both --in and --out (or neither, for the whole timeline)")
             record_range = (record_frame_from_timecode(timeline, args.in_tc), record_frame_from_timecode(timeline, args.out_tc))
-        regions = regions_for_range(timeline, args.prompt, record_range, media_info=_media_info(), on_refused=refuse)
-    else:
-        regions = regions_from_markers(timeline, args.marker_color, media_info=_media_info(), on_refused=refuse)
+        return regions_for_range(timeline, args.prompt, record_range, media_info=_media_info(), on_refused=refuse)
+    return regions_from_markers(timeline, args.marker_color, media_info=_media_info(), on_refused=refuse)
+
+
+def region_label(n: int, total: int, region) -> str:
+    return f"[{n}/{total}] {region.clip_name} @ {region.record_timecode}"
+
+
+def write_timeline(args, timeline, segments) -> None:
+    """The editor's timeline with the edited segments on the LiveEdit track, as .otio/.edl/.xml."""
+    from liveedit.sidecar import otio_io
+
+    edited = otio_io.edited_timeline(timeline, segments)
+    written = otio_io.write_all(edited, args.output / f"{args.timeline.stem}_liveedit")
+    for kind, path in written.items():
+        print(f"timeline ({kind}): {path}")
+    for problem in otio_io.validate_for_resolve(edited):
+        print(f"warning: Resolve may refuse the .otio: {problem}", file=sys.stderr)
+
+
+def run(args) -> int:
+    from liveedit.sidecar.timeline import read_timeline
+
+    timeline = read_timeline(args.timeline, edl_rate=args.edl_rate)
+    failures: list[str] = []
+    regions = find_regions(args, timeline, failures)
     for message in failures:
         print(f"FAILED: {message}", file=sys.stderr)
     if not regions:
@@ -108,6 +266,23 @@ def run(args) -> int:
               + ("" if args.prompt else f" (no {args.marker_color} markers with an instruction)"), file=sys.stderr)
         return 1 if failures else 0
 
+    render = _render_on_sidecar if args.sidecar is not None else _render_here
+    segments = render(args, timeline, regions, failures)
+    if segments:
+        write_timeline(args, timeline, segments)
+    if failures:
+        print(f"liveedit render: {len(failures)} region(s) failed, {len(segments)} done", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _render_here(args, timeline, regions, failures: list[str]) -> list:
+    from tqdm import tqdm
+
+    from liveedit.engine.errors import LiveEditError
+    from liveedit.sidecar.render import render_region
+
+    mask_cache = mask_cache_config(args)  # before loading models: a bad option fails fast
     models = _load_models(args)
     print(f"liveedit render: model {models.description}")
     if models.random_weights:
@@ -115,8 +290,9 @@ def run(args) -> int:
 
     args.output.mkdir(parents=True, exist_ok=True)
     segments = []
+    reuse: list[tuple[float, int]] = []  # (reused token fraction, frames) of regions rendered now
     for n, region in enumerate(regions, start=1):
-        label = f"[{n}/{len(regions)}] {region.clip_name} @ {region.record_timecode}"
+        label = region_label(n, len(regions), region)
         with tqdm(total=region.frame_count, desc=label, unit="frame", file=sys.stderr, leave=True) as bar:
 
             def progress(done: int, total: int, bar=bar) -> None:
@@ -128,6 +304,7 @@ def run(args) -> int:
                 result = render_region(
                     region, models, args.output, format=args.format, handles=args.handles, seed=args.seed,
                     progress=progress, timeline=timeline, force=args.force,
+                    mask_cache=mask_cache, save_masks=args.save_masks,
                 )
             except LiveEditError as exc:
                 failures.append(f"{region.describe()}: {exc}")
@@ -135,16 +312,91 @@ def run(args) -> int:
                 continue
         state = "skipped (already rendered with these settings)" if result.skipped else "rendered"
         print(f"{label}: {state}: {result.path}")
+        if result.masks_path is not None:
+            print(f"{label}: token masks: {result.masks_path}")
+        if result.reused_token_fraction is not None:
+            reuse.append((result.reused_token_fraction, result.frame_count))
         segments.append(result.segment)
+    if mask_cache is not None:  # one figure for the run, weighted by frames rendered
+        frames = sum(n for _, n in reuse)
+        print(reuse_report(sum(f * n for f, n in reuse) / frames if frames else None))
+    return segments
 
-    if segments:
-        edited = otio_io.edited_timeline(timeline, segments)
-        written = otio_io.write_all(edited, args.output / f"{args.timeline.stem}_liveedit")
-        for kind, path in written.items():
-            print(f"timeline ({kind}): {path}")
-        for problem in otio_io.validate_for_resolve(edited):
-            print(f"warning: Resolve may refuse the .otio: {problem}", file=sys.stderr)
-    if failures:
-        print(f"liveedit render: {len(failures)} region(s) failed, {len(segments)} done", file=sys.stderr)
-        return 1
-    return 0
+
+def _render_on_sidecar(args, timeline, regions, failures: list[str]) -> list:
+    """All regions as one job on the sidecar; the segments for the timeline come back from
+    the job's region results (file, its .otio with the provenance, frame count)."""
+    from liveedit.engine.errors import LiveEditError
+
+    note_ignored_options(args, "render")
+    client, info = connect_sidecar(args.sidecar)
+    with client:
+        print(f"liveedit render: model {info.model_description} (sidecar at {client.target})")
+        if info.random_weights:
+            print("liveedit render: WARNING: the weights are RANDOM; the output is not a real edit, only a test of the pipeline")
+        args.output.mkdir(parents=True, exist_ok=True)
+        job = run_sidecar_job(client, [job_region(r, seed=args.seed, handles=args.handles) for r in regions],
+                              args.output, format=args.format, label=f"liveedit render {args.timeline.name}",
+                              describe=lambda i: region_label(i + 1, len(regions), regions[i]))
+    segments = []
+    for index, output, otio_path, frame_count, error in region_outcomes(job):
+        region = regions[index]
+        label = region_label(index + 1, len(regions), region)
+        if output is not None:
+            try:
+                segments.append(segment_from_result(region, output, otio_path, frame_count))
+                print(f"{label}: rendered: {output}")
+                continue
+            except LiveEditError as exc:
+                error = str(exc)
+        failures.append(f"{region.describe()}: {error}")
+        print(f"FAILED: {region.describe()}: {error}", file=sys.stderr)
+    return segments
+
+
+def job_region(region, *, seed: int, handles: int) -> dict:
+    """A timeline Region → one region of a render job (the bridge's JSON shape), with its
+    place on the timeline so the sidecar's own .otio puts it at the right record time."""
+    rate = region.timeline_rate
+    return {"media": str(Path(region.media_path).resolve()), "first_frame": region.first_frame,
+            "frame_count": region.frame_count, "instruction": region.instruction, "seed": seed,
+            "handles": handles, "record_start": {"frame": region.record_start, "rate": [rate.numerator, rate.denominator]}}
+
+
+def segment_from_result(region, output: Path, otio_path: Path | None, frame_count: int):
+    """The EditedSegment render_region would have returned for `region`, rebuilt from a job's
+    result: the sidecar's .otio holds the provenance (model, seed, sampler, settings key,
+    handles); the timeline position is the local Region's, which the sidecar never saw."""
+    import json
+    from datetime import datetime
+
+    import opentimelineio as otio
+
+    from liveedit.engine.errors import LiveEditError
+    from liveedit.sidecar import otio_io
+
+    prov = None
+    if otio_path is not None:
+        try:
+            segment_timeline = otio.adapters.read_from_file(str(otio_path), adapter_name="otio_json")
+        except Exception as exc:  # noqa: BLE001 - any unreadable file means the same to the user
+            raise LiveEditError(f"the sidecar's timeline {otio_path} cannot be read ({exc}); render the region again") from exc
+        for clip in segment_timeline.find_clips():
+            ref = clip.media_reference
+            if "liveedit" in clip.metadata and Path(getattr(ref, "target_url", "")) == output:
+                # OTIO containers → plain JSON types, as the provenance is built from them
+                prov = json.loads(json.dumps(clip.metadata["liveedit"],
+                                             default=lambda o: dict(o) if hasattr(o, "keys") else list(o)))
+                break
+    if prov is None:
+        raise LiveEditError(f"the sidecar reported {output} without a .otio describing it; render the region again")
+    before, after = (int(h) for h in prov["source"]["handles"])
+    if region.frame_count + before + after != frame_count:
+        raise LiveEditError(f"{output} has {frame_count} frames; region {region.describe()} with handles "
+                            f"{before}+{after} needs {region.frame_count + before + after}; render it again")
+    provenance = otio_io.provenance(
+        region, seed=int(prov["seed"]), model=prov["model"], checkpoint_hash=prov.get("checkpoint_hash"),
+        random_weights=bool(prov["random_weights"]), sampler=prov["sampler"], job_id=prov["job_id"],
+        settings_key=prov["settings_key"], handles=(before, after), created=datetime.fromisoformat(prov["created"]))
+    timecode_start = region.media_timecode_start + region.first_frame - before
+    return otio_io.EditedSegment(region, str(output), timecode_start, frame_count, provenance)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from liveedit.engine import attention as attention_mod
+from liveedit.engine import transformer as transformer_mod
 from liveedit.engine.editor import CHUNK_FRAMES, EditorModels, StreamingEditor
 from liveedit.engine.mask_cache import MaskCacheConfig
 from liveedit.engine.presets import Preset
@@ -209,8 +210,6 @@ def bench_editor(models: EditorModels, *, frames: int = 81, backend: str = "auto
 def check_fused_matches_eager(models: EditorModels, *, chunks: int = 2, seed: int = 0) -> dict:
     """The fused (compiled) path must compute what the eager path computes: run the same
     chunks both ways from the same seed and compare the edited latents (‖a−b‖/‖b‖)."""
-    from liveedit.engine import transformer as transformer_mod
-
     preset, device, dtype = models.preset, models.device, models.dtype
     cfg = preset.transformer
     g = torch.Generator(device="cpu").manual_seed(seed)
@@ -255,3 +254,28 @@ def profile_transformer(models: EditorModels, *, window_frames: int = 21, top: i
     for e in events[:top]:
         rows.append({"kernel": e.key[:90], "calls": e.count, "ms": time_of(e) / 1000, "share": time_of(e) / total})
     return {"what": "profile-transformer-chunk", "gpu_ms": total / 1000, "top": rows}
+
+
+def check_vae_speed_options(models: EditorModels, *, seed: int = 0) -> dict:
+    """The VAE with the speed options (lean convs and norms, channels-last, fusion) must
+    encode and decode what the plain VAE does: ‖fast − plain‖/‖plain‖ for 21 frames."""
+    from liveedit.engine import speed
+
+    preset, device, dtype = models.preset, models.device, models.dtype
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    frames = torch.rand(1, 3, 21, preset.height, preset.width, generator=g).to(device, dtype)
+
+    def run():
+        vae = StreamingWanVAE(models.vae)
+        latents = torch.cat([vae.encode(frames[:, :, :9]), vae.encode(frames[:, :, 9:])], 2)
+        return latents.float(), vae.decode(latents).float()
+
+    fast = run()
+    previous = speed.SpeedOptions(transformer_mod._compile, torch.backends.cudnn.benchmark, True, True)
+    speed.apply_speed_options(models, speed.SpeedOptions.plain())
+    try:
+        plain = run()
+    finally:
+        speed.apply_speed_options(models, previous)
+    rel = [float((a - b).norm() / b.norm()) for a, b in zip(fast, plain)]
+    return {"what": "check-vae-speed-options", "latents_relative_error": rel[0], "pixels_relative_error": rel[1]}

@@ -54,12 +54,12 @@ def root(tmp_path_factory):
     mp.undo()
 
 
-def _start_sidecar(models, socket: Path, jobs_db: Path | None):
+def _start_sidecar(models, socket: Path | None, jobs_db: Path | None, port: int | None = None):
     from liveedit.sidecar.jobs import LocalExecutor, RenderQueue
     from liveedit.sidecar.server import ServerOptions, Sidecar
     from server_fakes import ServerThread
 
-    sidecar = Sidecar(models, ServerOptions(socket_path=socket))
+    sidecar = Sidecar(models, ServerOptions(socket_path=socket, port=port))
     if jobs_db is not None:  # as `liveedit serve` wires it
         sidecar.render_queue = RenderQueue(jobs_db, LocalExecutor(worker=sidecar.worker))
     return ServerThread(sidecar)
@@ -245,6 +245,31 @@ def test_a_sidecar_refusing_the_job_is_one_clear_line(tiny_models, root, tmp_pat
         server.stop()
     err = capsys.readouterr().err
     assert "UNIMPLEMENTED" in err and "restart it without --no-jobs" in err and err.count("\n") == 1
+
+
+def test_edit_over_tcp_uses_the_install_token(tiny_models, root, tmp_path, capsys):
+    from liveedit.sidecar import config
+
+    server = _start_sidecar(tiny_models, None, tmp_path / "tcp-jobs.sqlite", port=0)
+    token = config.token_path()
+    try:
+        source = _clip_file(tmp_path / "shot.mov", 3)
+        assert server.address.startswith("127.0.0.1:")
+        assert main(["edit", str(source), "-p", "x", "-o", str(tmp_path / "o"), "--format", "h264",
+                     "--sidecar", server.address]) == 0
+        assert "edited 3 frames" in capsys.readouterr().out
+        assert ffprobe_frame_count(next((tmp_path / "o").glob("*.mov"))) == 3
+
+        saved = token.read_text()
+        token.write_text("not-the-sidecars-token")  # another install's token: refused, and said why
+        try:
+            assert main(["edit", str(source), "-p", "x", "-o", str(tmp_path / "o"), "--sidecar", server.address]) == 1
+        finally:
+            token.write_text(saved)
+    finally:
+        server.stop()
+    err = capsys.readouterr().err
+    assert "UNAUTHENTICATED" in err and str(token) in err and err.count("\n") == 1
 
 
 def test_sidecar_address_is_checked_before_anything_runs(tmp_path, capsys):

@@ -29,7 +29,8 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true", help="redo even if the same edit exists in OUTDIR")
     add_model_arguments(p)
     add_mask_cache_arguments(p)
-    add_sidecar_argument(p, ignored=("model", "weights", "ema", "device", "dtype", "warped_steps"))
+    add_sidecar_argument(p, ignored=("model", "weights", "ema", "device", "dtype", "warped_steps",
+                                     "mask_cache", "save_masks"))
     p.set_defaults(func=run)
 
 

@@ -49,7 +49,7 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true", help="render again even if a finished render has the same settings")
     p.add_argument("--edl-rate", type=float, help="frame rate of an EDL timeline (EDLs do not state it)")
     add_mask_cache_arguments(p)
-    add_sidecar_argument(p, ignored=("model", "weights", "device"))
+    add_sidecar_argument(p, ignored=("model", "weights", "device", "mask_cache", "save_masks"))
     p.set_defaults(func=run)
 
 
@@ -98,9 +98,10 @@ def _explain(exc, where: str, job_id: str | None = None):
 
     code, details = exc.code, exc.details or str(exc)
     if code == grpc.StatusCode.UNIMPLEMENTED:
-        hint = "the sidecar runs without a render queue; restart it without --no-jobs"
+        hint = "restart it without --no-jobs to render jobs"
     elif code == grpc.StatusCode.UNAUTHENTICATED:
-        hint = f"the token does not match the sidecar's; both must use {config.token_path()}"
+        hint = (f"the token in {config.token_path()} is not the one this sidecar was started with; "
+                "run both as the same user with the same config folder")
     elif code == grpc.StatusCode.UNAVAILABLE and job_id:
         hint = (f"the sidecar stopped answering; job {job_id} stays in its queue and resumes when "
                 "`liveedit serve` runs again")

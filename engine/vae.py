@@ -154,18 +154,17 @@ class StreamingWanVAE:
         mean, std = self._mean.to(param.device), self._std.to(param.device)
         z = (latents.to(param.device).float() * std + mean).to(param.dtype)
         x = self.vae.post_quant_conv(z)  # 1x1x1 conv: per latent, no time state
-        # The stream's first latent goes alone (the decoder does not upsample it in time);
-        # every later latent of the call goes through in one pass. diffusers decodes one
-        # latent per call; with the causal caches both are the same computation (tested),
-        # and one pass over 3 latents keeps the GPU busier.
         frames = []
-        start = 0
-        if self.latents_decoded == 0:
-            frames.append(self.vae.decoder(x[:, :, :1], feat_cache=self._decoder_cache, feat_idx=[0], first_chunk=True))
-            start = 1
-        if start < x.shape[2]:
-            frames.append(self.vae.decoder(x[:, :, start:], feat_cache=self._decoder_cache, feat_idx=[0], first_chunk=False))
-        self.latents_decoded += x.shape[2]
+        for i in range(x.shape[2]):
+            frames.append(
+                self.vae.decoder(
+                    x[:, :, i : i + 1],
+                    feat_cache=self._decoder_cache,
+                    feat_idx=[0],
+                    first_chunk=self.latents_decoded == 0,
+                )
+            )
+            self.latents_decoded += 1
         video = torch.cat(frames, dim=2)
         # LiveEdit clamps to the VAE's [-1, 1] and then (wo_scale) to [0, 1] without the
         # usual *0.5+0.5: together that is a clamp to [0, 1].

@@ -102,7 +102,7 @@ class ChunkStats:
 
 
 @dataclass
-class _Placement:
+class Placement:
     """Where the source picture sits inside the model picture ("fit")."""
 
     top: int
@@ -202,6 +202,16 @@ class StreamingEditor:
         self._pending = []
         return self._run_chunk(frames, real=real)
 
+    @property
+    def placement(self) -> Placement:
+        """Where the source picture sits inside the model picture (after the first frame)."""
+        return self._placement
+
+    def token_masks(self) -> list:
+        """Per chunk, the mask cache's token mask (uint8 [F, h, w], 255 = computed), when
+        the stream runs with MaskCacheConfig(save_masks=True)."""
+        return self._stream.token_masks()
+
     def edit(self, frames) -> Iterator[np.ndarray]:
         """Convenience: push every frame of an iterable, then finish."""
         for frame in frames:
@@ -233,15 +243,15 @@ class StreamingEditor:
                 f"{self._frame_size[1]}x{self._frame_size[0]}; start a new stream for a new size"
             )
 
-    def _place(self, size: tuple[int, int]) -> _Placement:
+    def _place(self, size: tuple[int, int]) -> Placement:
         model_h, model_w = self.models.preset.height, self.models.preset.width
         if self.frame_mapping == "stretch":
-            return _Placement(0, 0, model_h, model_w)
+            return Placement(0, 0, model_h, model_w)
         h, w = size
         scale = min(model_h / h, model_w / w)
         fit_h = max(1, min(model_h, round(h * scale)))
         fit_w = max(1, min(model_w, round(w * scale)))
-        return _Placement((model_h - fit_h) // 2, (model_w - fit_w) // 2, fit_h, fit_w)
+        return Placement((model_h - fit_h) // 2, (model_w - fit_w) // 2, fit_h, fit_w)
 
     def _to_model(self, frames: list[np.ndarray]) -> torch.Tensor:
         """uint8 [T, H, W, 3] → float [1, 3, T, h, w] in [0, 1] at the model size."""

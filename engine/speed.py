@@ -13,9 +13,8 @@ from dataclasses import dataclass
 import torch
 
 import torch.nn.functional as F
-from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d, WanRMS_norm
+from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
 
-from liveedit.engine import transformer as transformer_mod
 from liveedit.engine.transformer import set_compile
 
 
@@ -60,38 +59,12 @@ class LeanCausalConv3d(WanCausalConv3d):
         return F.conv3d(x, self.weight, self.bias, self.stride, (0, h_pad, w_pad), self.dilation, self.groups)
 
 
-def _rms_norm(x: torch.Tensor, gamma: torch.Tensor, bias, scale: float, dim: int) -> torch.Tensor:
-    """diffusers' WanRMS_norm arithmetic (F.normalize in fp32, then scale·gamma + bias)."""
-    xf = x.float()
-    normalized = (xf / xf.pow(2).sum(dim, keepdim=True).sqrt().clamp_min(1e-12)).to(x.dtype)
-    return normalized * scale * gamma + bias
-
-
-_rms_norm_compiled = None
-
-
-class LeanRMSNorm(WanRMS_norm):
-    """The VAE's RMS norm runs on the largest activations of the model (96 channels at
-    480x832); eagerly it is five passes over them (fp32 copy, norm, cast, two multiplies).
-    With fusion on it is one compiled kernel (dynamic shapes: the VAE has many)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        global _rms_norm_compiled
-        dim = 1 if self.channel_first else -1
-        if not transformer_mod._compile:
-            return _rms_norm(x, self.gamma, self.bias, self.scale, dim)
-        if _rms_norm_compiled is None:
-            _rms_norm_compiled = torch.compile(_rms_norm, dynamic=True)
-        return _rms_norm_compiled(x, self.gamma, self.bias, self.scale, dim)
-
-
 def lean_vae_convs(vae: torch.nn.Module, enabled: bool = True) -> None:
-    """Swap every causal conv and RMS norm of a Wan VAE to the lean forwards (or back)."""
+    """Swap every causal conv of a Wan VAE to the lean forward (or back)."""
+    cls = LeanCausalConv3d if enabled else WanCausalConv3d
     for m in vae.modules():
         if isinstance(m, WanCausalConv3d):
-            m.__class__ = LeanCausalConv3d if enabled else WanCausalConv3d
-        elif isinstance(m, WanRMS_norm):
-            m.__class__ = LeanRMSNorm if enabled else WanRMS_norm
+            m.__class__ = cls
 
 
 def apply_speed_options(models, options: SpeedOptions) -> None:

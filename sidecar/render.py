@@ -347,11 +347,11 @@ def _write_masks(editor, path: Path, info, first: int, count: int, models) -> No
     from liveedit.sidecar.mask_video import Placement, write_mask_video
 
     # The editor keeps its stream and placement private; both are read, never changed.
-    masks = editor._stream.token_masks()
+    masks = editor.token_masks()
     if len(masks) != len(editor.stats):
         raise RenderError(f"the mask cache kept {len(masks)} of {len(editor.stats)} chunks' token masks for {path}; "
                           f"split the region or render without --save-masks")
-    p = editor._placement
+    p = editor.placement
     write_mask_video(path, masks, frame_count=count, source_size=(info.height, info.width),
                      model_size=(models.preset.height, models.preset.width),
                      placement=Placement(p.top, p.left, p.height, p.width), rate=info.frame_rate,

@@ -127,7 +127,7 @@ def test_fit_mapping_keeps_the_whole_picture_undistorted(models, size):
     y, x = np.mgrid[0:h, 0:w]
     frame = np.stack([x * 255 // max(w - 1, 1), y * 255 // max(h - 1, 1), np.full_like(x, 128)], -1).astype(np.uint8)
     editor._check_frame(frame)
-    p = editor._placement
+    p = editor.placement
     preset = models.preset
     assert p.height <= preset.height and p.width <= preset.width
     assert abs(p.width / p.height - w / h) < 0.1 * (w / h)  # aspect kept up to pixel rounding
@@ -140,7 +140,7 @@ def test_fit_mapping_keeps_the_whole_picture_undistorted(models, size):
 def test_stretch_mapping_fills_the_model_picture(models):
     editor = StreamingEditor(models, instruction="x", seed=0, frame_mapping="stretch")
     editor._check_frame(clip(1, 33, 200)[0])
-    p = editor._placement
+    p = editor.placement
     assert (p.top, p.left, p.height, p.width) == (0, 0, models.preset.height, models.preset.width)
 
 

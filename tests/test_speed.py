@@ -17,7 +17,7 @@ def models():
     return EditorModels.random(get_preset("tiny"), seed=1)
 
 
-def test_lean_vae_layers_equal_diffusers_layers(models):
+def test_lean_causal_convs_equal_diffusers_convs(models):
     torch.manual_seed(0)
     frames = [torch.rand(1, 3, 9, 64, 112), torch.rand(1, 3, 12, 64, 112)]
 
@@ -33,7 +33,7 @@ def test_lean_vae_layers_equal_diffusers_layers(models):
     finally:
         lean_vae_convs(models.vae, False)
     for a, b in zip(lean, plain):
-        # Same arithmetic; the norm sums squares itself instead of F.normalize: fp32 reordering only
+        # Same arithmetic, fp32 reordering only
         # (pixels are in [0, 1], so 2e-5 is far below one 8-bit step).
         torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5)
 

@@ -230,13 +230,14 @@ def check_fused_matches_eager(models: EditorModels, *, chunks: int = 2, seed: in
     return {"what": "check-fused-vs-eager", "relative_error": rel, "finite": bool(torch.isfinite(a).all())}
 
 
-def profile_transformer(models: EditorModels, *, window_frames: int = 21, top: int = 25) -> dict:
+def profile_transformer(models: EditorModels, *, window_frames: int = 21, top: int = 25,
+                        mask_cache: MaskCacheConfig | None = None) -> dict:
     """Where one steady-state chunk's GPU time goes: the top kernels by total time."""
     from torch.profiler import ProfilerActivity, profile
 
     cfg = models.preset.transformer
     stream = LatentStream(models.transformer, cfg, SamplerConfig(), device=models.device, dtype=models.dtype,
-                          window_frames=window_frames)
+                          window_frames=window_frames, mask_cache=mask_cache)
     stream.start(models.text_encoder.encode("profile"), seed=0)
     source = torch.randn(1, LATENT_CHANNELS, cfg.chunk_frames, cfg.latent_height, cfg.latent_width,
                          device=models.device, dtype=models.dtype)

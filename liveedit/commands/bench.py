@@ -22,7 +22,7 @@ def register(sub) -> None:
     p.add_argument("--device", default="cuda" if _cuda() else "cpu")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
     p.add_argument("--what", default="transformer,vae,editor",
-                   help="comma list of: transformer, transformer-reference, vae, editor, editor-sustained, editor-preview, editor-reference, check-fused, check-vae, tiny-vae, transformer-mask-cache[-RATIO], profile")
+                   help="comma list of: transformer, transformer-reference, vae, editor, editor-sustained, editor-preview, editor-reference, check-fused, check-vae, tiny-vae, transformer-mask-cache[-RATIO], profile, profile-mask-cache")
     p.add_argument("--window", type=int, default=21, help="KV window in latent frames (default 21, as released)")
     p.add_argument("--plain", action="store_true",
                    help="the reference's choices: no fusion, no cuDNN autotuning, default layouts")
@@ -98,6 +98,8 @@ def run(args) -> int:
                                        label="editor-preview (tiny VAE + mask cache)")
         elif what == "profile":
             r = benchmark.profile_transformer(models, window_frames=args.window)
+        elif what == "profile-mask-cache":
+            r = benchmark.profile_transformer(models, window_frames=args.window, mask_cache=MaskCacheConfig())
         elif what == "editor":
             r = benchmark.bench_editor(models, frames=81)
         elif what == "editor-reference":

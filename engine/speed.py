@@ -2,8 +2,8 @@
 checked against the plain path (`liveedit bench --what check-fused`, tests on CPU).
 
 Defaults on CUDA: fused elementwise work (torch.compile of the small fp32 functions
-around the GEMMs), cuDNN autotuning of the VAE's convolutions, and channels-last weights
-for the VAE's 3-D convolutions (the layout of cuDNN's fast kernels). On CPU all are off.
+around the GEMMs), cuDNN autotuning of the VAE's convolutions, channels-last weights and
+lean causal convs for the VAE, and CUDA graphs for steady-state chunks. On CPU all are off.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
 
+from liveedit.engine.stream import set_cuda_graphs
 from liveedit.engine.transformer import set_compile
 
 
@@ -24,11 +25,12 @@ class SpeedOptions:
     cudnn_benchmark: bool = True
     channels_last_vae: bool = True
     lean_vae_convs: bool = True
+    cuda_graphs: bool = True  # replay steady-state chunk forwards (full window) from CUDA graphs
 
     @classmethod
     def plain(cls) -> "SpeedOptions":
         """The reference's choices: eager, no autotuning, default layouts."""
-        return cls(False, False, False, False)
+        return cls(False, False, False, False, False)
 
     @classmethod
     def for_device(cls, device: torch.device) -> "SpeedOptions":
@@ -70,6 +72,7 @@ def lean_vae_convs(vae: torch.nn.Module, enabled: bool = True) -> None:
 def apply_speed_options(models, options: SpeedOptions) -> None:
     """Switch a loaded EditorModels to ``options`` (process-wide for the two global switches)."""
     set_compile(options.fuse_elementwise)
+    set_cuda_graphs(options.cuda_graphs)
     torch.backends.cudnn.benchmark = options.cudnn_benchmark
     conv3d_layout(models.vae, torch.channels_last_3d if options.channels_last_vae else torch.contiguous_format)
     lean_vae_convs(models.vae, options.lean_vae_convs)

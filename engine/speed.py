@@ -13,9 +13,8 @@ from dataclasses import dataclass
 import torch
 
 import torch.nn.functional as F
-from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d, WanRMS_norm
+from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
 
-from liveedit.engine import transformer as transformer_mod
 from liveedit.engine.stream import set_cuda_graphs
 from liveedit.engine.transformer import set_compile
 
@@ -62,43 +61,12 @@ class LeanCausalConv3d(WanCausalConv3d):
         return F.conv3d(x, self.weight, self.bias, self.stride, (0, h_pad, w_pad), self.dilation, self.groups)
 
 
-def _rms_norm(x: torch.Tensor, gamma: torch.Tensor, bias, scale: torch.Tensor, dim: int) -> torch.Tensor:
-    """WanRMS_norm's arithmetic: x / max(‖x‖, 1e-12) over channels, times √C·gamma, plus bias.
-    ``scale`` is a 0-d tensor so the compiled kernel is not specialised per channel count."""
-    xf = x.float()
-    inv = torch.rsqrt(xf.pow(2).sum(dim, keepdim=True).clamp_min(1e-24))
-    return (xf * inv * (scale * gamma.float()) + bias).to(x.dtype)
-
-
-_rms_norm_compiled = None
-
-
-class LeanRMSNorm(WanRMS_norm):
-    """The VAE's RMS norm runs on its largest activations (96 channels at 480x832). In
-    eager mode it is five passes (fp32 copy, norm, cast, two multiplies); a profile of
-    one chunk puts the VAE's elementwise work at ~60% of its GPU time. With fusion on,
-    one compiled kernel (dynamic shapes; the channel scale as a tensor so it does not
-    recompile per level); with fusion off, diffusers' own forward."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        global _rms_norm_compiled
-        if not transformer_mod._compile:
-            return super().forward(x)
-        scale = getattr(self, "_scale_tensor", None)
-        if scale is None or scale.device != x.device:
-            scale = self._scale_tensor = torch.tensor(float(self.scale), device=x.device)
-        if _rms_norm_compiled is None:
-            _rms_norm_compiled = torch.compile(_rms_norm, dynamic=True)
-        return _rms_norm_compiled(x, self.gamma, self.bias, scale, 1 if self.channel_first else -1)
-
-
 def lean_vae_convs(vae: torch.nn.Module, enabled: bool = True) -> None:
-    """Swap every causal conv and RMS norm of a Wan VAE to the lean forwards (or back)."""
+    """Swap every causal conv of a Wan VAE to the lean forward (or back)."""
+    cls = LeanCausalConv3d if enabled else WanCausalConv3d
     for m in vae.modules():
         if isinstance(m, WanCausalConv3d):
-            m.__class__ = LeanCausalConv3d if enabled else WanCausalConv3d
-        elif isinstance(m, WanRMS_norm):
-            m.__class__ = LeanRMSNorm if enabled else WanRMS_norm
+            m.__class__ = cls
 
 
 def apply_speed_options(models, options: SpeedOptions) -> None:

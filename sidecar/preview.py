@@ -12,7 +12,9 @@ seeked before, which is what makes caching it sound. The price: each segment sta
 history, so a preview may differ slightly from a full render near segment starts.
 
 - Chunks edited once are kept in an LRU cache keyed by (media identity, preview size,
-  segment start, chunk first frame, instruction, seed, model).
+  segment start, chunk first frame, instruction, seed, model, preview quality).
+- Preview quality (`PreviewConfig.quality`): "full" edits like a render; "fast" uses the tiny
+  VAE and the mask cache (sidecar/worker.py, fast_preview_editor_factory).
 - A session that keeps seeking forward inside one segment continues its live stream instead
   of starting over.
 - Latest seek wins: a newer seek in the same session makes older ones stop at their next
@@ -36,7 +38,8 @@ import numpy as np
 
 from liveedit.engine.errors import InputError, LiveEditError
 from liveedit.sidecar.validation import check_instruction, check_seed
-from liveedit.sidecar.worker import GpuWorker, Priority
+from liveedit.sidecar.worker import (EditorFactory, GpuWorker, Priority, check_preview_quality_name,
+                                     preview_editor_factory)
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +200,10 @@ class PreviewConfig:
     chunks_per_segment: int = 4  # 9 + 3*12 = 45 frames: under 2 s of video at 24 fps
     cache_bytes: int = 1 << 30
     max_sessions: int = 64
+    quality: str = "full"  # "full" or "fast" (sidecar/worker.py PREVIEW_QUALITIES)
+
+    def __post_init__(self):
+        check_preview_quality_name(self.quality)
 
     @property
     def segment_frames(self) -> int:
@@ -257,8 +264,11 @@ def chunk_bounds(segment_start: int, segment_frames: int, offset: int) -> tuple[
 
 class PreviewSessions:
     def __init__(self, worker: GpuWorker, *, model_key: str, config: PreviewConfig = PreviewConfig(),
-                 open_media: Callable[[Path, int], FrameSource] = open_media):
+                 open_media: Callable[[Path, int], FrameSource] = open_media,
+                 editor_factory: EditorFactory | None = None):
         self.worker = worker
+        # None: the quality's own (fast → tiny VAE + mask cache, full → the worker's factory)
+        self.editor_factory = editor_factory or preview_editor_factory(config.quality)
         self.model_key = model_key
         self.config = config
         self.cache = ChunkCache(config.cache_bytes)
@@ -355,7 +365,7 @@ class PreviewSessions:
 
     def _key(self, session: PreviewSession, segment_start: int, chunk_first: int) -> tuple:
         return (session.media_key, session.width, session.height, segment_start, chunk_first,
-                session.instruction, session.seed, self.model_key)
+                session.instruction, session.seed, self.model_key, self.config.quality)
 
     async def _edit_through(self, session: PreviewSession, segment_start: int, segment_end: int,
                             target_first: int, owner: object, check: Callable[[], None]
@@ -367,7 +377,8 @@ class PreviewSessions:
             self._drop_live(session)
             live = _LiveStream(segment_start, segment_start,
                                self.worker.open_stream(session.instruction, session.seed,
-                                                       priority=Priority.PREVIEW))
+                                                       priority=Priority.PREVIEW,
+                                                       editor_factory=self.editor_factory))
         session.live = None  # only a stream that finished its chunks cleanly is reused
         seg = self.config.segment_frames
         while True:

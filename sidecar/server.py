@@ -37,7 +37,7 @@ from liveedit.sidecar.edit_session import (ChunkOut, EditedOut, EditSession, Edi
 from liveedit.sidecar.frame_transport import RingSpec
 from liveedit.sidecar.preview import MediaNotFoundError, PreviewConfig, PreviewSessions
 from liveedit.sidecar.validation import MAX_INSTRUCTION_CHARS
-from liveedit.sidecar.worker import GpuWorker, streaming_editor_factory
+from liveedit.sidecar.worker import GpuWorker, choose_preview_quality, streaming_editor_factory
 
 log = logging.getLogger(__name__)
 
@@ -207,9 +207,10 @@ def _register(server: grpc.aio.Server, file_pb2, service_name: str, servicer) ->
 
 
 class ServerInfoServicer:
-    def __init__(self, card: ModelCard, max_message_bytes: int):
+    def __init__(self, card: ModelCard, max_message_bytes: int, preview_quality: str = "full"):
         self.card = card
         self.max_message_bytes = max_message_bytes
+        self.preview_quality = preview_quality
 
     async def GetInfo(self, request, context):
         return self.describe()
@@ -222,6 +223,7 @@ class ServerInfoServicer:
             checkpoint_hash=self.card.checkpoint_hash, device=self.card.device, device_name=name,
             gpu_memory_total_bytes=total, gpu_memory_free_bytes=free,
             model_width=self.card.width, model_height=self.card.height,
+            preview_quality=self.preview_quality,
             capabilities=server_info_pb2.Capabilities(
                 shared_memory=True, pixel_formats=[common_pb2.PIXEL_FORMAT_RGB24],
                 max_message_bytes=self.max_message_bytes, max_instruction_chars=MAX_INSTRUCTION_CHARS,
@@ -485,6 +487,8 @@ class Sidecar:
                  editor_factory=streaming_editor_factory, worker: GpuWorker | None = None,
                  card: ModelCard | None = None):
         self.options = options or ServerOptions()
+        # before the worker thread starts: fast previews without the tiny VAE are refused here
+        choose_preview_quality(models, self.options.preview.quality)
         self.card = card or ModelCard.of(models)
         self.worker = worker or GpuWorker(models, editor_factory=editor_factory)
         self.previews = PreviewSessions(self.worker, model_key=self.card.key, config=self.options.preview)
@@ -494,7 +498,7 @@ class Sidecar:
         self.token: str | None = None
         self._server: grpc.aio.Server | None = None
         self._health = health_aio.HealthServicer()
-        self.info = ServerInfoServicer(self.card, self.options.max_message_bytes)
+        self.info = ServerInfoServicer(self.card, self.options.max_message_bytes, self.options.preview.quality)
         self.edit = EditServicer(self.worker, self.card)
 
     async def start(self) -> str:

@@ -78,6 +78,52 @@ def streaming_editor_factory(models, instruction: str, seed: int) -> Editor:
     return StreamingEditor(models, instruction=instruction, seed=seed)
 
 
+# -- preview quality ---------------------------------------------------------------------
+# "full": previews are edited exactly like renders. "fast": the tiny VAE (taew2_1) both ways
+# and the mask cache at the reference settings: about twice the frame rate on an H100
+# (docs/benchmarks.md) at a visibly lower quality. Only preview sessions ever use "fast";
+# edit streams and renders always run at full quality.
+PREVIEW_QUALITIES = ("full", "fast")
+
+
+class PreviewQualityError(LiveEditError):
+    """The preview quality asked for cannot be served with the loaded models."""
+
+
+def fast_preview_editor_factory(models, instruction: str, seed: int) -> Editor:
+    from liveedit.engine.editor import StreamingEditor
+    from liveedit.engine.mask_cache import MaskCacheConfig
+
+    return StreamingEditor(models, instruction=instruction, seed=seed, preview_vae=True,
+                           mask_cache=MaskCacheConfig())
+
+
+def preview_editor_factory(quality: str) -> EditorFactory | None:
+    """The factory of preview streams for a quality; None = the worker's own (full quality)."""
+    check_preview_quality_name(quality)
+    return fast_preview_editor_factory if quality == "fast" else None
+
+
+def check_preview_quality_name(quality: str) -> str:
+    if quality not in PREVIEW_QUALITIES:
+        raise PreviewQualityError(f"unknown preview quality {quality!r}; use one of {', '.join(PREVIEW_QUALITIES)}")
+    return quality
+
+
+def choose_preview_quality(models, requested: str | None = None) -> str:
+    """`requested` if the models can serve it; None picks fast when the tiny VAE is loaded,
+    else full. Fast without the tiny VAE is refused rather than quietly served at full."""
+    has_tiny_vae = getattr(models, "tiny_vae", None) is not None
+    if requested is None:
+        return "fast" if has_tiny_vae else "full"
+    check_preview_quality_name(requested)
+    if requested == "fast" and not has_tiny_vae:
+        raise PreviewQualityError(
+            "fast previews need the tiny preview VAE, which is not loaded: put taew2_1.pth in the "
+            "--weights folder, or serve with --preview-quality full")
+    return requested
+
+
 @dataclass(order=True)
 class _Item:
     priority: int
@@ -152,8 +198,10 @@ class GpuWorker:
             return sum(1 for item in self._heap if not item.future.done())
 
     # -- streams -----------------------------------------------------------
-    def open_stream(self, instruction: str, seed: int, *, priority: Priority) -> "WorkerStream":
-        return WorkerStream(self, instruction, seed, priority)
+    def open_stream(self, instruction: str, seed: int, *, priority: Priority,
+                    editor_factory: EditorFactory | None = None) -> "WorkerStream":
+        """`editor_factory` overrides the worker's for this stream (fast previews)."""
+        return WorkerStream(self, instruction, seed, priority, editor_factory)
 
     # -- lifetime ----------------------------------------------------------
     async def close(self, *, drain: bool = True) -> None:
@@ -208,8 +256,10 @@ class GpuWorker:
 class WorkerStream:
     """One stream's editor, created lazily and used only on the worker thread."""
 
-    def __init__(self, worker: GpuWorker, instruction: str, seed: int, priority: Priority):
+    def __init__(self, worker: GpuWorker, instruction: str, seed: int, priority: Priority,
+                 editor_factory: EditorFactory | None = None):
         self.worker = worker
+        self.editor_factory = editor_factory
         self.instruction = instruction
         self.seed = seed
         self.priority = priority
@@ -221,7 +271,8 @@ class WorkerStream:
         if self.released:
             raise WorkerClosedError("this stream was released; open a new one")
         if self._editor is None:
-            self._editor = self.worker.editor_factory(models, self.instruction, self.seed)
+            factory = self.editor_factory or self.worker.editor_factory
+            self._editor = factory(models, self.instruction, self.seed)
         return self._editor
 
     def _new_stats(self) -> list:

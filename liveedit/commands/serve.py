@@ -36,17 +36,27 @@ def register(sub) -> None:
                    help=f"HTTP/WebSocket bridge for the Resolve scripts and the Premiere panel, on 127.0.0.1 "
                    f"(default {DEFAULT_BRIDGE_PORT}; 0 picks a free port; clients read it from bridge.json)")
     p.add_argument("--no-bridge", action="store_true", help="serve gRPC only")
+    p.add_argument("--preview-quality", choices=("full", "fast"), default=None,
+                   help="preview seeks: fast = tiny preview VAE (taew2_1.pth in --weights) + mask cache, "
+                   "full = edited like a render (default: fast when the tiny VAE is loaded, else full); "
+                   "edit streams and renders are always full quality")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from liveedit.sidecar import config
+    from liveedit.sidecar.preview import PreviewConfig
     from liveedit.sidecar.server import ServerOptions, Sidecar
+    from liveedit.sidecar.worker import choose_preview_quality
 
     if args.port is not None:
         config.check_loopback(args.host)  # before loading a model for minutes
+    _check_fast_preview_files(args)  # likewise
     models = load_models(args)
-    options = ServerOptions(socket_path=args.socket, host=args.host, port=args.port, grace_seconds=args.grace)
+    quality = choose_preview_quality(models, args.preview_quality)
+    print(f"liveedit: previews at {quality} quality ({PREVIEW_QUALITY_WORDS[quality]})", file=sys.stderr)
+    options = ServerOptions(socket_path=args.socket, host=args.host, port=args.port, grace_seconds=args.grace,
+                            preview=PreviewConfig(quality=quality))
     sidecar = Sidecar(models, options)
     if not args.no_jobs:
         from liveedit.sidecar.jobs import LocalExecutor, RenderQueue
@@ -90,6 +100,28 @@ async def _serve(sidecar, bridge_port: int | None) -> int:
             await bridge.close()
         await sidecar.stop()
     return 0
+
+
+PREVIEW_QUALITY_WORDS = {
+    "fast": "tiny preview VAE + mask cache; renders stay full quality",
+    "full": "the full VAE, like renders",
+}
+
+
+def _check_fast_preview_files(args) -> None:
+    """`--preview-quality fast` with released weights needs taew2_1.pth in --weights: say so
+    before the model loads for minutes (choose_preview_quality checks the loaded models too)."""
+    from liveedit.engine.presets import get_preset
+    from liveedit.sidecar.weights import TINY_VAE_FILE
+    from liveedit.sidecar.worker import PreviewQualityError
+
+    if args.preview_quality != "fast" or get_preset(args.model).random_only:
+        return
+    if args.weights is None or not (Path(args.weights).expanduser() / TINY_VAE_FILE).is_file():
+        where = f"the --weights folder ({args.weights})" if args.weights else "a --weights folder"
+        raise PreviewQualityError(
+            f"--preview-quality fast needs the tiny preview VAE: put {TINY_VAE_FILE} in {where}, "
+            "or serve with --preview-quality full")
 
 
 def _bridge_info(sidecar) -> dict:

@@ -12,7 +12,7 @@ class GetInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ServerInfoResponse(_message.Message):
-    __slots__ = ("version", "model_preset", "random_weights", "model_description", "checkpoint_hash", "device", "device_name", "gpu_memory_total_bytes", "gpu_memory_free_bytes", "capabilities", "model_width", "model_height")
+    __slots__ = ("version", "model_preset", "random_weights", "model_description", "checkpoint_hash", "device", "device_name", "gpu_memory_total_bytes", "gpu_memory_free_bytes", "capabilities", "model_width", "model_height", "preview_quality")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     MODEL_PRESET_FIELD_NUMBER: _ClassVar[int]
     RANDOM_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +25,7 @@ class ServerInfoResponse(_message.Message):
     CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
     MODEL_WIDTH_FIELD_NUMBER: _ClassVar[int]
     MODEL_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    PREVIEW_QUALITY_FIELD_NUMBER: _ClassVar[int]
     version: str
     model_preset: str
     random_weights: bool
@@ -37,7 +38,8 @@ class ServerInfoResponse(_message.Message):
     capabilities: Capabilities
     model_width: int
     model_height: int
-    def __init__(self, version: _Optional[str] = ..., model_preset: _Optional[str] = ..., random_weights: _Optional[bool] = ..., model_description: _Optional[str] = ..., checkpoint_hash: _Optional[str] = ..., device: _Optional[str] = ..., device_name: _Optional[str] = ..., gpu_memory_total_bytes: _Optional[int] = ..., gpu_memory_free_bytes: _Optional[int] = ..., capabilities: _Optional[_Union[Capabilities, _Mapping]] = ..., model_width: _Optional[int] = ..., model_height: _Optional[int] = ...) -> None: ...
+    preview_quality: str
+    def __init__(self, version: _Optional[str] = ..., model_preset: _Optional[str] = ..., random_weights: _Optional[bool] = ..., model_description: _Optional[str] = ..., checkpoint_hash: _Optional[str] = ..., device: _Optional[str] = ..., device_name: _Optional[str] = ..., gpu_memory_total_bytes: _Optional[int] = ..., gpu_memory_free_bytes: _Optional[int] = ..., capabilities: _Optional[_Union[Capabilities, _Mapping]] = ..., model_width: _Optional[int] = ..., model_height: _Optional[int] = ..., preview_quality: _Optional[str] = ...) -> None: ...
 
 class Capabilities(_message.Message):
     __slots__ = ("shared_memory", "pixel_formats", "max_message_bytes", "max_instruction_chars", "first_chunk_frames", "chunk_frames")

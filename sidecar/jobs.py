@@ -145,11 +145,91 @@ class RegionSpec:
 
 
 @dataclass(frozen=True)
+class MaskCacheSpec:
+    """The mask cache settings a job can ask for; the rest of MaskCacheConfig stays the reference's."""
+
+    keep_ratio: float
+    pruned_sublayers: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        return {"keep_ratio": self.keep_ratio, "pruned_sublayers": list(self.pruned_sublayers)}
+
+    @classmethod
+    def from_dict(cls, data: object, where: str = "mask_cache") -> "MaskCacheSpec":
+        """Absent keys take MaskCacheConfig's defaults; its own checks decide what is valid."""
+        from liveedit.engine.mask_cache import MaskCacheConfig
+
+        if not isinstance(data, dict):
+            raise JobSpecError(f'{where} must be an object like {{"keep_ratio": 0.3}}, or null for no mask cache')
+        _reject_unknown(data, {"keep_ratio", "pruned_sublayers"}, where)
+        kwargs = {}
+        if "keep_ratio" in data:
+            ratio = data["keep_ratio"]
+            if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
+                raise JobSpecError(f"{where}.keep_ratio must be a number from 0 to 1; got {ratio!r}")
+            kwargs["keep_ratio"] = float(ratio)
+        if "pruned_sublayers" in data:
+            layers = data["pruned_sublayers"]
+            if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
+                raise JobSpecError(f'{where}.pruned_sublayers must be a list like ["self_attn", "ffn"]; got {layers!r}')
+            kwargs["pruned_sublayers"] = tuple(layers)
+        try:
+            config = MaskCacheConfig(**kwargs)
+        except InputError as exc:
+            raise JobSpecError(f"{where}: {exc}") from None
+        return cls(config.keep_ratio, config.pruned_sublayers)
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """How every region of a job is rendered, beyond what the region says: the choices of
+    `liveedit edit --warped-steps --mask-cache --save-masks`."""
+
+    warped_steps: bool = False
+    mask_cache: MaskCacheSpec | None = None
+    save_masks: bool = False
+
+    def sampler_config(self):
+        from liveedit.engine.sampler import SamplerConfig
+
+        return SamplerConfig(warp=self.warped_steps)
+
+    def mask_cache_config(self):
+        if self.mask_cache is None:
+            return None
+        from liveedit.engine.mask_cache import MaskCacheConfig
+
+        return MaskCacheConfig(keep_ratio=self.mask_cache.keep_ratio,
+                               pruned_sublayers=self.mask_cache.pruned_sublayers)
+
+    def to_dict(self) -> dict:
+        """The job-level JSON fields (merged into JobSpec's)."""
+        return {"sampler": {"warped_steps": self.warped_steps},
+                "mask_cache": self.mask_cache.to_dict() if self.mask_cache else None,
+                "save_masks": self.save_masks}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RenderSettings":
+        sampler = data.get("sampler") or {}
+        if not isinstance(sampler, dict):
+            raise JobSpecError('sampler must be an object like {"warped_steps": true}')
+        _reject_unknown(sampler, {"warped_steps"}, "sampler")
+        warped = sampler.get("warped_steps", False)
+        save_masks = data.get("save_masks", False)
+        for key, value in (("sampler.warped_steps", warped), ("save_masks", save_masks)):
+            if not isinstance(value, bool):
+                raise JobSpecError(f"{key} must be true or false; got {value!r}")
+        mask_cache = data.get("mask_cache")
+        return cls(warped, None if mask_cache is None else MaskCacheSpec.from_dict(mask_cache), save_masks)
+
+
+@dataclass(frozen=True)
 class JobSpec:
     regions: tuple[RegionSpec, ...]
     output_dir: Path
     format: str = "prores"
     label: str = ""
+    settings: RenderSettings = RenderSettings()
 
     def to_dict(self) -> dict:
         return {
@@ -157,6 +237,7 @@ class JobSpec:
             "output_dir": str(self.output_dir),
             "format": self.format,
             "label": self.label,
+            **self.settings.to_dict(),
         }
 
     @classmethod
@@ -165,7 +246,8 @@ class JobSpec:
         working folder means nothing to a client."""
         if not isinstance(data, dict):
             raise JobSpecError("a job must be an object with regions, output_dir and format")
-        _reject_unknown(data, {"regions", "output_dir", "format", "label"}, "job")
+        _reject_unknown(data, {"regions", "output_dir", "format", "label", "sampler", "mask_cache",
+                               "save_masks"}, "job")
         regions = data.get("regions")
         if not isinstance(regions, list):
             raise JobSpecError("job.regions must be a list of regions")
@@ -181,7 +263,7 @@ class JobSpec:
         label = data.get("label") or ""
         if not isinstance(label, str):
             raise JobSpecError("label must be text")
-        return cls(parsed, output_dir, data.get("format", "prores"), label)
+        return cls(parsed, output_dir, data.get("format", "prores"), label, RenderSettings.from_dict(data))
 
 
 def validate_spec(spec: JobSpec) -> JobSpec:
@@ -193,6 +275,8 @@ def validate_spec(spec: JobSpec) -> JobSpec:
         raise JobSpecError(f"format {spec.format!r} is not supported; use one of {', '.join(FORMATS)}")
     if len(spec.label) > MAX_LABEL_CHARS:
         raise JobSpecError(f"label is longer than {MAX_LABEL_CHARS} characters; shorten it")
+    if spec.settings.save_masks and spec.settings.mask_cache is None:
+        raise JobSpecError("save_masks writes what the mask cache reused; set mask_cache too (or drop save_masks)")
     output_dir = _prepare_output_dir(Path(spec.output_dir))
     regions = []
     for i, region in enumerate(spec.regions):
@@ -276,6 +360,112 @@ def _str(data: dict, key: str, where: str) -> str:
     return value
 
 
+# --------------------------------------------------------------------------- timelines and output names
+
+
+def media_timing(path: str):
+    """A probe of a media file as sidecar/timeline.py wants it: the file itself is
+    authoritative over the timeline's copy of its rate, timecode and length."""
+    from liveedit.sidecar.media import probe
+    from liveedit.sidecar.timeline import MediaTiming, TimelineError
+
+    try:
+        info = probe(path)
+    except LiveEditError as exc:
+        raise TimelineError(str(exc)) from exc
+    return MediaTiming(rate=info.frame_rate, timecode_start=info.start_timecode_frame, frame_count=info.frame_count)
+
+
+def timeline_regions(timeline, *, marker_color: str = "Green", instruction: str | None = None,
+                     in_timecode: str | None = None, out_timecode: str | None = None,
+                     on_refused: Callable | None = None) -> list:
+    """The regions `liveedit render` edits on a timeline: with an instruction, the in/out
+    range (record timecodes, out exclusive) or the whole timeline; without, the regions under
+    markers of `marker_color`. Regions the timeline cannot give go to `on_refused` (a
+    TimelineError each) when given, else raise."""
+    from liveedit.sidecar.timeline import (TimelineError, record_frame_from_timecode, regions_for_range,
+                                           regions_from_markers)
+
+    if instruction:
+        record_range = None
+        if in_timecode or out_timecode:
+            if not (in_timecode and out_timecode):
+                raise TimelineError("give both an in and an out point (or neither, for the whole timeline)")
+            record_range = (record_frame_from_timecode(timeline, in_timecode),
+                            record_frame_from_timecode(timeline, out_timecode))
+        return regions_for_range(timeline, instruction, record_range, media_info=media_timing, on_refused=on_refused)
+    return regions_from_markers(timeline, marker_color, media_info=media_timing, on_refused=on_refused)
+
+
+def model_identity_of(preset: str, random_weights: bool, checkpoint_hash: str | None) -> str:
+    """render.model_identity for a model known only by its description (a ServerInfo, a
+    ModelCard): the same text, so names and settings keys agree with a local render."""
+    from types import SimpleNamespace
+
+    from liveedit.sidecar.render import model_identity
+
+    return model_identity(SimpleNamespace(preset=SimpleNamespace(name=preset), random_weights=random_weights,
+                                          checkpoint_hash=checkpoint_hash or None))
+
+
+def stable_names(regions: Iterable, *, model: str, seed: int, handles: int, format: str,
+                 settings: RenderSettings) -> list[str | None]:
+    """The output name render_region gives each timeline Region when it picks one itself
+    (segment_name + settings_key): a job that sends these finds segments rendered earlier with
+    the same settings, by a job or in-process, and skips them. A region that repeats an earlier
+    one's name gets None (a job-derived name), since one job never writes one output twice."""
+    from liveedit.sidecar.render import segment_name, settings_key
+
+    sampler, mask_cache = settings.sampler_config(), settings.mask_cache_config()
+    names: list[str | None] = []
+    for region in regions:
+        key = settings_key(region, model, seed, sampler, handles=handles, format=format, mask_cache=mask_cache)
+        name = segment_name(region, key)
+        names.append(None if name in names else name)
+    return names
+
+
+def region_dict(region, *, seed: int, handles: int, name: str | None = None) -> dict:
+    """A timeline Region → one region of a job (the wire form), with its place on the timeline
+    so the segment's own .otio puts it at the right record time."""
+    rate = region.timeline_rate
+    data = {"media": str(Path(region.media_path).resolve()), "first_frame": region.first_frame,
+            "frame_count": region.frame_count, "instruction": region.instruction, "seed": seed,
+            "handles": handles, "record_start": {"frame": region.record_start, "rate": [rate.numerator, rate.denominator]}}
+    if name is not None:
+        data["name"] = name
+    return data
+
+
+def region_leftovers(output_stem: Path) -> list[Path]:
+    """Hidden temporary files and folders a render of `output_stem` leaves behind when its
+    process dies, and nothing else: SegmentWriter's `.<file>.<8 hex>.partial[.mov]` and
+    `.<folder>.<8 hex>.old` for the segment (`<name>.mov` or the PNG folder `<name>`) and its
+    token-mask video (`<name>.masks.mov`), and write_otio's `.<name>.otio.<random>.tmp`."""
+    name = re.escape(output_stem.name)
+    pattern = re.compile(rf"\.{name}(?:(?:\.mov|\.masks\.mov)?\.[0-9a-f]{{8}}\.(?:partial(?:\.mov)?|old)"
+                         rf"|\.otio\.[A-Za-z0-9_]+\.tmp)")
+    try:
+        entries = list(output_stem.parent.iterdir())
+    except OSError:
+        return []
+    return sorted(p for p in entries if pattern.fullmatch(p.name))
+
+
+def _remove_leftovers(output_stem: Path) -> None:
+    import shutil
+
+    for path in region_leftovers(output_stem):
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            log.info("removed %s, left by an interrupted render", path)
+        except OSError as exc:  # a leftover is untidy, not harmful: the render goes on
+            log.warning("could not remove %s, left by an interrupted render: %s", path, exc)
+
+
 # --------------------------------------------------------------------------- snapshots
 
 
@@ -346,6 +536,7 @@ class RegionTask:
     output_dir: Path
     output_stem: Path  # absolute, inside output_dir, without extension
     format: str
+    settings: RenderSettings = RenderSettings()
 
 
 @dataclass(frozen=True)
@@ -645,7 +836,8 @@ class RenderQueue:
     def _render(self, running: _Running) -> None:
         job, index, cancel = running.job, running.index, running.cancel
         region = job.regions[index]
-        task = RegionTask(job.id, index, region.spec, job.spec.output_dir, region.output_stem, job.spec.format)
+        task = RegionTask(job.id, index, region.spec, job.spec.output_dir, region.output_stem, job.spec.format,
+                          job.spec.settings)
 
         def progress(frames_done: int, frames_total: int | None = None) -> None:
             if cancel.is_set():
@@ -733,6 +925,7 @@ class RenderQueue:
                     # We hold the process lock, so whoever was rendering it died: whatever
                     # it left on disk is partial. Queue it again; never show it as done.
                     log.info("job %s region %d was interrupted; it will render again", job_id, idx)
+                    _remove_leftovers(Path(stem))
                     self._set_state(job, idx, QUEUED)
                 if state == DONE and frames is not None:
                     region.frames_done = region.frames_total = frames
@@ -903,6 +1096,8 @@ class LocalExecutor:
                 format=task.format, handles=task.region.handles, seed=task.region.seed,
                 progress=on_progress, cancel=cancel,
                 name=task.output_stem.relative_to(task.output_dir).as_posix(), job_id=task.job_id,
+                sampler=task.settings.sampler_config(), mask_cache=task.settings.mask_cache_config(),
+                save_masks=task.settings.save_masks,
             )
             return result_from_segment(segment)
 

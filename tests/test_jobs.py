@@ -403,3 +403,136 @@ def test_local_executor_renders_on_the_gpu_worker_and_lets_preview_in_between_ch
     assert seen["format"] == "png" and seen["handles"] == 2 and seen["seed"] == 3
     assert seen["name"] == "sub/name" and calls == [(1, 5)]
     assert order == ["preview", "chunk 2"]
+
+
+# -- render settings travel with a job ------------------------------------------------------
+
+
+def test_render_settings_travel_in_the_wire_form_and_are_checked(media, out_dir):
+    from liveedit.sidecar.jobs import MaskCacheSpec, RenderSettings
+
+    base = {"regions": [{"media": str(media), "first_frame": 0, "frame_count": 9, "instruction": "snow",
+                         "name": "shots/a"}], "output_dir": str(out_dir)}
+    assert JobSpec.from_dict(base).settings == RenderSettings()  # absent: raw steps, no mask cache
+    full = {**base, "sampler": {"warped_steps": True}, "mask_cache": {"keep_ratio": 0.5,
+            "pruned_sublayers": ["self_attn", "ffn"]}, "save_masks": True}
+    parsed = JobSpec.from_dict(full)
+    assert parsed.settings == RenderSettings(True, MaskCacheSpec(0.5, ("self_attn", "ffn")), True)
+    assert parsed.regions[0].name == "shots/a"
+    assert JobSpec.from_dict(parsed.to_dict()) == parsed  # what the database stores reads back the same
+    assert JobSpec.from_dict({**base, "mask_cache": {}}).settings.mask_cache == MaskCacheSpec(0.3, ("self_attn",))
+    cases = [
+        ({**base, "mask_cache": {"keep_ratio": 1.5}}, "keep_ratio must be in"),
+        ({**base, "mask_cache": {"keep_ratio": "0.3"}}, "keep_ratio must be a number"),
+        ({**base, "mask_cache": {"pruned_sublayers": ["mlp"]}}, "pruned_sublayers must be some of"),
+        ({**base, "mask_cache": {"ratio": 0.3}}, "unknown field"),
+        ({**base, "mask_cache": 0.3}, "or null for no mask cache"),
+        ({**base, "sampler": {"warped_steps": "yes"}}, "warped_steps must be true or false"),
+        ({**base, "sampler": {"shift": 3}}, "unknown field"),
+        ({**base, "save_masks": 1}, "save_masks must be true or false"),
+    ]
+    for data, message in cases:
+        with pytest.raises(JobSpecError, match=message):
+            JobSpec.from_dict(data)
+
+
+def test_save_masks_without_the_mask_cache_is_refused(tmp_path, media, out_dir):
+    from liveedit.sidecar.jobs import RenderSettings
+
+    with RenderQueue(tmp_path / "jobs.db", FakeExecutor(), autostart=False) as queue:
+        with pytest.raises(JobSpecError, match="set mask_cache too"):
+            queue.submit(spec(media, out_dir, settings=RenderSettings(save_masks=True)))
+
+
+def test_local_executor_passes_the_jobs_render_settings_to_render_region(tmp_path, media, out_dir):
+    from liveedit.engine.mask_cache import MaskCacheConfig
+    from liveedit.engine.sampler import SamplerConfig
+    from liveedit.sidecar.jobs import MaskCacheSpec, RenderSettings
+
+    class Segment:
+        def __init__(self, path):
+            self.path, self.frame_count, self.otio_path = path, 5, None
+
+    seen = []
+
+    def fake_render(region, models, output_dir, **kw):
+        seen.append(kw)
+        out = output_dir / f"{kw['name']}.mov"
+        out.write_bytes(b"segment")
+        return Segment(out)
+
+    settings = RenderSettings(True, MaskCacheSpec(0.25, ("self_attn", "ffn")), True)
+    job_spec = JobSpec((region(media, name="take 2"),), out_dir, settings=settings)
+    with RenderQueue(tmp_path / "jobs.db", LocalExecutor(models="m", render=fake_render)) as queue:
+        job = wait_for(queue, queue.submit(job_spec).id, finished)
+        assert job.state == DONE, job.regions[0].error
+        plain = wait_for(queue, queue.submit(spec(media, out_dir, n=1)).id, finished)  # no settings given
+        assert plain.state == DONE, plain.regions[0].error
+    assert Path(job.regions[0].output) == out_dir.resolve() / "take 2.mov"
+    assert seen[0]["name"] == "take 2"
+    assert seen[0]["sampler"] == SamplerConfig(warp=True)
+    assert seen[0]["mask_cache"] == MaskCacheConfig(keep_ratio=0.25, pruned_sublayers=("self_attn", "ffn"))
+    assert seen[0]["save_masks"] is True
+    assert (seen[1]["sampler"], seen[1]["mask_cache"], seen[1]["save_masks"]) == (SamplerConfig(), None, False)
+
+
+# -- crash leftovers --------------------------------------------------------------------------
+
+
+class LitteringExecutor:
+    """Region 0 finishes; region 1 leaves the hidden temporaries a real render leaves mid-way
+    (segment, token-mask video, PNG folder, OTIO) and hangs until the process is killed."""
+
+    def run(self, task, progress, cancel):
+        if task.index == 0:
+            return RegionResult(write_segment(task, task.region.frame_count), task.region.frame_count)
+        stem = task.output_stem
+        for name in (f".{stem.name}.mov.0123abcd.partial.mov", f".{stem.name}.masks.mov.89abcdef.partial.mov",
+                     f".{stem.name}.otio.k2x_9q1z.tmp"):
+            stem.with_name(name).write_bytes(b"half")
+        (stem.parent / f".{stem.name}.deadbeef.partial").mkdir()
+        (stem.parent / f".{stem.name}.deadbeef.partial" / "f.0000001.png").write_bytes(b"png")
+        progress(1, task.region.frame_count)
+        while True:
+            time.sleep(0.05)
+
+
+def test_a_region_requeued_after_a_crash_loses_its_temporaries_and_nothing_else(tmp_path, media, out_dir):
+    from liveedit.sidecar.jobs import region_leftovers
+
+    db = tmp_path / "jobs.db"
+    with RenderQueue(db, FakeExecutor(), autostart=False) as queue:
+        job = queue.submit(JobSpec((region(media, name="a"), region(media, name="b", first_frame=30)), out_dir))
+    # Hidden files that are not region b's temporaries: another region's, a longer name, a user's.
+    others = [out_dir / n for n in (".a.mov.0123abcd.partial.mov", ".bb.mov.0123abcd.partial.mov",
+                                    ".b.mov.notes", ".b.mov.0123abcd.partial.mp4")]
+    for path in others:
+        path.write_bytes(b"keep")
+    child = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; sys.path.insert(0, sys.argv[1]);"
+         "from test_jobs import LitteringExecutor; from liveedit.sidecar.jobs import RenderQueue;"
+         "q = RenderQueue(sys.argv[2], LitteringExecutor()); time.sleep(120)",
+         str(TESTS), str(db)])
+    try:
+        deadline = time.monotonic() + 60
+        while len(region_leftovers(out_dir.resolve() / "b")) < 4:
+            assert child.poll() is None, "child queue process died on its own"
+            assert time.monotonic() < deadline, "region b never started"
+            time.sleep(0.05)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    leftovers = region_leftovers(out_dir.resolve() / "b")
+    assert sorted(p.name for p in leftovers) == sorted([
+        ".b.deadbeef.partial", ".b.masks.mov.89abcdef.partial.mov", ".b.mov.0123abcd.partial.mov",
+        ".b.otio.k2x_9q1z.tmp"])
+
+    executor = FakeExecutor()
+    with RenderQueue(db, executor, autostart=False) as queue:
+        assert [r.state for r in queue.get(job.id).regions] == [DONE, QUEUED]
+        assert not any(p.exists() for p in leftovers)  # removed as the region went back to the queue
+        queue.resume()
+        assert wait_for(queue, job.id, finished).state == DONE
+    assert all(p.read_bytes() == b"keep" for p in others)
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted([*(p.name for p in others), "a.mov", "b.mov"])

@@ -354,13 +354,19 @@ _FORMATS = {render_pb2.OUTPUT_FORMAT_UNSPECIFIED: "prores", render_pb2.OUTPUT_FO
             render_pb2.OUTPUT_FORMAT_H264: "h264", render_pb2.OUTPUT_FORMAT_PNG: "png"}
 
 
-def job_spec_dict(request: render_pb2.SubmitJobRequest) -> dict:
-    """SubmitJobRequest → the JSON-shaped job spec sidecar/jobs.py (and the bridge) take."""
-    if request.HasField("timeline") and request.timeline.path:
-        raise UnimplementedError("whole-timeline submissions are not available yet; send the "
-                                 "marked regions as SubmitJobRequest.regions")
+def job_spec_dict(request: render_pb2.SubmitJobRequest, model: str | None = None) -> dict:
+    """SubmitJobRequest → the JSON-shaped job spec sidecar/jobs.py (and the bridge) take.
+    A timeline is read here (file access: call it off the event loop); `model` (the
+    render.model_identity of the loaded model) names its regions as `liveedit render` would."""
     if request.format not in _FORMATS:
         raise InputError(f"unknown output format {request.format}; use PRORES, H264 or PNG")
+    spec = {"output_dir": request.output_dir, "format": _FORMATS[request.format], "label": request.label,
+            **_settings_dict(request)}
+    if request.HasField("timeline") and request.timeline.path:
+        if request.regions:
+            raise InputError("send either regions or a timeline, not both")
+        spec["regions"] = _timeline_regions(request.timeline, spec, model)
+        return spec
     regions = []
     for i, r in enumerate(request.regions):
         media = Path(r.media_path)
@@ -373,9 +379,61 @@ def job_spec_dict(request: render_pb2.SubmitJobRequest) -> dict:
             if rs.rate_denominator == 0 or rs.rate_numerator == 0:
                 raise InputError(f"regions[{i}].record_start needs a rate like 24000/1001")
             region["record_start"] = {"frame": rs.frame, "rate": [rs.rate_numerator, rs.rate_denominator]}
+        if r.name:
+            region["name"] = r.name
         regions.append(region)
-    return {"regions": regions, "output_dir": request.output_dir, "format": _FORMATS[request.format],
-            "label": request.label}
+    spec["regions"] = regions
+    return spec
+
+
+def _settings_dict(request: render_pb2.SubmitJobRequest) -> dict:
+    """The job-level render settings in the JSON shape of jobs.RenderSettings."""
+    settings: dict = {"save_masks": request.save_masks}
+    if request.HasField("sampler"):
+        settings["sampler"] = {"warped_steps": request.sampler.warped_steps}
+    if request.HasField("mask_cache"):
+        mask_cache: dict = {}
+        if request.mask_cache.HasField("keep_ratio"):
+            mask_cache["keep_ratio"] = request.mask_cache.keep_ratio
+        if request.mask_cache.pruned_sublayers:
+            mask_cache["pruned_sublayers"] = list(request.mask_cache.pruned_sublayers)
+        settings["mask_cache"] = mask_cache
+    return settings
+
+
+def _timeline_regions(source: render_pb2.TimelineSource, spec: dict, model: str | None) -> list[dict]:
+    """The timeline's regions, found by the same functions as `liveedit render`. All or
+    nothing: a region the timeline cannot give refuses the submission, naming every one."""
+    from liveedit.sidecar.jobs import JobSpecError, RenderSettings, region_dict, stable_names, timeline_regions
+    from liveedit.sidecar.timeline import TimelineError, read_timeline
+
+    path = Path(source.path)
+    if not path.is_absolute():
+        raise InputError(f"timeline.path must be an absolute path; got {source.path!r}")
+    if not path.is_file():
+        raise MediaNotFoundError(f"timeline.path {source.path!r} does not exist or is not a file; check the path")
+    refused: list[TimelineError] = []
+    try:
+        timeline = read_timeline(path, edl_rate=source.edl_rate or None)
+        regions = timeline_regions(timeline, marker_color=source.marker_color or "Green",
+                                   instruction=source.instruction or None, in_timecode=source.in_timecode or None,
+                                   out_timecode=source.out_timecode or None, on_refused=refused.append)
+    except TimelineError as exc:
+        raise JobSpecError(f"timeline {path}: {exc}") from None
+    if refused:
+        raise JobSpecError(
+            f"timeline {path}: {len(refused)} region(s) cannot be rendered: "
+            + "; ".join(str(e) for e in refused)
+            + ". Fix them in the editor and export again, or send the other regions as SubmitJobRequest.regions")
+    if not regions:
+        what = ("no video clip in the chosen range" if source.instruction else
+                f"no {source.marker_color or 'Green'} markers with an instruction")
+        raise JobSpecError(f"timeline {path}: nothing to render ({what})")
+    names = [None] * len(regions)
+    if model is not None:
+        names = stable_names(regions, model=model, seed=source.seed, handles=source.handles, format=spec["format"],
+                             settings=RenderSettings.from_dict(spec))
+    return [region_dict(r, seed=source.seed, handles=source.handles, name=n) for r, n in zip(regions, names)]
 
 
 def job_message(job) -> render_pb2.Job:
@@ -396,8 +454,9 @@ def job_message(job) -> render_pb2.Job:
 class RenderServicer:
     """Thin adapter over sidecar.jobs.RenderQueue (submit/get/list/cancel/watch)."""
 
-    def __init__(self, queue):
+    def __init__(self, queue, card: ModelCard | None = None):
         self.queue = queue
+        self.card = card  # names a timeline's regions as a local render of this model would
 
     def _queue(self):
         if self.queue is None:
@@ -407,8 +466,14 @@ class RenderServicer:
     async def SubmitJob(self, request, context):
         from liveedit.sidecar.jobs import JobSpec
 
-        spec = JobSpec.from_dict(job_spec_dict(request))
-        return job_message(await asyncio.to_thread(self._queue().submit, spec))
+        queue = self._queue()
+        model = None
+        if self.card is not None:
+            from liveedit.sidecar.jobs import model_identity_of
+
+            model = model_identity_of(self.card.preset, self.card.random_weights, self.card.checkpoint_hash)
+        spec = JobSpec.from_dict(await asyncio.to_thread(job_spec_dict, request, model))
+        return job_message(await asyncio.to_thread(queue.submit, spec))
 
     async def GetJob(self, request, context):
         return job_message(self._queue().get(request.job_id))
@@ -516,7 +581,7 @@ class Sidecar:
         _register(server, server_info_pb2, "ServerInfo", self.info)
         _register(server, edit_pb2, "Edit", self.edit)
         _register(server, preview_pb2, "Preview", PreviewServicer(self.previews, self.card))
-        _register(server, render_pb2, "Render", RenderServicer(self.render_queue))
+        _register(server, render_pb2, "Render", RenderServicer(self.render_queue, self.card))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             (*self.SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,

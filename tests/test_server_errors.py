@@ -155,7 +155,8 @@ def test_bad_preview_and_render_requests(env, tmp_path):
         (lambda: client.submit_job([{"media": str(clip), "first_frame": 0, "frame_count": 5,
                                      "instruction": ""}], tmp_path / "out"), CODE.INVALID_ARGUMENT, "empty"),
         (lambda: render_pb2_grpc.RenderStub(client.channel).SubmitJob(render_pb2.SubmitJobRequest(
-            timeline=render_pb2.TimelineSource(path="/x.otio"))), CODE.UNIMPLEMENTED, "regions"),
+            timeline=render_pb2.TimelineSource(path=str(tmp_path / "x.otio")), output_dir=str(tmp_path))),
+         CODE.NOT_FOUND, "does not exist"),
     ]
     for i, (call, code, words) in enumerate(cases):
         got, details = code_of(call)
@@ -235,6 +236,59 @@ def test_render_jobs_submit_watch_list_cancel(env, tmp_path):
     finally:
         executor.gate.set()
     assert clip.read_bytes()[:4]  # source untouched and readable
+
+
+def test_bad_render_settings_and_timelines_are_invalid_arguments(env, tmp_path):
+    import opentimelineio as otio
+
+    clip = env["clip"]
+    stub = render_pb2_grpc.RenderStub(env["client"].channel)
+    region = render_pb2.RenderRegion(media_path=str(clip), first_frame=0, frame_count=5, instruction="x")
+
+    # A one-clip timeline whose clip is retimed: `liveedit render` refuses that region, so does the server.
+    rate = 24
+    ref = otio.schema.ExternalReference(target_url=str(clip), available_range=otio.opentime.TimeRange(
+        otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(20, rate)))
+    retimed = otio.schema.Clip(name="clip.mov", media_reference=ref, source_range=otio.opentime.TimeRange(
+        otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(8, rate)))
+    retimed.effects.append(otio.schema.LinearTimeWarp(time_scalar=2.0))
+    track = otio.schema.Track(name="Video 1", kind=otio.schema.TrackKind.Video)
+    track.append(retimed)
+    timeline = otio.schema.Timeline()
+    timeline.tracks.append(track)
+    retimed_path = tmp_path / "retimed.otio"
+    otio.adapters.write_to_file(timeline, str(retimed_path))
+    not_a_timeline = tmp_path / "notes.otio"
+    not_a_timeline.write_text("not a timeline")
+
+    def submit(**kw):
+        return lambda: stub.SubmitJob(render_pb2.SubmitJobRequest(output_dir=str(tmp_path / "out"), **kw))
+
+    def source(**kw):
+        return render_pb2.TimelineSource(**kw)
+
+    jobs_before = len(env["client"].list_jobs())
+    cases = [
+        (submit(regions=[region], mask_cache=render_pb2.MaskCacheSettings(keep_ratio=2.0)), "keep_ratio must be in"),
+        (submit(regions=[region], mask_cache=render_pb2.MaskCacheSettings(pruned_sublayers=["mlp"])),
+         "pruned_sublayers"),
+        (submit(regions=[region], save_masks=True), "set mask_cache too"),
+        (submit(regions=[render_pb2.RenderRegion(media_path=str(clip), first_frame=0, frame_count=5,
+                                                 instruction="x", name="../escape")]), "outside output_dir"),
+        (submit(timeline=source(path="show.otio")), "absolute path"),
+        (submit(regions=[region], timeline=source(path=str(retimed_path))), "not both"),
+        (submit(timeline=source(path=str(not_a_timeline))), str(not_a_timeline)),
+        (submit(timeline=source(path=str(retimed_path), instruction="make it red")), "1 region(s) cannot be rendered"),
+        (submit(timeline=source(path=str(retimed_path), instruction="x", in_timecode="00:00:00:01")), "both an in"),
+        (submit(timeline=source(path=str(retimed_path))), "no Green markers with an instruction"),
+    ]
+    for i, (call, words) in enumerate(cases):
+        got, details = code_of(call)
+        assert got == CODE.INVALID_ARGUMENT, (i, got, details)
+        assert words.lower() in details.lower(), (i, details)
+    got, details = code_of(submit(timeline=source(path=str(retimed_path), instruction="make it red")))
+    assert "retim" in details.lower() or "speed" in details.lower(), details  # the timeline's own reason, passed on
+    assert len(env["client"].list_jobs()) == jobs_before  # nothing was queued
 
 
 # -- property-based: random requests never crash the server or answer INTERNAL ----------------

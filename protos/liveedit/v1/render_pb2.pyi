@@ -44,7 +44,7 @@ class RecordStart(_message.Message):
     def __init__(self, frame: _Optional[int] = ..., rate_numerator: _Optional[int] = ..., rate_denominator: _Optional[int] = ...) -> None: ...
 
 class RenderRegion(_message.Message):
-    __slots__ = ("media_path", "first_frame", "frame_count", "instruction", "seed", "handles", "record_start")
+    __slots__ = ("media_path", "first_frame", "frame_count", "instruction", "seed", "handles", "record_start", "name")
     MEDIA_PATH_FIELD_NUMBER: _ClassVar[int]
     FIRST_FRAME_FIELD_NUMBER: _ClassVar[int]
     FRAME_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +52,7 @@ class RenderRegion(_message.Message):
     SEED_FIELD_NUMBER: _ClassVar[int]
     HANDLES_FIELD_NUMBER: _ClassVar[int]
     RECORD_START_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
     media_path: str
     first_frame: int
     frame_count: int
@@ -59,33 +60,62 @@ class RenderRegion(_message.Message):
     seed: int
     handles: int
     record_start: RecordStart
-    def __init__(self, media_path: _Optional[str] = ..., first_frame: _Optional[int] = ..., frame_count: _Optional[int] = ..., instruction: _Optional[str] = ..., seed: _Optional[int] = ..., handles: _Optional[int] = ..., record_start: _Optional[_Union[RecordStart, _Mapping]] = ...) -> None: ...
+    name: str
+    def __init__(self, media_path: _Optional[str] = ..., first_frame: _Optional[int] = ..., frame_count: _Optional[int] = ..., instruction: _Optional[str] = ..., seed: _Optional[int] = ..., handles: _Optional[int] = ..., record_start: _Optional[_Union[RecordStart, _Mapping]] = ..., name: _Optional[str] = ...) -> None: ...
 
 class TimelineSource(_message.Message):
-    __slots__ = ("path", "marker_color", "default_instruction", "default_seed")
+    __slots__ = ("path", "marker_color", "instruction", "seed", "in_timecode", "out_timecode", "handles", "edl_rate")
     PATH_FIELD_NUMBER: _ClassVar[int]
     MARKER_COLOR_FIELD_NUMBER: _ClassVar[int]
-    DEFAULT_INSTRUCTION_FIELD_NUMBER: _ClassVar[int]
-    DEFAULT_SEED_FIELD_NUMBER: _ClassVar[int]
+    INSTRUCTION_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    IN_TIMECODE_FIELD_NUMBER: _ClassVar[int]
+    OUT_TIMECODE_FIELD_NUMBER: _ClassVar[int]
+    HANDLES_FIELD_NUMBER: _ClassVar[int]
+    EDL_RATE_FIELD_NUMBER: _ClassVar[int]
     path: str
     marker_color: str
-    default_instruction: str
-    default_seed: int
-    def __init__(self, path: _Optional[str] = ..., marker_color: _Optional[str] = ..., default_instruction: _Optional[str] = ..., default_seed: _Optional[int] = ...) -> None: ...
+    instruction: str
+    seed: int
+    in_timecode: str
+    out_timecode: str
+    handles: int
+    edl_rate: float
+    def __init__(self, path: _Optional[str] = ..., marker_color: _Optional[str] = ..., instruction: _Optional[str] = ..., seed: _Optional[int] = ..., in_timecode: _Optional[str] = ..., out_timecode: _Optional[str] = ..., handles: _Optional[int] = ..., edl_rate: _Optional[float] = ...) -> None: ...
+
+class SamplerSettings(_message.Message):
+    __slots__ = ("warped_steps",)
+    WARPED_STEPS_FIELD_NUMBER: _ClassVar[int]
+    warped_steps: bool
+    def __init__(self, warped_steps: _Optional[bool] = ...) -> None: ...
+
+class MaskCacheSettings(_message.Message):
+    __slots__ = ("keep_ratio", "pruned_sublayers")
+    KEEP_RATIO_FIELD_NUMBER: _ClassVar[int]
+    PRUNED_SUBLAYERS_FIELD_NUMBER: _ClassVar[int]
+    keep_ratio: float
+    pruned_sublayers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, keep_ratio: _Optional[float] = ..., pruned_sublayers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("regions", "timeline", "output_dir", "format", "label")
+    __slots__ = ("regions", "timeline", "output_dir", "format", "label", "sampler", "mask_cache", "save_masks")
     REGIONS_FIELD_NUMBER: _ClassVar[int]
     TIMELINE_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_DIR_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
+    SAMPLER_FIELD_NUMBER: _ClassVar[int]
+    MASK_CACHE_FIELD_NUMBER: _ClassVar[int]
+    SAVE_MASKS_FIELD_NUMBER: _ClassVar[int]
     regions: _containers.RepeatedCompositeFieldContainer[RenderRegion]
     timeline: TimelineSource
     output_dir: str
     format: OutputFormat
     label: str
-    def __init__(self, regions: _Optional[_Iterable[_Union[RenderRegion, _Mapping]]] = ..., timeline: _Optional[_Union[TimelineSource, _Mapping]] = ..., output_dir: _Optional[str] = ..., format: _Optional[_Union[OutputFormat, str]] = ..., label: _Optional[str] = ...) -> None: ...
+    sampler: SamplerSettings
+    mask_cache: MaskCacheSettings
+    save_masks: bool
+    def __init__(self, regions: _Optional[_Iterable[_Union[RenderRegion, _Mapping]]] = ..., timeline: _Optional[_Union[TimelineSource, _Mapping]] = ..., output_dir: _Optional[str] = ..., format: _Optional[_Union[OutputFormat, str]] = ..., label: _Optional[str] = ..., sampler: _Optional[_Union[SamplerSettings, _Mapping]] = ..., mask_cache: _Optional[_Union[MaskCacheSettings, _Mapping]] = ..., save_masks: _Optional[bool] = ...) -> None: ...
 
 class RegionProgress(_message.Message):
     __slots__ = ("index", "state", "frames_done", "frame_count", "fps", "eta_seconds", "output", "otio", "error")

@@ -69,7 +69,8 @@ class RenderServicer:
     """
 
     def SubmitJob(self, request, context):
-        """Queues a job. Errors: INVALID_ARGUMENT (no regions and no timeline, bad values),
+        """Queues a job. Errors: INVALID_ARGUMENT (no regions and no timeline, bad values, a timeline
+        with regions that cannot be rendered: every refused region is named in the message),
         NOT_FOUND (missing media or timeline file).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

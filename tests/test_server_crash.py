@@ -1,6 +1,7 @@
 """A render job survives the real server being killed mid-job (SIGKILL, no shutdown code runs)
 and restarted on the same jobs database: the finished region is kept as it was, the
-interrupted one is never shown as done, renders again and completes with a whole, playable file.
+interrupted one is never shown as done, renders again and completes with a whole, playable file,
+and the killed render's hidden temporary file is gone.
 `liveedit serve --model tiny` runs as a subprocess, as a user would start it."""
 
 from __future__ import annotations
@@ -68,7 +69,9 @@ def test_a_render_job_survives_the_server_being_killed_mid_job(tmp_path):
     server = _serve(tmp_path)
     try:
         with _connect(server, tmp_path) as client:
-            job = client.submit_job(regions, out, format="h264", label="crash test")
+            # ProRes: every frame is muxed as it comes, so the killed render leaves its partial file
+            # on disk (an H.264 encoder's lookahead can still hold the first frames in memory).
+            job = client.submit_job(regions, out, format="prores", label="crash test")
             job = _wait_for(client, job.id, lambda j: j.regions[0].state == render_pb2.JOB_STATE_DONE
                             and j.regions[1].frames_done > 0, "the second region never started")
         assert job.state == render_pb2.JOB_STATE_RUNNING and job.regions[1].state == render_pb2.JOB_STATE_RUNNING
@@ -89,7 +92,8 @@ def test_a_render_job_survives_the_server_being_killed_mid_job(tmp_path):
     assert rows == [(0, "done", str(first_output)), (1, "running", None)]
     visible = {p for p in out.iterdir() if not p.name.startswith(".")}
     assert visible == set(kept)
-    assert all(".partial" in p.name for p in out.iterdir() if p.name.startswith("."))
+    hidden = [p for p in out.iterdir() if p.name.startswith(".")]
+    assert hidden and all(".partial" in p.name for p in hidden), hidden
 
     server = _serve(tmp_path)
     try:
@@ -115,3 +119,5 @@ def test_a_render_job_survives_the_server_being_killed_mid_job(tmp_path):
     info = probe(second)
     assert info.frame_rate == 24 and info.start_timecode == "01:00:00:12"
     assert "interrupted" in (tmp_path / "serve.log").read_text()  # the restart said what it re-queued
+    # The killed render's hidden partial file went when its region was queued again: only outputs remain.
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []

@@ -283,3 +283,80 @@ def test_sidecar_address_is_checked_before_anything_runs(tmp_path, capsys):
         with pytest.raises(SystemExit):
             main(["edit", str(source), "-p", "x", "-o", str(tmp_path), f"--sidecar={bad}"])
         assert "unix:/path/to/sidecar.sock or 127.0.0.1:PORT" in capsys.readouterr().err
+
+
+def _provenance(otio_path: Path) -> dict:
+    timeline = otio.adapters.read_from_file(str(otio_path))  # held: the clip's metadata lives in it
+    (track,) = [t for t in timeline.video_tracks() if t.name == "LiveEdit"]
+    (clip,) = list(track.find_clips())
+    return _plain(clip.metadata["liveedit"])
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    return path.stat().st_ino, path.stat().st_mtime_ns
+
+
+def test_edit_on_the_sidecar_sends_its_render_settings_and_a_rerun_is_skipped(sidecar, tmp_path, capsys):
+    source = _clip_file(tmp_path / "shot.mov", 12)
+    out = tmp_path / "out"
+    command = ["edit", str(source), "-p", "make it snowy", "-o", str(out), "--frames", "9", "--format", "h264",
+               "--warped-steps", "--mask-cache", "0.5", "--save-masks", "--sidecar", sidecar.address]
+    assert main(command) == 0
+    printed = capsys.readouterr()
+    assert "ignored" not in printed.err  # warped steps and the mask cache now travel with the job
+    assert "edited 9 frames of" in printed.out
+    (mov,) = [p for p in out.glob("*.mov") if not p.name.endswith(".masks.mov")]
+    masks = mov.with_name(mov.stem + ".masks.mov")
+    assert f"token masks: {masks.resolve()}" in printed.out and ffprobe_frame_count(masks) == 9
+    sampler = _provenance(next(out.glob("*.otio")))["sampler"]
+    assert sampler["warp"] is True
+    assert sampler["mask_cache"]["keep_ratio"] == 0.5 and sampler["mask_cache"]["pruned_sublayers"] == ["self_attn"]
+    files = sorted(out.iterdir())
+    before = {p: _stat(p) for p in files}
+
+    assert main(command) == 0  # the same edit again: the sidecar finds the segment and reuses it
+    assert f"already edited with these settings: {mov.resolve()}" in capsys.readouterr().out
+    assert sorted(out.iterdir()) == files and {p: _stat(p) for p in files} == before
+    # The name is the in-process path's own, so it reuses the sidecar's segment too (and vice versa).
+    assert main(command[:-2] + ["--model", "tiny"]) == 0
+    assert f"already edited with these settings: {mov.resolve()}" in capsys.readouterr().out
+    assert {p: _stat(p) for p in files} == before
+
+    other = [a if a != "0.5" else "0.25" for a in command]
+    assert main(other) == 0  # another keep ratio: another render, beside the first
+
+    assert "edited 9 frames of" in capsys.readouterr().out
+    assert len([p for p in out.glob("*.mov") if not p.name.endswith(".masks.mov")]) == 2
+
+
+def test_a_whole_timeline_renders_as_one_job_over_grpc(sidecar, tmp_path, capsys):
+    from liveedit.clients.python import LiveEditClient
+    from liveedit.protos.liveedit.v1 import render_pb2, render_pb2_grpc
+
+    timeline = _timeline(tmp_path)
+    out = tmp_path / "out"
+    request = render_pb2.SubmitJobRequest(
+        timeline=render_pb2.TimelineSource(path=str(timeline), marker_color="green", handles=2),
+        output_dir=str(out), format=render_pb2.OUTPUT_FORMAT_H264, label="show")
+    with LiveEditClient.connect(address=sidecar.address) as client:
+        job = render_pb2_grpc.RenderStub(client.channel).SubmitJob(request)
+        job = list(client.watch_job(job.id, timeout=240))[-1]
+    # The green markers' regions in timeline order; c's damaged frames fail its region with the reason.
+    assert [r.state for r in job.regions] == [render_pb2.JOB_STATE_DONE, render_pb2.JOB_STATE_DONE,
+                                              render_pb2.JOB_STATE_FAILED]
+    assert "damaged" in job.regions[2].error
+    outputs = [Path(r.output) for r in job.regions[:2]]
+    assert [(ffprobe_frame_count(p), _timecode(p)) for p in outputs] == [(8, "01:00:00:06"), (10, "01:00:00:18")]
+    instructions = [_provenance(Path(r.otio))["instruction"] for r in job.regions[:2]]
+    assert instructions == ["make it snowy", "make it red"]
+    kept = {p: _stat(p) for p in outputs}
+
+    # `liveedit render` of the same timeline finds the same regions under the same names: nothing re-renders.
+    assert main(["render", str(timeline), "-o", str(out), "--handles", "2", "--format", "h264",
+                 "--sidecar", sidecar.address]) == 1  # c still fails
+    printed = capsys.readouterr()
+    assert printed.out.count(": skipped (already rendered with these settings): ") == 2
+    assert {p: _stat(p) for p in kept} == kept
+    edited = otio.adapters.read_from_file(str(out / "show_liveedit.otio"))
+    (live,) = [t for t in edited.tracks if t.name == "LiveEdit"]
+    assert {Path(c.media_reference.target_url) for c in live.find_clips()} == set(outputs)

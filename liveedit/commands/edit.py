@@ -29,8 +29,7 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true", help="redo even if the same edit exists in OUTDIR")
     add_model_arguments(p)
     add_mask_cache_arguments(p)
-    add_sidecar_argument(p, ignored=("model", "weights", "ema", "device", "dtype", "warped_steps",
-                                     "mask_cache", "save_masks"))
+    add_sidecar_argument(p, ignored=("model", "weights", "ema", "device", "dtype", "force"))
     p.set_defaults(func=run)
 
 
@@ -53,7 +52,7 @@ def run(args) -> int:
         )
     args.output_dir.mkdir(parents=True, exist_ok=True)
     if args.sidecar is not None:
-        return _edit_on_sidecar(args, count)
+        return _edit_on_sidecar(args, count, info)
     mask_cache = mask_cache_config(args)  # before loading models: a bad option fails fast
     models = load_models(args)
     region = RegionSpec(media=args.input.resolve(), first_frame=args.start, frame_count=count,
@@ -87,23 +86,38 @@ def run(args) -> int:
     return 0
 
 
-def _edit_on_sidecar(args, count: int) -> int:
-    """The same edit as a one-region job on a running sidecar; no model is loaded here."""
-    from liveedit.commands.render import connect_sidecar, note_ignored_options, region_outcomes, run_sidecar_job
+def _edit_on_sidecar(args, count: int, media) -> int:
+    """The same edit as a one-region job on a running sidecar; no model is loaded here. The
+    region gets the output name the in-process path would pick, so a rerun (either way) skips it."""
+    from liveedit.commands.render import (connect_sidecar, note_ignored_options, region_outcomes, rendered_by,
+                                          run_sidecar_job, segment_from_result, server_model, sidecar_settings)
     from liveedit.engine.errors import LiveEditError
+    from liveedit.sidecar.jobs import RegionSpec, stable_names
+    from liveedit.sidecar.mask_video import mask_video_path
+    from liveedit.sidecar.render import _as_region
 
     note_ignored_options(args, "edit")
+    settings = sidecar_settings(args)  # a bad option fails before connecting
     client, info = connect_sidecar(args.sidecar)
-    region = {"media": str(args.input.resolve()), "first_frame": args.start, "frame_count": count,
-              "instruction": args.instruction, "seed": args.seed}
+    spec = RegionSpec(media=args.input.resolve(), first_frame=args.start, frame_count=count,
+                      instruction=args.instruction, seed=args.seed)
+    region = _as_region(spec, media)  # the timeline Region render_region makes of it
+    (name,) = stable_names([region], model=server_model(info), seed=args.seed, handles=0, format=args.format,
+                           settings=settings)
     with client:
-        job = run_sidecar_job(client, [region], args.output_dir, format=args.format,
-                              label=f"liveedit edit {args.input.name}", describe=lambda _: args.input.name)
+        job = run_sidecar_job(client, [{**spec.to_dict(), "name": name}], args.output_dir, format=args.format,
+                              label=f"liveedit edit {args.input.name}", describe=lambda _: args.input.name,
+                              settings=settings)
     (_, output, otio_path, frame_count, error), = region_outcomes(job)
     if output is None:
         raise LiveEditError(f"the sidecar could not edit {args.input}: {error}")
-    print(f"edited {frame_count} frames of {args.input} -> {output}")
+    if rendered_by(segment_from_result(region, output, otio_path, frame_count), job):
+        print(f"edited {frame_count} frames of {args.input} -> {output}")
+    else:
+        print(f"already edited with these settings: {output} (the sidecar reused it; delete it to redo)")
     print(f"timeline: {otio_path}")
+    if settings.save_masks and mask_video_path(output).exists():
+        print(f"token masks: {mask_video_path(output)}")
     if info.random_weights:
         print("note: RANDOM weights (the sidecar runs --model tiny): the output shows the pipeline works; it is not an edit.")
     return 0

@@ -49,7 +49,7 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true", help="render again even if a finished render has the same settings")
     p.add_argument("--edl-rate", type=float, help="frame rate of an EDL timeline (EDLs do not state it)")
     add_mask_cache_arguments(p)
-    add_sidecar_argument(p, ignored=("model", "weights", "device", "mask_cache", "save_masks"))
+    add_sidecar_argument(p, ignored=("model", "weights", "device", "force"))
     p.set_defaults(func=run)
 
 
@@ -124,8 +124,51 @@ def connect_sidecar(address: str):
         raise _explain(exc, client.target) from None
 
 
+def sidecar_settings(args):
+    """The job's render settings (jobs.RenderSettings) from the shared options; a bad
+    combination fails here, before anything is sent."""
+    from liveedit.sidecar.jobs import MaskCacheSpec, RenderSettings
+
+    mask_cache = mask_cache_config(args)
+    return RenderSettings(
+        warped_steps=bool(getattr(args, "warped_steps", False)),
+        mask_cache=None if mask_cache is None else MaskCacheSpec(mask_cache.keep_ratio, mask_cache.pruned_sublayers),
+        save_masks=args.save_masks)
+
+
+def server_model(info) -> str:
+    """render.model_identity of the sidecar's model, from its ServerInfo."""
+    from liveedit.sidecar.jobs import model_identity_of
+
+    return model_identity_of(info.model_preset, info.random_weights, info.checkpoint_hash)
+
+
+def submit_request(regions: list[dict], output_dir: Path, *, format: str, label: str, settings):
+    """A liveedit.v1.SubmitJobRequest from job regions in the wire (bridge JSON) form,
+    names and render settings included."""
+    from liveedit.protos.liveedit.v1 import render_pb2
+
+    formats = {"prores": render_pb2.OUTPUT_FORMAT_PRORES, "h264": render_pb2.OUTPUT_FORMAT_H264,
+               "png": render_pb2.OUTPUT_FORMAT_PNG}
+    request = render_pb2.SubmitJobRequest(output_dir=str(output_dir), format=formats[format], label=label,
+                                          sampler=render_pb2.SamplerSettings(warped_steps=settings.warped_steps),
+                                          save_masks=settings.save_masks)
+    if settings.mask_cache is not None:
+        request.mask_cache.CopyFrom(render_pb2.MaskCacheSettings(
+            keep_ratio=settings.mask_cache.keep_ratio, pruned_sublayers=settings.mask_cache.pruned_sublayers))
+    for r in regions:
+        region = request.regions.add(media_path=r["media"], first_frame=r["first_frame"], frame_count=r["frame_count"],
+                                     instruction=r["instruction"], seed=r.get("seed", 0), handles=r.get("handles", 0),
+                                     name=r.get("name") or "")
+        if r.get("record_start"):
+            num, den = r["record_start"]["rate"]
+            region.record_start.CopyFrom(render_pb2.RecordStart(frame=r["record_start"]["frame"], rate_numerator=num,
+                                                                rate_denominator=den))
+    return request
+
+
 def run_sidecar_job(client, regions: list[dict], output_dir: Path, *, format: str, label: str,
-                    describe) -> "object":
+                    describe, settings) -> "object":
     """Submit one render job, show each region's progress as the in-process path does
     (a tqdm bar of frames with the edit fps), and return the finished liveedit.v1.Job.
     `describe(index)` is a region's bar label. Ctrl-C cancels the job on the sidecar."""
@@ -135,8 +178,11 @@ def run_sidecar_job(client, regions: list[dict], output_dir: Path, *, format: st
     from liveedit.protos.liveedit.v1 import render_pb2
 
     waiting = (render_pb2.JOB_STATE_QUEUED, render_pb2.JOB_STATE_UNSPECIFIED)
+    request = submit_request(regions, output_dir.resolve(), format=format, label=label, settings=settings)
     try:
-        job = client.submit_job(regions, output_dir.resolve(), format=format, label=label)
+        # LiveEditClient.submit_job sends neither names nor render settings (clients/python is
+        # another module); the full request goes through the client's own stub and error mapping.
+        job = client._call(client._render.SubmitJob, request)
     except ServerError as exc:
         raise _explain(exc, client.target) from None
     bars: dict[int, tqdm] = {}
@@ -184,58 +230,13 @@ def region_outcomes(job):
 # -- the command -------------------------------------------------------------------------
 
 
-def _media_info():
-    from liveedit.engine.errors import LiveEditError
-    from liveedit.sidecar.media import probe
-    from liveedit.sidecar.timeline import MediaTiming, TimelineError
-
-    def media_info(path: str) -> MediaTiming:
-        try:
-            info = probe(path)
-        except LiveEditError as exc:
-            raise TimelineError(str(exc)) from exc
-        return MediaTiming(rate=info.frame_rate, timecode_start=info.start_timecode_frame, frame_count=info.frame_count)
-
-    return media_info
-
-
-def _load_models(args):
-    import torch
-
-    from liveedit.engine.errors import LiveEditError
-    from liveedit.engine.presets import get_preset
-
-    preset = get_preset(args.model)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if preset.random_only or args.weights is None:
-        if args.weights is not None:
-            print(f"liveedit render: --weights is ignored for the {preset.name} preset (it has no released weights)")
-        from liveedit.engine.editor import EditorModels
-
-        return EditorModels.random(preset, seed=args.seed, device=device)
-    try:
-        from liveedit.sidecar.weights import load_editor_models
-    except ImportError as exc:
-        raise LiveEditError("loading released weights is not available in this build yet; use --model tiny") from exc
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    return load_editor_models(preset, weights_dir=args.weights, device=device, dtype=dtype)
-
-
 def find_regions(args, timeline, failures: list[str]):
     """The regions to render (markers, or -p with an optional --in/--out); refused ones are
-    appended to `failures`."""
-    from liveedit.engine.errors import LiveEditError
-    from liveedit.sidecar.timeline import record_frame_from_timecode, regions_for_range, regions_from_markers
+    appended to `failures`. The sidecar finds a timeline job's regions with the same function."""
+    from liveedit.sidecar.jobs import timeline_regions
 
-    refuse = lambda exc: failures.append(str(exc))  # noqa: E731 - collected, reported by the caller
-    if args.prompt:
-        record_range = None
-        if args.in_tc or args.out_tc:
-            if not (args.in_tc and args.out_tc):
-                raise LiveEditError("give both --in and --out (or neither, for the whole timeline)")
-            record_range = (record_frame_from_timecode(timeline, args.in_tc), record_frame_from_timecode(timeline, args.out_tc))
-        return regions_for_range(timeline, args.prompt, record_range, media_info=_media_info(), on_refused=refuse)
-    return regions_from_markers(timeline, args.marker_color, media_info=_media_info(), on_refused=refuse)
+    return timeline_regions(timeline, marker_color=args.marker_color, instruction=args.prompt, in_timecode=args.in_tc,
+                            out_timecode=args.out_tc, on_refused=lambda exc: failures.append(str(exc)))
 
 
 def region_label(n: int, total: int, region) -> str:
@@ -328,40 +329,52 @@ def _render_on_sidecar(args, timeline, regions, failures: list[str]) -> list:
     """All regions as one job on the sidecar; the segments for the timeline come back from
     the job's region results (file, its .otio with the provenance, frame count)."""
     from liveedit.engine.errors import LiveEditError
+    from liveedit.sidecar.jobs import region_dict, stable_names
+    from liveedit.sidecar.mask_video import mask_video_path
 
     note_ignored_options(args, "render")
+    settings = sidecar_settings(args)  # a bad option fails before connecting
     client, info = connect_sidecar(args.sidecar)
     with client:
         print(f"liveedit render: model {info.model_description} (sidecar at {client.target})")
         if info.random_weights:
             print("liveedit render: WARNING: the weights are RANDOM; the output is not a real edit, only a test of the pipeline")
         args.output.mkdir(parents=True, exist_ok=True)
-        job = run_sidecar_job(client, [job_region(r, seed=args.seed, handles=args.handles) for r in regions],
+        # The names the in-process path would use, so either path skips what the other finished.
+        names = stable_names(regions, model=server_model(info), seed=args.seed, handles=args.handles,
+                             format=args.format, settings=settings)
+        job = run_sidecar_job(client, [region_dict(r, seed=args.seed, handles=args.handles, name=n)
+                                       for r, n in zip(regions, names)],
                               args.output, format=args.format, label=f"liveedit render {args.timeline.name}",
-                              describe=lambda i: region_label(i + 1, len(regions), regions[i]))
+                              describe=lambda i: region_label(i + 1, len(regions), regions[i]), settings=settings)
     segments = []
     for index, output, otio_path, frame_count, error in region_outcomes(job):
         region = regions[index]
         label = region_label(index + 1, len(regions), region)
         if output is not None:
             try:
-                segments.append(segment_from_result(region, output, otio_path, frame_count))
-                print(f"{label}: rendered: {output}")
-                continue
+                segment = segment_from_result(region, output, otio_path, frame_count)
             except LiveEditError as exc:
                 error = str(exc)
+            else:
+                segments.append(segment)
+                print(f"{label}: {'rendered' if rendered_by(segment, job) else SKIPPED}: {output}")
+                masks = mask_video_path(output)
+                if settings.save_masks and masks.exists():
+                    print(f"{label}: token masks: {masks}")
+                continue
         failures.append(f"{region.describe()}: {error}")
         print(f"FAILED: {region.describe()}: {error}", file=sys.stderr)
     return segments
 
 
-def job_region(region, *, seed: int, handles: int) -> dict:
-    """A timeline Region → one region of a render job (the bridge's JSON shape), with its
-    place on the timeline so the sidecar's own .otio puts it at the right record time."""
-    rate = region.timeline_rate
-    return {"media": str(Path(region.media_path).resolve()), "first_frame": region.first_frame,
-            "frame_count": region.frame_count, "instruction": region.instruction, "seed": seed,
-            "handles": handles, "record_start": {"frame": region.record_start, "rate": [rate.numerator, rate.denominator]}}
+SKIPPED = "skipped (already rendered with these settings)"
+
+
+def rendered_by(segment, job) -> bool:
+    """False when the sidecar reused a segment an earlier render made (its provenance names
+    that render's job)."""
+    return segment.provenance.get("job_id") == job.id
 
 
 def segment_from_result(region, output: Path, otio_path: Path | None, frame_count: int):

@@ -230,6 +230,28 @@ def region_outcomes(job):
 # -- the command -------------------------------------------------------------------------
 
 
+def _load_models(args):
+    import torch
+
+    from liveedit.engine.errors import LiveEditError
+    from liveedit.engine.presets import get_preset
+
+    preset = get_preset(args.model)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if preset.random_only or args.weights is None:
+        if args.weights is not None:
+            print(f"liveedit render: --weights is ignored for the {preset.name} preset (it has no released weights)")
+        from liveedit.engine.editor import EditorModels
+
+        return EditorModels.random(preset, seed=args.seed, device=device)
+    try:
+        from liveedit.sidecar.weights import load_editor_models
+    except ImportError as exc:
+        raise LiveEditError("loading released weights is not available in this build yet; use --model tiny") from exc
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return load_editor_models(preset, weights_dir=args.weights, device=device, dtype=dtype)
+
+
 def find_regions(args, timeline, failures: list[str]):
     """The regions to render (markers, or -p with an optional --in/--out); refused ones are
     appended to `failures`. The sidecar finds a timeline job's regions with the same function."""

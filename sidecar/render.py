@@ -134,7 +134,7 @@ def confined_path(output_dir: str | Path, name: str) -> Path:
 # -- regions from the job queue -------------------------------------------------------
 
 
-def _as_region(region, info) -> Region:
+def as_region(region, info) -> Region:
     """render_region takes a timeline Region, or a job queue RegionSpec (media,
     first_frame, frame_count, instruction, record_start) which knows no timeline."""
     if isinstance(region, Region):
@@ -200,7 +200,7 @@ def render_region(
         raise RenderError("saving token masks needs the mask cache; turn it on (--mask-cache) or drop --save-masks")
     media = getattr(region, "media_path", None) or str(getattr(region, "media"))
     info = probe(media)
-    region = _as_region(region, info)
+    region = as_region(region, info)
     if exact_rate(float(info.frame_rate)) != region.media_rate:
         raise RenderError(
             f"{media} plays at {float(info.frame_rate):g} fps but the timeline says {float(region.media_rate):g}; "

@@ -251,18 +251,27 @@ class LiveEditClient:
 
     # -- render queue ------------------------------------------------------------
     def submit_job(self, regions: list[dict], output_dir: str | Path, *, format: str = "prores",
-                   label: str = "") -> render_pb2.Job:
+                   label: str = "", settings=None) -> render_pb2.Job:
         """regions: dicts with media, first_frame, frame_count, instruction, seed?, handles?,
-        record_start? ({"frame": int, "rate": [num, den]}) — the bridge's JSON shape."""
+        name?, record_start? ({"frame": int, "rate": [num, den]}) — the bridge's JSON shape.
+        settings: render settings for the whole job (an object with ``warped_steps``,
+        ``save_masks`` and ``mask_cache`` (None, or with ``keep_ratio`` and
+        ``pruned_sublayers``), e.g. liveedit.sidecar.jobs.RenderSettings); None = defaults."""
         formats = {"prores": render_pb2.OUTPUT_FORMAT_PRORES, "h264": render_pb2.OUTPUT_FORMAT_H264,
                    "png": render_pb2.OUTPUT_FORMAT_PNG}
         if format not in formats:
             raise InputError(f"format {format!r} is not one of {', '.join(formats)}")
         request = render_pb2.SubmitJobRequest(output_dir=str(output_dir), format=formats[format], label=label)
+        if settings is not None:
+            request.sampler.CopyFrom(render_pb2.SamplerSettings(warped_steps=settings.warped_steps))
+            request.save_masks = settings.save_masks
+            if settings.mask_cache is not None:
+                request.mask_cache.CopyFrom(render_pb2.MaskCacheSettings(
+                    keep_ratio=settings.mask_cache.keep_ratio, pruned_sublayers=settings.mask_cache.pruned_sublayers))
         for r in regions:
             region = request.regions.add(media_path=str(r["media"]), first_frame=r["first_frame"],
                                          frame_count=r["frame_count"], instruction=r["instruction"],
-                                         seed=r.get("seed", 0), handles=r.get("handles", 0))
+                                         seed=r.get("seed", 0), handles=r.get("handles", 0), name=r.get("name") or "")
             if r.get("record_start"):
                 num, den = r["record_start"]["rate"]
                 region.record_start.CopyFrom(render_pb2.RecordStart(

@@ -94,14 +94,14 @@ def _edit_on_sidecar(args, count: int, media) -> int:
     from liveedit.engine.errors import LiveEditError
     from liveedit.sidecar.jobs import RegionSpec, stable_names
     from liveedit.sidecar.mask_video import mask_video_path
-    from liveedit.sidecar.render import _as_region
+    from liveedit.sidecar.render import as_region
 
     note_ignored_options(args, "edit")
     settings = sidecar_settings(args)  # a bad option fails before connecting
     client, info = connect_sidecar(args.sidecar)
     spec = RegionSpec(media=args.input.resolve(), first_frame=args.start, frame_count=count,
                       instruction=args.instruction, seed=args.seed)
-    region = _as_region(spec, media)  # the timeline Region render_region makes of it
+    region = as_region(spec, media)  # the timeline Region render_region makes of it
     (name,) = stable_names([region], model=server_model(info), seed=args.seed, handles=0, format=args.format,
                            settings=settings)
     with client:

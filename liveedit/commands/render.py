@@ -143,30 +143,6 @@ def server_model(info) -> str:
     return model_identity_of(info.model_preset, info.random_weights, info.checkpoint_hash)
 
 
-def submit_request(regions: list[dict], output_dir: Path, *, format: str, label: str, settings):
-    """A liveedit.v1.SubmitJobRequest from job regions in the wire (bridge JSON) form,
-    names and render settings included."""
-    from liveedit.protos.liveedit.v1 import render_pb2
-
-    formats = {"prores": render_pb2.OUTPUT_FORMAT_PRORES, "h264": render_pb2.OUTPUT_FORMAT_H264,
-               "png": render_pb2.OUTPUT_FORMAT_PNG}
-    request = render_pb2.SubmitJobRequest(output_dir=str(output_dir), format=formats[format], label=label,
-                                          sampler=render_pb2.SamplerSettings(warped_steps=settings.warped_steps),
-                                          save_masks=settings.save_masks)
-    if settings.mask_cache is not None:
-        request.mask_cache.CopyFrom(render_pb2.MaskCacheSettings(
-            keep_ratio=settings.mask_cache.keep_ratio, pruned_sublayers=settings.mask_cache.pruned_sublayers))
-    for r in regions:
-        region = request.regions.add(media_path=r["media"], first_frame=r["first_frame"], frame_count=r["frame_count"],
-                                     instruction=r["instruction"], seed=r.get("seed", 0), handles=r.get("handles", 0),
-                                     name=r.get("name") or "")
-        if r.get("record_start"):
-            num, den = r["record_start"]["rate"]
-            region.record_start.CopyFrom(render_pb2.RecordStart(frame=r["record_start"]["frame"], rate_numerator=num,
-                                                                rate_denominator=den))
-    return request
-
-
 def run_sidecar_job(client, regions: list[dict], output_dir: Path, *, format: str, label: str,
                     describe, settings) -> "object":
     """Submit one render job, show each region's progress as the in-process path does
@@ -178,11 +154,8 @@ def run_sidecar_job(client, regions: list[dict], output_dir: Path, *, format: st
     from liveedit.protos.liveedit.v1 import render_pb2
 
     waiting = (render_pb2.JOB_STATE_QUEUED, render_pb2.JOB_STATE_UNSPECIFIED)
-    request = submit_request(regions, output_dir.resolve(), format=format, label=label, settings=settings)
     try:
-        # LiveEditClient.submit_job sends neither names nor render settings (clients/python is
-        # another module); the full request goes through the client's own stub and error mapping.
-        job = client._call(client._render.SubmitJob, request)
+        job = client.submit_job(regions, output_dir.resolve(), format=format, label=label, settings=settings)
     except ServerError as exc:
         raise _explain(exc, client.target) from None
     bars: dict[int, tqdm] = {}

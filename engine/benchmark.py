@@ -274,14 +274,24 @@ def check_vae_speed_options(models: EditorModels, *, seed: int = 0) -> dict:
 
     fast = run()
     previous = speed.SpeedOptions(transformer_mod._compile, torch.backends.cudnn.benchmark, True, True,
-                                  stream_mod._cuda_graphs)
+                                  stream_mod._cuda_graphs, True)
     speed.apply_speed_options(models, speed.SpeedOptions.plain())
     try:
         plain = run()
     finally:
         speed.apply_speed_options(models, previous)
     rel = [float((a - b).norm() / b.norm()) for a, b in zip(fast, plain)]
-    return {"what": "check-vae-speed-options", "latents_relative_error": rel[0], "pixels_relative_error": rel[1]}
+    # The fused norm+SiLU kernel alone, in both layouts, against its torch reference.
+    from liveedit.engine.vae_fused import norm_silu, norm_silu_reference
+
+    kernel = {}
+    for layout in (torch.contiguous_format, torch.channels_last_3d):
+        x = torch.randn(1, 96, 4, 60, 104, generator=g).to(device, dtype).contiguous(memory_format=layout)
+        gamma = (torch.rand(96, 1, 1, 1, generator=g) + 0.5).to(device, dtype)
+        ref = norm_silu_reference(x, gamma, 0.0, 96**0.5).float()
+        kernel[str(layout).split(".")[-1]] = float((norm_silu(x, gamma, 0.0, 96**0.5).float() - ref).norm() / ref.norm())
+    return {"what": "check-vae-speed-options", "latents_relative_error": rel[0], "pixels_relative_error": rel[1],
+            "norm_silu_kernel_relative_error": kernel}
 
 
 def check_graphs_match_eager(models: EditorModels, *, window_frames: int = 9, chunks: int = 6, seed: int = 0) -> dict:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
 
 from liveedit.engine.stream import set_cuda_graphs
+from liveedit.engine.vae_fused import fuse_norm_silu
 from liveedit.engine.transformer import set_compile
 
 
@@ -26,11 +27,12 @@ class SpeedOptions:
     channels_last_vae: bool = True
     lean_vae_convs: bool = True
     cuda_graphs: bool = True  # replay steady-state chunk forwards (full window) from CUDA graphs
+    fused_vae_norms: bool = True  # one pass for each RMS norm + SiLU pair of the VAE
 
     @classmethod
     def plain(cls) -> "SpeedOptions":
         """The reference's choices: eager, no autotuning, default layouts."""
-        return cls(False, False, False, False, False)
+        return cls(False, False, False, False, False, False)
 
     @classmethod
     def for_device(cls, device: torch.device) -> "SpeedOptions":
@@ -76,3 +78,4 @@ def apply_speed_options(models, options: SpeedOptions) -> None:
     torch.backends.cudnn.benchmark = options.cudnn_benchmark
     conv3d_layout(models.vae, torch.channels_last_3d if options.channels_last_vae else torch.contiguous_format)
     lean_vae_convs(models.vae, options.lean_vae_convs)
+    fuse_norm_silu(models.vae, options.fused_vae_norms)

@@ -53,3 +53,31 @@ def test_speed_options_round_trip_keeps_the_output(models):
         apply_speed_options(models, SpeedOptions.plain())
     assert max(np.abs(a.astype(int) - b.astype(int)).max() for a, b in zip(fast, plain)) <= 1
     assert SpeedOptions.for_device(torch.device("cpu")) == SpeedOptions.plain()
+
+
+def test_fused_norm_silu_rewiring_equals_diffusers(models):
+    """Each norm→SiLU pair as one module (torch path on CPU): same encode and decode."""
+    from liveedit.engine.vae_fused import fuse_norm_silu
+
+    torch.manual_seed(1)
+    for m in models.vae.modules():  # non-trivial gammas, so a skipped norm would show
+        if type(m).__name__ == "WanRMS_norm":
+            m.gamma.data.uniform_(0.5, 1.5)
+    frames = [torch.rand(1, 3, 9, 64, 112), torch.rand(1, 3, 4, 64, 112)]
+
+    def run():
+        vae = StreamingWanVAE(models.vae)
+        latents = [vae.encode(f) for f in frames]
+        return torch.cat(latents, 2), torch.cat([vae.decode(z) for z in latents], 2)
+
+    plain = run()
+    fuse_norm_silu(models.vae, True)
+    try:
+        fused = run()
+        silus = [m for m in models.vae.modules() if isinstance(m, torch.nn.SiLU)]
+        assert silus == []  # every SiLU was folded into a norm
+    finally:
+        fuse_norm_silu(models.vae, False)
+    for a, b in zip(fused, plain):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5)  # fp32: one rounding instead of several
+    assert [m for m in models.vae.modules() if isinstance(m, torch.nn.SiLU)]  # and undone

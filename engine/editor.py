@@ -147,6 +147,7 @@ class StreamingEditor:
             window_frames=window_frames,
             sink_frames=sink_frames,
             mask_cache=mask_cache,
+            defer_refresh=True,  # edited frames leave before the chunk's refresh forward runs
         )
         self.stats: list[ChunkStats] = []
         self.reset(instruction=instruction, seed=seed)

@@ -83,6 +83,7 @@ class LatentStream:
         window_frames: int | None = None,
         sink_frames: int | None = None,
         record_timings: bool = False,
+        defer_refresh: bool = False,
         mask_cache: MaskCacheConfig | None = None,
     ):
         param = next(model.parameters())
@@ -94,6 +95,12 @@ class LatentStream:
         self.window_frames = window_frames or transformer_config.window_frames
         self.sink_frames = transformer_config.sink_frames if sink_frames is None else sink_frames
         self.record_timings = record_timings
+        # Deferred refresh: edit_chunk returns as soon as the chunk is denoised and runs its
+        # clean refresh forward at the start of the next chunk (the same computations in
+        # the same order, so the same output), which takes one forward off the latency of
+        # every chunk and skips the refresh after a stream's last chunk, which nothing reads.
+        self.defer_refresh = defer_refresh
+        self._pending: tuple[torch.Tensor, torch.Tensor] | None = None  # (x0, source) awaiting refresh
         # Bounded so an hours-long stream with timings on does not grow without end.
         self.timings: deque[ChunkTimings] = deque(maxlen=4096)
         self.last_reused_fraction: float | None = None  # None: no mask cache, every token computed
@@ -149,6 +156,7 @@ class LatentStream:
                 f"instruction context must be [{self._kv.batch_size}, tokens, {self.config.text_dim}] "
                 f"for this stream, got {list(context.shape)}"
             )
+        self.refresh_pending()  # the finished chunk's clean K/V belong to the old instruction
         self._cross.fill(self.model.context_kv(context.to(self.device)))
         self._graphs.clear()  # they read the old instruction's cross-attention buffers
 
@@ -157,6 +165,7 @@ class LatentStream:
         if self._kv is None:
             raise InputError("call start(context, seed) before reset")
         self._kv.reset()
+        self._pending = None
         self._graphs.clear()
         self._seen_slots.clear()
         if self._mask is not None:
@@ -167,7 +176,8 @@ class LatentStream:
 
     @property
     def frames_in_window(self) -> int:
-        return self._kv.frames if self._kv else 0
+        pending = self._pending[0].shape[2] if self._pending is not None else 0
+        return (self._kv.frames + pending) if self._kv else 0
 
     def token_masks(self, batch_index: int = 0) -> list[torch.Tensor]:
         """Mask cache with ``save_masks``: per chunk so far, uint8 ``[F, h, w]`` over the
@@ -183,7 +193,8 @@ class LatentStream:
         the edited x0 latents, same shape, in the stream's dtype."""
         source = self._check_source(source_latents)
         batch, _, frames = source.shape[:3]
-        model, sampler, gen, kv = self.model, self.sampler, self._generator, self._kv
+        self.refresh_pending()
+        sampler, gen, kv = self.sampler, self._generator, self._kv
         context_kv = self._cross.get()
         clock = _Clock(self.device, enabled=self.record_timings)
         timings = ChunkTimings(frames=frames)
@@ -202,20 +213,35 @@ class LatentStream:
                 x = add_noise(x0, sampler.sigma(steps[i + 1]), gen)
             timings.step_seconds.append(clock.lap())
 
-        # Clean refresh: rewrite the chunk's slots with the K/V of its final x0.
-        context_t = sampler.context_noise
-        clean = add_noise(x0, sampler.sigma(context_t), gen) if context_t > 0 else x0
-        self._forward(clean, source, torch.full((batch, frames), context_t, device=self.device), kv, context_kv)
-        self._seen_slots.add((kv.chunk_start, frames))
-        kv.end_chunk()
-        timings.refresh_seconds = clock.lap()
         if mask is not None:
             mask.end_chunk(x0, source)  # picks the next chunk's tokens
             self.last_reused_fraction = mask.last_reused_fraction
-
         if self.record_timings:
             self.timings.append(timings)
+        self._pending = (x0, source)
+        if not self.defer_refresh:
+            self.refresh_pending()
         return x0
+
+    @torch.no_grad()
+    def refresh_pending(self) -> None:
+        """Run the last chunk's clean refresh forward if it has not run yet: rewrite the
+        chunk's slots with the K/V of its final x0, at t = context_noise, and make them
+        history. A no-op when nothing is pending."""
+        if self._pending is None:
+            return
+        x0, source = self._pending
+        self._pending = None
+        kv, sampler = self._kv, self.sampler
+        clock = _Clock(self.device, enabled=self.record_timings)
+        context_t = sampler.context_noise
+        clean = add_noise(x0, sampler.sigma(context_t), self._generator) if context_t > 0 else x0
+        t = torch.full((x0.shape[0], x0.shape[2]), context_t, device=self.device)
+        self._forward(clean, source, t, kv, self._cross.get())
+        self._seen_slots.add((kv.chunk_start, kv.chunk_frames))
+        kv.end_chunk()
+        if self.record_timings and self.timings:
+            self.timings[-1].refresh_seconds = clock.lap()
 
     def _forward(self, x, source, t, kv, context_kv, reuse=None) -> torch.Tensor:
         """forward_chunk, replayed from a CUDA graph when the chunk's slots were already

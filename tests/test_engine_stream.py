@@ -112,3 +112,22 @@ def test_bad_input_is_a_clear_error(model):
         stream.edit_chunk(sources([3], 1)[0])
     with pytest.raises(InputError, match="instruction context"):
         stream.set_context(context(1))
+
+
+def test_deferred_refresh_gives_the_same_chunks_and_history(model):
+    """Deferring each chunk's refresh forward to the start of the next chunk computes the
+    same things in the same order: same outputs, and after refresh_pending() the same cache;
+    a new instruction mid-stream first refreshes the finished chunk under the old one."""
+    runs = {}
+    for defer in (False, True):
+        stream = LatentStream(model, CFG, SamplerConfig(context_noise=100.0), window_frames=9, defer_refresh=defer)
+        stream.start(context(1), seed=3)
+        outs = [stream.edit_chunk(s) for s in sources([3, 3], 1)]
+        stream.set_context(context(1, seed=9))
+        outs += [stream.edit_chunk(s) for s in sources([3, 3, 2], 1, seed=8)]
+        stream.refresh_pending()
+        runs[defer] = (outs, stream._kv.keys.clone(), stream._kv.values.clone(), stream.frames_in_window)
+    for a, b in zip(runs[False][0], runs[True][0]):
+        assert torch.equal(a, b)
+    assert torch.equal(runs[False][1], runs[True][1]) and torch.equal(runs[False][2], runs[True][2])
+    assert runs[False][3] == runs[True][3] == 9

@@ -204,6 +204,9 @@ def bench_editor(models: EditorModels, *, frames: int = 81, backend: str = "auto
         "chunk_ms_transformer": med([s.transformer_seconds for s in later]),
         "chunk_ms_decode": med([s.decode_seconds for s in later]),
         "chunk_ms_total": med([s.total_seconds for s in later]),
+        "first_chunk_ms": {"encode": 1000 * editor.stats[0].encode_seconds,
+                           "transformer": 1000 * editor.stats[0].transformer_seconds,
+                           "decode": 1000 * editor.stats[0].decode_seconds},
         "peak_gb": _peak_gb(device),
     }
 

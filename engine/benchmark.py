@@ -211,27 +211,34 @@ def bench_editor(models: EditorModels, *, frames: int = 81, backend: str = "auto
     }
 
 
-def check_fused_matches_eager(models: EditorModels, *, chunks: int = 2, seed: int = 0) -> dict:
-    """The fused (compiled) path must compute what the eager path computes: run the same
-    chunks both ways from the same seed and compare the edited latents (‖a−b‖/‖b‖)."""
-    preset, device, dtype = models.preset, models.device, models.dtype
-    cfg = preset.transformer
+def _same_chunks_both_ways(models: EditorModels, switch, *, chunks: int, seed: int, window_frames=None):
+    """Run the same chunks from the same seed with ``switch(False)`` then ``switch(True)``;
+    returns (off, on) edited latents and the stream of the second run."""
+    cfg = models.preset.transformer
+    device, dtype = models.device, models.dtype
     g = torch.Generator(device="cpu").manual_seed(seed)
     sources = [torch.randn(1, LATENT_CHANNELS, cfg.chunk_frames, cfg.latent_height, cfg.latent_width, generator=g)
                .to(device, dtype) for _ in range(chunks)]
-    outputs = {}
+    outputs = []
+    for on in (False, True):
+        switch(on)
+        stream = LatentStream(models.transformer, cfg, SamplerConfig(), device=device, dtype=dtype,
+                              window_frames=window_frames)
+        stream.start(models.text_encoder.encode("check"), seed=seed)
+        outputs.append(torch.cat([stream.edit_chunk(s) for s in sources], dim=2).float())
+    return outputs[0], outputs[1], stream
+
+
+def check_fused_matches_eager(models: EditorModels, *, chunks: int = 2, seed: int = 0) -> dict:
+    """The fused (compiled) path must compute what the eager path computes: run the same
+    chunks both ways from the same seed and compare the edited latents (‖a−b‖/‖b‖)."""
     previous = transformer_mod._compile
     try:
-        for fused in (False, True):
-            transformer_mod.set_compile(fused)
-            stream = LatentStream(models.transformer, cfg, SamplerConfig(), device=device, dtype=dtype)
-            stream.start(models.text_encoder.encode("check"), seed=seed)
-            outputs[fused] = torch.cat([stream.edit_chunk(s) for s in sources], dim=2).float()
+        eager, fused, _ = _same_chunks_both_ways(models, transformer_mod.set_compile, chunks=chunks, seed=seed)
     finally:
         transformer_mod.set_compile(previous)
-    a, b = outputs[True], outputs[False]
-    rel = float((a - b).norm() / b.norm())
-    return {"what": "check-fused-vs-eager", "relative_error": rel, "finite": bool(torch.isfinite(a).all())}
+    rel = float((fused - eager).norm() / eager.norm())
+    return {"what": "check-fused-vs-eager", "relative_error": rel, "finite": bool(torch.isfinite(fused).all())}
 
 
 def profile_transformer(models: EditorModels, *, window_frames: int = 21, top: int = 25,
@@ -300,23 +307,11 @@ def check_vae_speed_options(models: EditorModels, *, seed: int = 0) -> dict:
 def check_graphs_match_eager(models: EditorModels, *, window_frames: int = 9, chunks: int = 6, seed: int = 0) -> dict:
     """Steady-state chunks replayed from CUDA graphs must equal the same chunks run
     eagerly (same kernels, same inputs): ‖graph − eager‖/‖eager‖ over the later chunks."""
-    cfg = models.preset.transformer
-    device, dtype = models.device, models.dtype
-    g = torch.Generator(device="cpu").manual_seed(seed)
-    sources = [torch.randn(1, LATENT_CHANNELS, cfg.chunk_frames, cfg.latent_height, cfg.latent_width, generator=g)
-               .to(device, dtype) for _ in range(chunks)]
-    outputs = {}
     previous = stream_mod._cuda_graphs
     try:
-        for graphs in (False, True):
-            stream_mod.set_cuda_graphs(graphs)
-            stream = LatentStream(models.transformer, cfg, SamplerConfig(), device=device, dtype=dtype,
-                                  window_frames=window_frames)
-            stream.start(models.text_encoder.encode("check"), seed=seed)
-            outputs[graphs] = torch.cat([stream.edit_chunk(s) for s in sources], dim=2).float()
-            used = len(stream._graphs)
+        eager, graphs, stream = _same_chunks_both_ways(models, stream_mod.set_cuda_graphs, chunks=chunks, seed=seed,
+                                                       window_frames=window_frames)
     finally:
         stream_mod.set_cuda_graphs(previous)
-    a, b = outputs[True], outputs[False]
-    return {"what": "check-cuda-graphs", "relative_error": float((a - b).norm() / b.norm()),
-            "graphs_captured": used, "bitwise_equal": bool(torch.equal(a, b))}
+    return {"what": "check-cuda-graphs", "relative_error": float((graphs - eager).norm() / eager.norm()),
+            "graphs_captured": len(stream._graphs), "bitwise_equal": bool(torch.equal(graphs, eager))}

@@ -8,7 +8,7 @@ import platform
 import subprocess
 from pathlib import Path
 
-DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+from liveedit.commands._models import DTYPES
 
 
 def register(sub) -> None:

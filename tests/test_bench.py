@@ -1,0 +1,27 @@
+"""`liveedit bench` on the CPU with the tiny preset: every measurement runs and is recorded
+(the real figures come from a GPU; see docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import json
+
+from liveedit.cli import main
+
+
+def test_bench_writes_json_and_a_dated_markdown_table(tmp_path, capsys):
+    out, record = tmp_path / "bench.json", tmp_path / "benchmarks.md"
+    what = "transformer,transformer-mask-cache-0.5,vae,tiny-vae,editor,editor-preview,check-graphs,check-vae"
+    assert main(["bench", "--model", "tiny", "--device", "cpu", "--dtype", "fp32", "--window", "6",
+                 "--what", what, "--json", str(out), "--record", str(record)]) == 0
+    data = json.loads(out.read_text())
+    assert data["meta"]["weights"] == "random" and data["meta"]["preset"] == "tiny"
+    results = {r["what"]: r for r in data["results"]}
+    assert results["check-cuda-graphs"]["bitwise_equal"]  # on CPU: graphs off, trivially equal
+    editor = next(r for r in data["results"] if r["what"] == "editor")
+    assert editor["frames"] == 81 and editor["fps"] > 0
+    assert set(editor["first_chunk_ms"]) == {"encode", "transformer", "decode"}
+    cached = [r for r in data["results"] if r["what"] == "transformer" and r["mask_cache"]]
+    assert cached and cached[0]["mask_cache"]["keep_ratio"] == 0.5
+    table = record.read_text()
+    assert "random weights" in table and "| editor |" in table
+    assert "RANDOM" in capsys.readouterr().out

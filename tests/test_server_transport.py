@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from liveedit.engine.errors import InputError
-from liveedit.sidecar import transport_bench
+from liveedit.clients.python import transport_bench
 from liveedit.sidecar.frame_transport import FrameRing, RingUnavailable, frame_from_bytes
 
 

@@ -20,7 +20,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from liveedit.engine.errors import InputError
-    from liveedit.sidecar import transport_bench
+    from liveedit.clients.python import transport_bench
 
     sizes = tuple(s.strip() for s in args.sizes.split(",") if s.strip())
     unknown = [s for s in sizes if s not in transport_bench.SIZES]

@@ -15,7 +15,6 @@ model size, aspect ratio ignored).
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Iterator, Literal
@@ -126,6 +125,7 @@ class StreamingEditor:
         sink_frames: int = 0,
         mask_cache: MaskCacheConfig | None = None,  # None = off; MaskCacheConfig() = reference settings
         preview_vae: bool = False,  # True: the tiny VAE (TAEHV) both ways, for fast previews
+        on_frames=None,  # called with each latent's edited frames as soon as they are decoded
     ):
         if frame_mapping not in ("fit", "stretch"):
             raise InputError(f"frame_mapping must be 'fit' or 'stretch', not {frame_mapping!r}")
@@ -135,6 +135,7 @@ class StreamingEditor:
                 "or preview with the full VAE"
             )
         self.models = models
+        self.on_frames = on_frames
         self.preview_vae = preview_vae
         self.frame_mapping = frame_mapping
         self.sampler = sampler or SamplerConfig()
@@ -163,7 +164,10 @@ class StreamingEditor:
         if seed is not None:
             self.seed = seed
         self._vae = StreamingTAEHV(self.models.tiny_vae) if self.preview_vae else StreamingWanVAE(self.models.vae)
-        self._pending: list[np.ndarray] = []
+        self._pending: list[np.ndarray] = []  # this chunk's frames not yet encoded
+        self._latents: list[torch.Tensor] = []  # this chunk's source latents so far
+        self._chunk_in = 0  # this chunk's frames pushed so far
+        self._encode_seconds = 0.0
         self._frame_size: tuple[int, int] | None = None
         self._chunks_done = 0
         self.frames_in = 0
@@ -179,29 +183,31 @@ class StreamingEditor:
     def push(self, frame: np.ndarray) -> list[np.ndarray]:
         """Add one source frame. Returns the edited frames of a chunk when this frame
         completes one (9 frames for the first chunk, 12 after), else an empty list.
-        Eager on purpose: a push that is never iterated must still happen."""
+        Eager on purpose: a push that is never iterated must still happen.
+
+        Frames are VAE-encoded as soon as they form a group the causal encoder takes (a
+        stream's first frame alone, then 4 at a time), so when a chunk's last frame arrives
+        only its last group is left to encode: less latency, same latents."""
         self._check_frame(frame)
         self._pending.append(frame)
         self.frames_in += 1
-        if len(self._pending) < self._chunk_frames():
+        self._chunk_in += 1
+        if len(self._pending) == self._group_frames():
+            self._encode_pending()
+        if self._chunk_in < self._chunk_frames():
             return []
-        frames, self._pending = self._pending, []
-        return self._run_chunk(frames, real=len(frames))
+        return self._run_chunk(real=self._chunk_in)
 
     def finish(self) -> list[np.ndarray]:
         """End of stream: edit the last, partial chunk. Output count equals input count."""
-        if not self._pending:
+        if not self._chunk_in:
             return []
-        real = len(self._pending)
-        # The VAE takes 1+4k frames for a stream's first chunk and 4k after; pad the
-        # tail by repeating the last frame and drop the padded frames after decoding.
-        if self._chunks_done == 0:
-            target = 1 + VAE_TEMPORAL_STRIDE * math.ceil((real - 1) / VAE_TEMPORAL_STRIDE)
-        else:
-            target = VAE_TEMPORAL_STRIDE * math.ceil(real / VAE_TEMPORAL_STRIDE)
-        frames = self._pending + [self._pending[-1]] * (target - real)
-        self._pending = []
-        return self._run_chunk(frames, real=real)
+        if self._pending:
+            # The encoder takes whole groups: pad the last one by repeating its last frame;
+            # the padded frames are dropped after decoding.
+            self._pending += [self._pending[-1]] * (self._group_frames() - len(self._pending))
+            self._encode_pending()
+        return self._run_chunk(real=self._chunk_in)
 
     @property
     def placement(self) -> Placement:
@@ -222,6 +228,22 @@ class StreamingEditor:
     # -- internals --------------------------------------------------------
     def _chunk_frames(self) -> int:
         return FIRST_CHUNK_FRAMES if self._chunks_done == 0 else CHUNK_FRAMES
+
+    def _group_frames(self) -> int:
+        """Frames the causal encoder takes next: the stream's very first frame alone, then 4."""
+        return 1 if self._chunks_done == 0 and not self._latents else VAE_TEMPORAL_STRIDE
+
+    def _sync(self) -> None:
+        if self.models.device.type == "cuda":
+            torch.cuda.synchronize(self.models.device)
+
+    @torch.no_grad()
+    def _encode_pending(self) -> None:
+        start = time.perf_counter()
+        self._latents.append(self._vae.encode(self._to_model(self._pending)))
+        self._pending = []
+        self._sync()
+        self._encode_seconds += time.perf_counter() - start
 
     def _encode_instruction(self, instruction: str) -> torch.Tensor:
         context = self.models.text_encoder.encode(instruction)
@@ -278,28 +300,33 @@ class StreamingEditor:
         return list(x)
 
     @torch.no_grad()
-    def _run_chunk(self, frames: list[np.ndarray], real: int) -> list[np.ndarray]:
-        sync = torch.cuda.synchronize if self.models.device.type == "cuda" else (lambda: None)
-        t0 = time.perf_counter()
-        source_latents = self._vae.encode(self._to_model(frames))
-        sync()
+    def _run_chunk(self, real: int) -> list[np.ndarray]:
+        """Edit the chunk's encoded latents and decode them one latent at a time, handing
+        each latent's frames to ``on_frames`` as soon as they exist."""
         t1 = time.perf_counter()
+        source_latents = torch.cat(self._latents, dim=2)
         edited_latents = self._stream.edit_chunk(source_latents)
-        sync()
+        self._sync()
         t2 = time.perf_counter()
-        edited = self._from_model(self._vae.decode(edited_latents))[:real]
+        edited: list[np.ndarray] = []
+        for i in range(edited_latents.shape[2]):
+            frames = self._from_model(self._vae.decode(edited_latents[:, :, i : i + 1]))[: real - len(edited)]
+            edited += frames
+            if self.on_frames is not None and frames:
+                self.on_frames(frames)
         t3 = time.perf_counter()
         self.stats.append(
             ChunkStats(
                 index=self._chunks_done,
                 source_frames=real,
                 latent_frames=source_latents.shape[2],
-                encode_seconds=t1 - t0,
+                encode_seconds=self._encode_seconds,
                 transformer_seconds=t2 - t1,
                 decode_seconds=t3 - t2,
                 reused_token_fraction=getattr(self._stream, "last_reused_fraction", None),
             )
         )
         self._chunks_done += 1
+        self._latents, self._chunk_in, self._encode_seconds = [], 0, 0.0
         self.frames_out += len(edited)
         return edited

@@ -151,3 +151,19 @@ def test_preview_vae_streams_the_same_frame_counts(models):
     assert len(out) == 22 and out[0].shape == (50, 90, 3)
     full = list(StreamingEditor(models, instruction="x", seed=0).edit(frames))
     assert any(not np.array_equal(a, b) for a, b in zip(out, full))  # really another VAE
+
+
+def test_frames_are_encoded_as_they_arrive_and_handed_out_per_latent(models):
+    """Latency: source frames are encoded in the causal encoder's groups while the chunk
+    fills (first frame alone, then 4), and edited frames go to on_frames one latent at a
+    time; the frames are the same as without the callback."""
+    delivered = []
+    editor = StreamingEditor(models, instruction="x", seed=5, on_frames=lambda fs: delivered.append(len(fs)))
+    frames = clip(23)
+    for i, f in enumerate(frames[:8]):
+        assert editor.push(f) == []
+        assert editor._vae.frames_encoded == [1, 1, 1, 1, 5, 5, 5, 5][i]
+    out = editor.push(frames[8]) + [f for fr in frames[9:] for f in editor.push(fr)] + editor.finish()
+    assert delivered == [1, 4, 4, 4, 4, 4, 2]  # chunk 0: 1+4+4; chunk 1: 4+4+4; tail of 2 frames
+    plain = list(StreamingEditor(models, instruction="x", seed=5).edit(frames))
+    assert len(out) == 23 and all(np.array_equal(a, b) for a, b in zip(out, plain))

@@ -174,7 +174,7 @@ def bench_editor(models: EditorModels, *, frames: int = 81, backend: str = "auto
     with _attention_backend(backend):
         options = dict(preview_vae=preview_vae, mask_cache=mask_cache)
         warm = StreamingEditor(models, instruction="benchmark", seed=seed, **options)
-        for frame in clip[:21]:  # warm-up: kernels, cuDNN plans, allocator
+        for frame in clip[:81]:  # warm-up over a full window: kernels, cuDNN plans per key count, allocator
             warm.push(frame)
         warm.finish()
         del warm

@@ -132,8 +132,22 @@ class CrossAttentionCache:
     def __init__(self):
         self.kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
-    def fill(self, kv: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        self.kv = kv
+    def fill(self, kv: list[tuple[torch.Tensor, torch.Tensor]]) -> bool:
+        """Hold ``kv``. When it matches the buffers held already (same shapes, dtypes and
+        devices), copy it into them, so CUDA graphs that read those buffers stay valid, and
+        return False; otherwise take the new tensors and return True."""
+        same = self.kv is not None and len(self.kv) == len(kv) and all(
+            held.shape == new.shape and held.dtype == new.dtype and held.device == new.device
+            for pair_held, pair_new in zip(self.kv, kv)
+            for held, new in zip(pair_held, pair_new)
+        )
+        if not same:
+            self.kv = kv
+            return True
+        for (k_held, v_held), (k, v) in zip(self.kv, kv):
+            k_held.copy_(k)
+            v_held.copy_(v)
+        return False
 
     def get(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         if self.kv is None:

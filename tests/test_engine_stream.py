@@ -131,3 +131,26 @@ def test_deferred_refresh_gives_the_same_chunks_and_history(model):
         assert torch.equal(a, b)
     assert torch.equal(runs[False][1], runs[True][1]) and torch.equal(runs[False][2], runs[True][2])
     assert runs[False][3] == runs[True][3] == 9
+
+
+def test_a_new_stream_takes_the_buffers_of_an_ended_one(model):
+    """KV and cross-attention buffers (and the CUDA graphs captured over them) are pooled
+    per model: a stream that starts after another has ended reuses its buffers, the
+    instruction is copied into them in place, and the results do not depend on it."""
+    import gc
+
+    first = LatentStream(model, CFG, SamplerConfig(), window_frames=6)
+    first.start(context(1), seed=3)
+    expected = [first.edit_chunk(s) for s in sources([3, 3, 3], 1)]
+    keys_ptr = first._kv.keys.data_ptr()
+    cross = first._cross.get()[0][0]
+    del first
+    gc.collect()
+    second = LatentStream(model, CFG, SamplerConfig(), window_frames=6)
+    second.start(context(1), seed=3)
+    assert second._kv.keys.data_ptr() == keys_ptr and second._cross.get()[0][0] is cross
+    got = [second.edit_chunk(s) for s in sources([3, 3, 3], 1)]
+    assert all(torch.equal(a, b) for a, b in zip(expected, got))
+    other = LatentStream(model, CFG, SamplerConfig(), window_frames=6)  # while `second` lives
+    other.start(context(1), seed=3)
+    assert other._kv.keys.data_ptr() != keys_ptr

@@ -196,7 +196,10 @@ class LatentStream:
         if self._release is not None:
             self._release()  # runs _return_buffers once
         self._kv = self._buffers = None
-        idle = _IDLE_BUFFERS.get(self.model, {}).get(key)
+        # Streams with the mask cache run eagerly (no graphs to share), so they keep private
+        # buffers: on the H100 the pooled ones measured slower for them (not understood yet).
+        pooled = self._mask is None
+        idle = _IDLE_BUFFERS.get(self.model, {}).get(key) if pooled else None
         if idle:
             buffers = idle.pop()
         else:
@@ -209,7 +212,7 @@ class LatentStream:
         self._buffers = buffers
         self._kv, self._cross = buffers.kv, buffers.cross
         self._graphs, self._seen_slots = buffers.graphs, buffers.seen_slots
-        self._release = weakref.finalize(self, _return_buffers, weakref.ref(self.model), buffers)
+        self._release = weakref.finalize(self, _return_buffers, weakref.ref(self.model), buffers) if pooled else None
 
     @property
     def frames_in_window(self) -> int:

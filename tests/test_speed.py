@@ -81,3 +81,16 @@ def test_fused_norm_silu_rewiring_equals_diffusers(models):
     for a, b in zip(fused, plain):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5)  # fp32: one rounding instead of several
     assert [m for m in models.vae.modules() if isinstance(m, torch.nn.SiLU)]  # and undone
+
+
+def test_warm_up_runs_a_full_window_and_leaves_no_stream_behind(models):
+    import gc
+
+    from liveedit.engine import stream as stream_mod
+    from liveedit.engine.speed import warm_up
+
+    seconds = warm_up(models, frames=21, preview=True)
+    gc.collect()
+    assert seconds > 0
+    idle = stream_mod._IDLE_BUFFERS.get(models.transformer, {})
+    assert sum(len(v) for v in idle.values()) == 1  # the warm-up's buffers wait in the pool for the first stream

@@ -36,6 +36,9 @@ def register(sub) -> None:
                    help=f"HTTP/WebSocket bridge for the Resolve scripts and the Premiere panel, on 127.0.0.1 "
                    f"(default {DEFAULT_BRIDGE_PORT}; 0 picks a free port; clients read it from bridge.json)")
     p.add_argument("--no-bridge", action="store_true", help="serve gRPC only")
+    p.add_argument("--no-warm-up", action="store_true",
+                   help="skip the start-up warm-up on a GPU (compiling kernels, capturing CUDA graphs); "
+                   "the first edit is then slower")
     p.add_argument("--preview-quality", choices=("full", "fast"), default=None,
                    help="preview seeks: fast = tiny preview VAE (taew2_1.pth in --weights) + mask cache, "
                    "full = edited like a render (default: fast when the tiny VAE is loaded, else full); "
@@ -55,6 +58,12 @@ def run(args) -> int:
     models = load_models(args)
     quality = choose_preview_quality(models, args.preview_quality)
     print(f"liveedit: previews at {quality} quality ({PREVIEW_QUALITY_WORDS[quality]})", file=sys.stderr)
+    if models.device.type == "cuda" and not args.no_warm_up:
+        from liveedit.engine.speed import warm_up
+
+        print("liveedit: warming up (compiling kernels, capturing CUDA graphs)...", file=sys.stderr)
+        seconds = warm_up(models, preview=quality == "fast")
+        print(f"liveedit: warm-up took {seconds:.1f} s", file=sys.stderr)
     options = ServerOptions(socket_path=args.socket, host=args.host, port=args.port, grace_seconds=args.grace,
                             preview=PreviewConfig(quality=quality))
     sidecar = Sidecar(models, options)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from media_fixtures import media_clips  # noqa: F401  (one registration of the clip fixture for every test)
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 NLE_EXPORTS = SHARED / "fixtures" / "nle-exports"

@@ -2,7 +2,7 @@
 
 Use from a test module:
 
-    from media_fixtures import media_clips, ffmpeg_frame  # noqa: F401  (the import registers the fixture)
+    from media_fixtures import ffmpeg_frame  # the media_clips fixture is registered in conftest.py
 
     def test_something(media_clips):
         path = media_clips["ntsc_df"]          # generated on first use, then cached

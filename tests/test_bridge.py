@@ -19,7 +19,6 @@ from PIL import Image
 from liveedit.sidecar import config
 from liveedit.sidecar.bridge import PreviewRequest, origin_allowed, start_bridge
 from liveedit.sidecar.jobs import RenderQueue
-from media_fixtures import media_clips  # noqa: F401  (registers the fixture)
 from test_jobs import FakeExecutor
 
 TOKEN = "test-token-" + "x" * 32
@@ -361,7 +360,7 @@ def test_start_bridge_binds_loopback_only_and_writes_token_and_port(tmp_path, co
     assert config.read_bridge_info() == {"port": bridge.port}
 
 
-def test_preview_frames_come_from_preview_sessions(tmp_path, media_clips):  # noqa: F811
+def test_preview_frames_come_from_preview_sessions(tmp_path, media_clips):
     """The bridge wired to the real PreviewSessions and GPU worker (with an editor that inverts
     colours, so the edit is checkable): the edited frame is the inverse of the source frame."""
     from liveedit.sidecar.bridge import SessionPreview

@@ -12,7 +12,7 @@ import pytest
 
 from liveedit.cli import main
 from liveedit.sidecar.media_read import probe
-from media_fixtures import ffprobe, ffprobe_frame_count, media_clips  # noqa: F401
+from media_fixtures import ffprobe, ffprobe_frame_count
 
 
 def _sha(path) -> str:
@@ -20,7 +20,7 @@ def _sha(path) -> str:
 
 
 @pytest.mark.parametrize("clip", ["ntsc_film", "ntsc_df"])
-def test_edit_writes_a_playable_clip_and_otio(media_clips, tmp_path, capsys, clip):  # noqa: F811
+def test_edit_writes_a_playable_clip_and_otio(media_clips, tmp_path, capsys, clip):
     source = media_clips[clip]
     before = _sha(source)
     src = probe(source)
@@ -50,7 +50,7 @@ def test_edit_writes_a_playable_clip_and_otio(media_clips, tmp_path, capsys, cli
     assert _sha(source) == before  # the source is never modified
 
 
-def test_edit_reports_bad_input_without_traceback(media_clips, tmp_path, capsys):  # noqa: F811
+def test_edit_reports_bad_input_without_traceback(media_clips, tmp_path, capsys):
     assert main(["edit", str(tmp_path / "missing.mov"), "-p", "x", "-o", str(tmp_path), "--model", "tiny"]) == 1
     assert "missing.mov" in capsys.readouterr().err
     source = media_clips["pal"]

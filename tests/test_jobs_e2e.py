@@ -12,7 +12,7 @@ import opentimelineio as otio
 import pytest
 
 from liveedit.sidecar.jobs import DONE, JobSpec, LocalExecutor, RegionSpec, RenderQueue
-from media_fixtures import ffprobe_frame_count, media_clips  # noqa: F401
+from media_fixtures import ffprobe_frame_count
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +25,7 @@ def tiny_models():
     return EditorModels.random(get_preset("tiny"), seed=0)
 
 
-def test_a_job_renders_with_the_tiny_model_on_the_gpu_worker(media_clips, tmp_path, tiny_models):  # noqa: F811
+def test_a_job_renders_with_the_tiny_model_on_the_gpu_worker(media_clips, tmp_path, tiny_models):
     import asyncio
 
     from liveedit.sidecar.worker import GpuWorker

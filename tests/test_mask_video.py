@@ -22,7 +22,6 @@ from liveedit.sidecar.mask_video import (
     mask_video_path,
 )
 from liveedit.sidecar.media_read import probe
-from media_fixtures import media_clips  # noqa: F401
 
 
 def _one_hot_chunks(latents_per_chunk, grid=(3, 3)):
@@ -119,7 +118,7 @@ def test_cli_mask_cache_option_values(tmp_path):
                               "--save-masks"]).mask_cache == 0.2
 
 
-def test_save_masks_without_mask_cache_is_refused(media_clips, tmp_path, capsys):  # noqa: F811
+def test_save_masks_without_mask_cache_is_refused(media_clips, tmp_path, capsys):
     assert main(["edit", str(media_clips["ntsc_film"]), "-p", "x", "-o", str(tmp_path), "--model", "tiny",
                  "--save-masks"]) == 1
     assert "--mask-cache" in capsys.readouterr().err
@@ -133,7 +132,7 @@ def _liveedit_clip(otio_path):
     return json.loads(json.dumps(clip.metadata["liveedit"], default=lambda o: dict(o) if hasattr(o, "keys") else list(o)))
 
 
-def test_edit_with_mask_cache_writes_masks_and_its_own_settings_key(media_clips, tmp_path, capsys):  # noqa: F811
+def test_edit_with_mask_cache_writes_masks_and_its_own_settings_key(media_clips, tmp_path, capsys):
     source = media_clips["ntsc_film"]  # 64x48, 30 frames: chunks of 9, 12 and a 9-frame tail
     src = probe(source)
     common = ["edit", str(source), "-p", "make the fur snowy white", "--model", "tiny", "--format", "h264"]

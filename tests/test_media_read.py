@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from media_fixtures import ffmpeg_frame, ffprobe, ffprobe_frame_count, media_clips  # noqa: F401
+from media_fixtures import ffmpeg_frame, ffprobe, ffprobe_frame_count
 
 from liveedit.engine.errors import LiveEditError
 from liveedit.sidecar.media import MediaError, probe, read_audio, read_frames

@@ -22,7 +22,7 @@ from liveedit.sidecar.media import (
     read_frames,
     write_segment,
 )
-from media_fixtures import ffprobe, ffprobe_frame_count, media_clips  # noqa: F401
+from media_fixtures import ffprobe, ffprobe_frame_count
 
 
 def streams(path, kind):

@@ -23,7 +23,7 @@ import pytest
 
 from liveedit.sidecar.bridge import start_bridge
 from liveedit.sidecar.jobs import LocalExecutor, RenderQueue
-from media_fixtures import ffprobe_frame_count, media_clips  # noqa: F401  (registers the fixture)
+from media_fixtures import ffprobe_frame_count
 from test_bridge import FakePreview
 from test_jobs import FakeExecutor
 
@@ -174,7 +174,7 @@ def tiny_models():
 
 
 @pytest.mark.slow
-def test_submit_render_place_and_cancel_with_the_tiny_model(media_clips, tmp_path, tiny_models):  # noqa: F811
+def test_submit_render_place_and_cancel_with_the_tiny_model(media_clips, tmp_path, tiny_models):
     source = media_clips["ntsc_film"]  # 30 frames at 23.976 starting at 01:00:00:00
     before = hashlib.sha256(source.read_bytes()).hexdigest()
     renders = tmp_path / "renders"
@@ -260,7 +260,7 @@ def test_submit_render_place_and_cancel_with_the_tiny_model(media_clips, tmp_pat
     assert hashlib.sha256(source.read_bytes()).hexdigest() == before
 
 
-def test_wrong_token_stopped_sidecar_and_preview_following_the_playhead(media_clips, tmp_path):  # noqa: F811
+def test_wrong_token_stopped_sidecar_and_preview_following_the_playhead(media_clips, tmp_path):
     source = media_clips["ntsc_film"]
     queue = RenderQueue(tmp_path / "jobs.db", FakeExecutor())
     preview = FakePreview()
@@ -284,7 +284,7 @@ def test_wrong_token_stopped_sidecar_and_preview_following_the_playhead(media_cl
             await page.wait_for("document.getElementById('preview').naturalWidth > 0", what="preview image")
             out["first preview"] = preview.requests[-1]
             await page.js(f"window.__fakeScene.sequence.playhead = {json.dumps(ticks(55))}")
-            await page.wait_for(f"document.getElementById('preview').src.includes('frame=11&')", what="new frame")
+            await page.wait_for("document.getElementById('preview').src.includes('frame=11&')", what="new frame")
             await page.wait_for("document.getElementById('preview').complete", what="image loaded")
             out["second preview"] = preview.requests[-1]
             out["preview note"] = await page.js("document.getElementById('preview-status').textContent")

@@ -19,7 +19,7 @@ from liveedit.clients.resolve import actions, host
 from liveedit.clients.resolve.bridge_client import BridgeClient
 from liveedit.clients.resolve.errors import ResolveScriptError, SidecarNotRunningError
 from fake_resolve import FakeResolve, MediaFacts
-from media_fixtures import ffprobe_frame_count, media_clips  # noqa: F401
+from media_fixtures import ffprobe_frame_count
 
 pytestmark = pytest.mark.fakehost
 TOKEN = "resolve-test-token-" + "y" * 24
@@ -79,7 +79,7 @@ def _digest(path: Path) -> str:
 
 
 @pytest.mark.slow
-def test_edit_selection_renders_places_and_tags_two_clips(media_clips, sidecar, tmp_path):  # noqa: F811
+def test_edit_selection_renders_places_and_tags_two_clips(media_clips, sidecar, tmp_path):
     source = media_clips["ntsc_film"]  # 30 frames at 24000/1001, timecode 01:00:00:00
     before = _digest(source)
     resolve = FakeResolve(probe=probe_facts)
@@ -130,7 +130,7 @@ def test_edit_selection_renders_places_and_tags_two_clips(media_clips, sidecar, 
 
 
 @pytest.mark.slow
-def test_render_marked_regions_renders_only_the_marked_frames(media_clips, sidecar, tmp_path):  # noqa: F811
+def test_render_marked_regions_renders_only_the_marked_frames(media_clips, sidecar, tmp_path):
     source = media_clips["ntsc_film"]
     resolve = FakeResolve(probe=probe_facts)
     timeline = resolve._new_timeline(rate=NTSC)

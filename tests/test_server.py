@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import stat
 import threading
-from pathlib import Path
 
 import grpc
 import numpy as np

@@ -10,7 +10,6 @@ import weakref
 from pathlib import Path
 
 import grpc
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -30,7 +30,7 @@ from liveedit.ui.follow import FollowError, Follower, parse_request  # noqa: E40
 from liveedit.ui.launch import SidecarStartError, SidecarTarget, connect_or_start  # noqa: E402
 from liveedit.ui.sidecar_link import SessionRequest, SidecarLink  # noqa: E402
 from liveedit.ui.source_frames import OpenedMedia, pixel_aspect  # noqa: E402
-from media_fixtures import FFMPEG, media_clips  # noqa: E402,F401
+from media_fixtures import FFMPEG  # noqa: E402
 
 
 @pytest.mark.parametrize("speed, key, after", [
@@ -65,7 +65,7 @@ def test_pictures_fit_at_their_aspect_ratio():
     assert fit_rect(QRectF(0, 0, 0, 50), 1.0).width() == 0
 
 
-def test_display_aspect_follows_the_media(tmp_path, media_clips):  # noqa: F811
+def test_display_aspect_follows_the_media(tmp_path, media_clips):
     square = media_clips["ntsc_film"]  # 64x48, no sample aspect ratio: square pixels
     info = media_read.probe(square)
     assert pixel_aspect(square) == 1

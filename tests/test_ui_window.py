@@ -24,7 +24,6 @@ from liveedit.sidecar import media_read  # noqa: E402
 from liveedit.ui.app import PreviewOptions, build_window  # noqa: E402
 from liveedit.ui.controller import RANDOM_WEIGHTS_LABEL  # noqa: E402
 from liveedit.ui.launch import SidecarTarget  # noqa: E402
-from media_fixtures import media_clips  # noqa: E402,F401
 from server_fakes import ServerThread  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -58,7 +57,7 @@ def sidecar(tmp_path_factory):
 
 
 @pytest.fixture
-def clip(media_clips):  # noqa: F811
+def clip(media_clips):
     return media_clips["ntsc_film"]  # 30 frames 64x48 at 24000/1001, timecode 01:00:00:00
 
 

@@ -83,66 +83,43 @@ class FrameSource(Protocol):
     def close(self) -> None: ...
 
 
-class PyAVFrameSource:
-    """Minimal exact-frame reader (PyAV): frame n is the n-th decoded frame of the first video
-    stream. Seeks to the keyframe before `first` and decodes forward, numbering frames by pts."""
+class MediaFrameSource:
+    """Exact frames through sidecar/media_read (frame n is the media's n-th frame, its own
+    colour matrix and range), scaled down to ``max_height`` for previews when it is smaller."""
 
     def __init__(self, path: Path, max_height: int = 0):
-        import av
+        from liveedit.sidecar.media_read import MediaError as ReadError, probe
 
         self.path = path
         try:
-            self._container = av.open(str(path))
-            self._stream = self._container.streams.video[0]
-        except (av.FFmpegError, IndexError) as exc:
-            raise MediaError(f"{path} cannot be read as video ({exc}); check that it is a video file "
-                             "FFmpeg can decode") from None
-        stream = self._stream
-        self.frame_rate = Fraction(stream.average_rate or stream.guessed_rate or 24)
-        self.frame_count = int(stream.frames or 0)
-        if not self.frame_count and stream.duration and stream.time_base:
-            self.frame_count = int(round(stream.duration * stream.time_base * self.frame_rate))
-        if not self.frame_count:
-            self.frame_count = sum(1 for _ in self._container.decode(stream))
-            self._container.seek(0)
-        src_w, src_h = stream.codec_context.width, stream.codec_context.height
-        if max_height and max_height < src_h:
+            info = probe(path)
+        except ReadError as exc:
+            raise MediaError(str(exc)) from None
+        self.frame_rate = info.frame_rate
+        self.frame_count = info.frame_count
+        if max_height and max_height < info.height:
             self.height = max(2, max_height - max_height % 2)
-            self.width = max(2, round(src_w * self.height / src_h / 2) * 2)
+            self.width = max(2, round(info.width * self.height / info.height / 2) * 2)
         else:
-            self.width, self.height = src_w, src_h
-        self._start = stream.start_time or 0
-
-    def _index(self, frame) -> int:
-        if frame.pts is None:
-            return -1
-        seconds = (frame.pts - self._start) * self._stream.time_base
-        return int(round(seconds * self.frame_rate))
+            self.width, self.height = info.width, info.height
+        self._scaled = (self.width, self.height) != (info.width, info.height)
 
     def read(self, first: int, count: int) -> list[np.ndarray]:
-        import av
+        from PIL import Image
 
-        target = self._start + int((Fraction(first) / self.frame_rate) / self._stream.time_base)
-        out: list[np.ndarray] = []
+        from liveedit.sidecar.media_read import MediaError as ReadError, read_frames
+
         try:
-            self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
-            for frame in self._container.decode(self._stream):
-                index = self._index(frame)
-                if index < first:
-                    continue
-                out.append(frame.to_ndarray(format="rgb24", width=self.width, height=self.height))
-                if len(out) == count:
-                    break
-        except av.FFmpegError as exc:
-            raise MediaError(f"{self.path}: decoding frames {first}..{first + count - 1} failed "
-                             f"({exc})") from None
-        if len(out) < count:
-            raise MediaError(f"{self.path}: only {len(out)} of frames {first}..{first + count - 1} "
-                             "could be decoded; the file may be truncated")
-        return out
+            frames = list(read_frames(self.path, first, count))
+        except ReadError as exc:
+            raise MediaError(str(exc)) from None
+        if self._scaled:
+            size = (self.width, self.height)
+            frames = [np.asarray(Image.fromarray(f).resize(size, Image.Resampling.BILINEAR)) for f in frames]
+        return frames
 
     def close(self) -> None:
-        self._container.close()
+        pass  # media_read opens the file per read and caches only its frame index
 
 
 def open_media(path: Path, max_height: int = 0) -> FrameSource:
@@ -152,7 +129,7 @@ def open_media(path: Path, max_height: int = 0) -> FrameSource:
         raise MediaNotFoundError(f"media {str(path)!r} does not exist or is not a file; check the path")
     if not os.access(path, os.R_OK):
         raise MediaError(f"media {str(path)!r} is not readable; check its permissions")
-    return PyAVFrameSource(path, max_height)
+    return MediaFrameSource(path, max_height)
 
 
 # -- cache ----------------------------------------------------------------------------

@@ -109,7 +109,7 @@ def test_bad_requests_get_clear_errors(previews, clip, tmp_path):
         previews.open(tmp_path / "missing.mov", "invert")
     junk = tmp_path / "junk.mov"
     junk.write_bytes(b"not a video" * 100)
-    with pytest.raises(MediaError, match="cannot be read as video"):
+    with pytest.raises(MediaError, match="junk.mov cannot be opened as media"):
         previews.open(junk, "invert")
     with pytest.raises(InputError, match="must be absolute"):
         previews.open("clip.mov", "invert")

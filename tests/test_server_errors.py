@@ -138,7 +138,7 @@ def test_bad_preview_and_render_requests(env, tmp_path):
     junk.write_bytes(b"\x00garbage" * 50)
     cases = [
         (lambda: client.open_preview(tmp_path / "missing.mov", "invert"), CODE.NOT_FOUND, "does not exist"),
-        (lambda: client.open_preview(junk, "invert"), CODE.INVALID_ARGUMENT, "cannot be read"),
+        (lambda: client.open_preview(junk, "invert"), CODE.INVALID_ARGUMENT, "cannot be opened as media"),
         (lambda: client.open_preview(clip, ""), CODE.INVALID_ARGUMENT, "empty"),
         (lambda: client.open_preview(clip, "y" * 100_000), CODE.INVALID_ARGUMENT, "limit"),
         (lambda: client.open_preview("", "invert"), CODE.INVALID_ARGUMENT, "media_path"),

@@ -95,7 +95,7 @@ def test_render_command_marked_regions_rerun_and_damaged_media(tmp_path, capsys)
     sources = {p: p.read_bytes() for p in (tmp_path / "media").iterdir()}
     out = tmp_path / "out"
 
-    assert main(["render", str(timeline), "-o", str(out), "--handles", "2"]) == 1  # c failed
+    assert main(["render", str(timeline), "-o", str(out), "--handles", "2", "--model", "tiny"]) == 1  # c failed
     printed = capsys.readouterr()
     assert "RANDOM" in printed.out and "not a real edit" in printed.out
     assert "c.mov" in printed.err and "frame 1" in printed.err and "damaged" in printed.err
@@ -123,7 +123,7 @@ def test_render_command_marked_regions_rerun_and_damaged_media(tmp_path, capsys)
     stamps = {p: p.stat().st_mtime_ns for p in (seg_a, seg_b)}
 
     # Rerun: the finished regions are recognised and skipped, c fails again.
-    assert main(["render", str(timeline), "-o", str(out), "--handles", "2"]) == 1
+    assert main(["render", str(timeline), "-o", str(out), "--handles", "2", "--model", "tiny"]) == 1
     printed = capsys.readouterr()
     assert printed.out.count("skipped (already rendered with these settings)") == 2
     assert {p: p.stat().st_mtime_ns for p in (seg_a, seg_b)} == stamps

@@ -19,6 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from liveedit.commands._models import add_model_arguments, load_models
 from liveedit.commands._mask_cache import add_mask_cache_arguments, mask_cache_config, reuse_report
 
 SIDECAR_HELP = ("render on a running sidecar (`liveedit serve`) instead of loading a model here: no value = "
@@ -41,15 +42,13 @@ def register(sub) -> None:
     p.add_argument("--in", dest="in_tc", help="in point as record timecode, e.g. 01:00:10:00 (with -p)")
     p.add_argument("--out", dest="out_tc", help="out point as record timecode, exclusive (with -p)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--model", default="tiny", choices=["tiny", "liveedit-1.3b"], help="model preset (default tiny: random weights)")
-    p.add_argument("--weights", type=Path, help="folder with the liveedit-1.3b weights")
-    p.add_argument("--device", default=None, help="torch device (default: cuda when available)")
     p.add_argument("--format", default="prores", choices=["prores", "h264", "png"])
     p.add_argument("--handles", type=int, default=12, help="extra source frames on each side (clamped to the media)")
     p.add_argument("--force", action="store_true", help="render again even if a finished render has the same settings")
     p.add_argument("--edl-rate", type=float, help="frame rate of an EDL timeline (EDLs do not state it)")
     add_mask_cache_arguments(p)
-    add_sidecar_argument(p, ignored=("model", "weights", "device", "force"))
+    add_model_arguments(p)
+    add_sidecar_argument(p, ignored=("model", "weights", "ema", "device", "dtype", "force"))
     p.set_defaults(func=run)
 
 
@@ -203,28 +202,6 @@ def region_outcomes(job):
 # -- the command -------------------------------------------------------------------------
 
 
-def _load_models(args):
-    import torch
-
-    from liveedit.engine.errors import LiveEditError
-    from liveedit.engine.presets import get_preset
-
-    preset = get_preset(args.model)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if preset.random_only or args.weights is None:
-        if args.weights is not None:
-            print(f"liveedit render: --weights is ignored for the {preset.name} preset (it has no released weights)")
-        from liveedit.engine.editor import EditorModels
-
-        return EditorModels.random(preset, seed=args.seed, device=device)
-    try:
-        from liveedit.sidecar.weights import load_editor_models
-    except ImportError as exc:
-        raise LiveEditError("loading released weights is not available in this build yet; use --model tiny") from exc
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    return load_editor_models(preset, weights_dir=args.weights, device=device, dtype=dtype)
-
-
 def find_regions(args, timeline, failures: list[str]):
     """The regions to render (markers, or -p with an optional --in/--out); refused ones are
     appended to `failures`. The sidecar finds a timeline job's regions with the same function."""
@@ -280,7 +257,7 @@ def _render_here(args, timeline, regions, failures: list[str]) -> list:
     from liveedit.sidecar.render import render_region
 
     mask_cache = mask_cache_config(args)  # before loading models: a bad option fails fast
-    models = _load_models(args)
+    models = load_models(args)
     print(f"liveedit render: model {models.description}")
     if models.random_weights:
         print("liveedit render: WARNING: the weights are RANDOM; the output is not a real edit, only a test of the pipeline")

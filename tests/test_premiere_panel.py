@@ -87,7 +87,7 @@ class Page:
             raise AssertionError(f"{expression!r} threw: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    async def wait_for(self, expression: str, timeout: float = 20, what: str = ""):
+    async def wait_for(self, expression: str, timeout: float = 60, what: str = ""):
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             value = await self.js(expression)

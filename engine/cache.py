@@ -2,23 +2,28 @@
 frames) and cross-attention K/V per block (one instruction).
 
 Self-attention cache layout: one preallocated tensor per keys/values,
-``[layers, B, window_frames·tokens_per_frame, heads, head_dim]``. Frame slot s holds the
-keys of one latent frame, already rotated by RoPE at temporal position s.
+``[layers, B, window_frames·tokens_per_frame, heads, head_dim]``, in frame slots. A frame's
+keys are stored rotated by RoPE at the frame's *absolute* stream position.
 
-Window-relative RoPE (the choice, and why): a frame's temporal position is its slot in
-the window, never its absolute index, so positions stay below ``window_frames`` and a
-stream can run for hours with Wan's 1024-row table (the released fork used absolute
-positions and breaks past 1024 latent frames, ~4 min). When a new chunk does not fit,
-the oldest non-sink frames are evicted whole; the frames after them move down by the
-same number of slots and their keys are re-rotated by −shift in the time pairs.
-Rotations compose, so that equals rotating the un-rotated keys at the new position
-(exact up to one rounding per eviction; a frame is re-rotated at most
-(window − sinks) / chunk times before it leaves). Sink frames never move. Storing keys
-un-rotated and rotating the whole window on every forward would avoid even that rounding
-but costs an elementwise pass over the cache per forward instead of one per chunk.
+Why absolute positions and a ring of slots: attention over the window is dense, so it does
+not care where in the buffer a key sits, and RoPE scores depend only on the difference
+between query and key positions. Rotating every key at its absolute position therefore
+gives exactly the window-relative attention of a cache that renumbers its frames after
+each eviction, without touching the kept frames: an eviction only frees slots, and the
+newest history frames that sit past the kept count are copied (not re-rotated) into them,
+so history plus the chunk always form one prefix of the buffer (what attention reads).
+The earlier design moved and re-rotated the whole window on every chunk, ~15 ms of copies
+per chunk at 480x832 (docs/benchmarks.md). Positions are unbounded: RoPE's time angles are
+computed in float64 for any position, so a stream can run for hours (the released fork
+used a 1024-row table and breaks past 1024 latent frames, ~4 min).
 
-While a stream stays within the window (≤ 21 frames as released), slot = absolute frame
-index, so this is exactly the released behaviour.
+Sink frames stay while the rest rolls. To keep their distance to the window what the
+renumbering design gives (sinks right before the oldest kept frame), their keys are
+re-rotated after each eviction, always from a copy taken before their first move, so the
+rounding does not accumulate.
+
+While a stream stays within the window (≤ 21 frames as released), slot = position = frame
+index, exactly the released behaviour.
 """
 
 from __future__ import annotations
@@ -52,8 +57,6 @@ class KVCache:
                 f"a KV window of {window_frames} latent frames cannot hold {sink_frames} sink frames plus a "
                 f"{max_chunk_frames}-frame chunk; use window_frames >= sink_frames + {max_chunk_frames}"
             )
-        if window_frames > rope.max_positions:
-            raise InputError(f"window_frames {window_frames} exceeds the {rope.max_positions}-row RoPE table")
         self.window_frames = window_frames
         self.sink_frames = sink_frames
         self.tokens_per_frame = tokens_per_frame
@@ -65,10 +68,18 @@ class KVCache:
 
     def reset(self) -> None:
         """Forget every frame (the buffers stay allocated)."""
-        self.frames = 0  # slots holding finished (clean) K/V
+        # History frames (clean K/V), oldest first, sinks first: (slot, absolute position).
+        self.history: list[tuple[int, int]] = []
+        self.position = 0  # absolute position of the next chunk's first frame
         self.chunk_start = 0  # slot of the chunk being edited
         self.chunk_frames = 0
         self.evicted_frames = 0  # total over the stream, for stats
+        self._sink_keys: torch.Tensor | None = None  # sink keys as first written (see module doc)
+
+    @property
+    def frames(self) -> int:
+        """History frames held (clean K/V)."""
+        return len(self.history)
 
     @property
     def batch_size(self) -> int:
@@ -77,32 +88,53 @@ class KVCache:
     def begin_chunk(self, frames: int) -> int:
         """Reserve slots for a chunk of ``frames`` latent frames right after the history,
         evicting the oldest non-sink frames first if they would not fit. Returns the
-        chunk's first slot (= its RoPE frame position). Calling it again before
-        :meth:`end_chunk` re-reserves the same slots (an abandoned chunk is redone)."""
+        chunk's RoPE position (its first frame's absolute position). Calling it again
+        before :meth:`end_chunk` re-reserves the same slots (an abandoned chunk is redone)."""
         if not 1 <= frames <= self.window_frames - self.sink_frames:
             raise InputError(f"a chunk of {frames} latent frames does not fit a {self.window_frames}-frame window")
-        overflow = self.frames + frames - self.window_frames
+        overflow = len(self.history) + frames - self.window_frames
         if overflow > 0:
             self._evict(overflow)
-        self.chunk_start, self.chunk_frames = self.frames, frames
-        return self.chunk_start
+        self._compact()
+        self.chunk_start, self.chunk_frames = len(self.history), frames
+        return self.position
 
     def _evict(self, count: int) -> None:
-        """Drop ``count`` frames after the sinks; move the rest down and re-rotate them."""
-        count = min(count, self.frames - self.sink_frames)
-        t = self.tokens_per_frame
-        keep_from, keep_to = (self.sink_frames + count) * t, self.frames * t
-        dest = self.sink_frames * t
-        n = keep_to - keep_from
-        if n > 0:
-            # Work layer by layer: the temporaries stay one layer big.
-            for layer in range(self.keys.shape[0]):
-                moved_k = self.rope.shift_frames(self.keys[layer, :, keep_from:keep_to], count)
-                moved_v = self.values[layer, :, keep_from:keep_to].clone()  # ranges may overlap
-                self.keys[layer, :, dest : dest + n] = moved_k
-                self.values[layer, :, dest : dest + n] = moved_v
-        self.frames -= count
+        """Drop the ``count`` oldest frames after the sinks (their slots become free)."""
+        sinks = min(self.sink_frames, len(self.history))
+        count = min(count, len(self.history) - sinks)
+        if count <= 0:
+            return
+        del self.history[sinks : sinks + count]
         self.evicted_frames += count
+        if sinks:  # right before the oldest kept frame, or before the chunk if none is kept
+            self._place_sinks(self.history[sinks][1] if len(self.history) > sinks else self.position)
+
+    def _place_sinks(self, oldest_kept: int) -> None:
+        """Re-rotate the sink frames so that they sit right before position ``oldest_kept``."""
+        t, sinks = self.tokens_per_frame, self.sink_frames
+        slots = [slot for slot, _ in self.history[:sinks]]
+        if slots != list(range(sinks)):  # sinks are the stream's first frames: slots 0…sinks−1
+            raise AssertionError(f"sink frames moved: {slots}")
+        if self._sink_keys is None:
+            self._sink_keys = self.keys[:, :, : sinks * t].clone()  # rotated at positions 0…sinks−1
+        shift = oldest_kept - sinks
+        self.keys[:, :, : sinks * t] = self.rope.shift_frames(self._sink_keys, -shift)
+        self.history[:sinks] = [(slot, shift + slot) for slot in range(sinks)]
+
+    def _compact(self) -> None:
+        """Copy history frames that sit at or past slot ``len(history)`` into the free slots
+        below it, so history fills one prefix of the buffer and the chunk goes right after."""
+        n, t = len(self.history), self.tokens_per_frame
+        used = {slot for slot, _ in self.history}
+        free = iter(slot for slot in range(n) if slot not in used)
+        for i, (slot, position) in enumerate(self.history):
+            if slot >= n:
+                dest = next(free)
+                src, dst = slice(slot * t, (slot + 1) * t), slice(dest * t, (dest + 1) * t)
+                self.keys[:, :, dst] = self.keys[:, :, src]
+                self.values[:, :, dst] = self.values[:, :, src]
+                self.history[i] = (dest, position)
 
     def store(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Write the current chunk's keys/values ``[B, chunk tokens, H, D]`` of one block
@@ -121,7 +153,8 @@ class KVCache:
 
     def end_chunk(self) -> None:
         """The chunk's slots now hold its final (clean) K/V: they become history."""
-        self.frames = self.chunk_start + self.chunk_frames
+        self.history += [(self.chunk_start + i, self.position + i) for i in range(self.chunk_frames)]
+        self.position += self.chunk_frames
         self.chunk_frames = 0
 
 

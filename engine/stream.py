@@ -44,21 +44,24 @@ class _ChunkGraph:
     replay one graph: ~30 ms of launch gaps per chunk at 480x832 go away. Inputs are
     copied into static buffers; the output buffer is overwritten by the next replay."""
 
-    def __init__(self, model, x, source, t, kv, context_kv, pool):
+    def __init__(self, model, x, source, t, kv, context_kv, rope, pool):
         self.x, self.source, self.t = x.clone(), source.clone(), t.clone()
+        self.rope = tuple(r.clone() for r in rope)  # positions move on every chunk: an input
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):  # warm-up off the capture stream, as torch asks
-            model.forward_chunk(self.x, self.source, self.t, kv, context_kv)
+            model.forward_chunk(self.x, self.source, self.t, kv, context_kv, rope=self.rope)
         torch.cuda.current_stream().wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph, pool=pool):
-            self.out = model.forward_chunk(self.x, self.source, self.t, kv, context_kv)
+            self.out = model.forward_chunk(self.x, self.source, self.t, kv, context_kv, rope=self.rope)
 
-    def __call__(self, x, source, t) -> torch.Tensor:
+    def __call__(self, x, source, t, rope) -> torch.Tensor:
         self.x.copy_(x)
         self.source.copy_(source)
         self.t.copy_(t)
+        for held, new in zip(self.rope, rope):
+            held.copy_(new)
         self.graph.replay()
         return self.out
 
@@ -239,7 +242,8 @@ class LatentStream:
         clock = _Clock(self.device, enabled=self.record_timings)
         timings = ChunkTimings(frames=frames)
 
-        kv.begin_chunk(frames)
+        position = kv.begin_chunk(frames)
+        rope = self.model.chunk_rope(position, frames, self.device)
         mask = self._mask
         if mask is not None:
             mask.begin_chunk(kv, frames)
@@ -247,7 +251,7 @@ class LatentStream:
         steps = sampler.timesteps
         for i, t in enumerate(steps):
             reuse = mask.reuse_for_step(i) if mask is not None else None
-            flow = self._forward(x, source, torch.full((batch, frames), t, device=self.device), kv, context_kv, reuse)
+            flow = self._forward(x, source, torch.full((batch, frames), t, device=self.device), kv, context_kv, rope, reuse)
             x0 = flow_to_x0(x, flow, sampler.sigma(t))
             if i + 1 < len(steps):
                 x = add_noise(x0, sampler.sigma(steps[i + 1]), gen)
@@ -277,26 +281,27 @@ class LatentStream:
         context_t = sampler.context_noise
         clean = add_noise(x0, sampler.sigma(context_t), self._generator) if context_t > 0 else x0
         t = torch.full((x0.shape[0], x0.shape[2]), context_t, device=self.device)
-        self._forward(clean, source, t, kv, self._cross.get())
+        rope = self.model.chunk_rope(kv.position, x0.shape[2], self.device)
+        self._forward(clean, source, t, kv, self._cross.get(), rope)
         self._seen_slots.add((kv.chunk_start, kv.chunk_frames))
         kv.end_chunk()
         if self.record_timings and self.timings:
             self.timings[-1].refresh_seconds = clock.lap()
 
-    def _forward(self, x, source, t, kv, context_kv, reuse=None) -> torch.Tensor:
+    def _forward(self, x, source, t, kv, context_kv, rope, reuse=None) -> torch.Tensor:
         """forward_chunk, replayed from a CUDA graph when the chunk's slots were already
         used by an earlier chunk (steady state: the window is full), graphs are on, and
         the mask cache is off (its pruned steps change shapes between steps)."""
         slots = (kv.chunk_start, kv.chunk_frames)
         if not (_cuda_graphs and x.is_cuda and self._mask is None and slots in self._seen_slots):
-            return self.model.forward_chunk(x, source, t, kv, context_kv, reuse)
+            return self.model.forward_chunk(x, source, t, kv, context_kv, reuse, rope)
         graph = self._graphs.get(slots)
         if graph is None:
             if self._buffers.graph_pool is None:
                 self._buffers.graph_pool = torch.cuda.graph_pool_handle()
-            graph = self._graphs[slots] = _ChunkGraph(self.model, x, source, t, kv, context_kv,
+            graph = self._graphs[slots] = _ChunkGraph(self.model, x, source, t, kv, context_kv, rope,
                                                       self._buffers.graph_pool)
-        return graph(x, source, t)
+        return graph(x, source, t, rope)
 
     def _check_source(self, source: torch.Tensor) -> torch.Tensor:
         if self._kv is None or self._generator is None:

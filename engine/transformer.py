@@ -160,9 +160,11 @@ def _feed_forward(ffn: nn.Sequential, h: torch.Tensor) -> torch.Tensor:
 class RotaryEmbedding:
     """Wan's 3-axis RoPE in real arithmetic. The head dim's D/2 adjacent pairs (2i, 2i+1)
     split into time / height / width groups (22/21/21 for D = 128); each group rotates by
-    position × θ^(-2j/d_axis) with its own axis position. Tables have ``max_positions``
-    rows per axis, built in float64 and kept in fp32 (plain tensors, not buffers, so
-    ``model.to(bfloat16)`` cannot round them)."""
+    position × θ^(-2j/d_axis) with its own axis position. Height and width use tables of
+    ``max_positions`` rows (Wan's 1024), built in float64 and kept in fp32 (plain tensors,
+    not buffers, so ``model.to(bfloat16)`` cannot round them). Time angles are computed in
+    float64 for any position, so a stream's frames can sit at unbounded absolute positions
+    (engine/cache.py); below 1024 the values equal Wan's table exactly."""
 
     def __init__(self, head_dim: int, max_positions: int = 1024, theta: float = 10000.0):
         if head_dim % 2:
@@ -186,17 +188,19 @@ class RotaryEmbedding:
 
     def frames(self, first_frame: int, num_frames: int, height: int, width: int, device) -> tuple[torch.Tensor, torch.Tensor]:
         """cos and sin ``[num_frames·height·width, D/2]`` (fp32) for tokens in (frame, row,
-        column) order, frames at positions ``first_frame …``."""
-        last = first_frame + num_frames
-        if first_frame < 0 or last > self.max_positions or max(height, width) > self.max_positions:
+        column) order, frames at positions ``first_frame …`` (any non-negative position)."""
+        if first_frame < 0 or max(height, width) > self.max_positions:
             raise InputError(
-                f"RoPE positions frame {first_frame}..{last - 1}, {height}x{width} tokens exceed the "
-                f"{self.max_positions}-row table; run long streams with a rolling window (window-relative positions)"
+                f"RoPE positions frame {first_frame}.., {height}x{width} tokens: frames must be at positions >= 0 "
+                f"and the token grid within the {self.max_positions}-row table"
             )
         device = torch.device(device)
+        positions = torch.arange(first_frame, first_frame + num_frames, dtype=torch.float64)
+        time_angles = torch.outer(positions, self.inv_freq[0])
+        time = (time_angles.cos().float().to(device), time_angles.sin().float().to(device))
         out = []
-        for table in self._on(device):
-            t, h, w = table[0][first_frame:last], table[1][:height], table[2][:width]
+        for t, table in zip(time, self._on(device)):
+            h, w = table[1][:height], table[2][:width]
             grid = torch.cat(
                 [
                     t[:, None, None, :].expand(num_frames, height, width, -1),
@@ -409,10 +413,12 @@ class LiveEditTransformer(nn.Module):
         x = x.reshape(x.shape[0], f, h, w, pt, ph, pw, -1)
         return x.permute(0, 7, 1, 4, 2, 5, 3, 6).reshape(x.shape[0], -1, f * pt, h * ph, w * pw)
 
-    def _run(self, noisy, source, timesteps, context_kv, first_frame: int, stores=None, mask=None, reuse=None) -> torch.Tensor:
+    def _run(self, noisy, source, timesteps, context_kv, rope, stores=None, mask=None, reuse=None) -> torch.Tensor:
+        """``rope``: the cos/sin of the tokens, or the first frame's position (an int)."""
         x, grid = self._embed_video(noisy, source)
         e, e0 = self._time(timesteps, x.shape[0], grid[0])
-        rope = self.rope.frames(first_frame, *grid, device=x.device)
+        if isinstance(rope, int):
+            rope = self.rope.frames(rope, *grid, device=x.device)
         for i, block in enumerate(self.blocks):
             x = block(x, e0, grid[0], rope, context_kv[i], stores[i] if stores else None, mask, reuse[i] if reuse else None)
         return self._unpatchify(self.head(x, e, grid[0]), grid)
@@ -435,13 +441,22 @@ class LiveEditTransformer(nn.Module):
         Returns the flow prediction v = ε − x0, ``[B, 16, F, H, W]`` in the model dtype."""
         return self._run(noisy, source, timesteps, self.context_kv(context), frame_offset, mask=attention_mask)
 
-    def forward_chunk(self, noisy, source, timesteps, kv_cache, context_kv, reuse=None) -> torch.Tensor:
+    def chunk_rope(self, position: int, frames: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """RoPE cos/sin of a chunk of ``frames`` latent frames at stream position ``position``."""
+        cfg = self.config
+        _, ph, pw = cfg.patch_size
+        return self.rope.frames(position, frames, cfg.latent_height // ph, cfg.latent_width // pw, device)
+
+    def forward_chunk(self, noisy, source, timesteps, kv_cache, context_kv, reuse=None, rope=None) -> torch.Tensor:
         """One chunk through the KV cache: the chunk's keys/values go into the slots that
         ``kv_cache.begin_chunk`` reserved, then the chunk attends over history + itself.
         ``context_kv`` is from :meth:`context_kv` (the cross-attention cache); ``reuse``, one
-        hook per block from engine/mask_cache.py, or None for a plain forward."""
+        hook per block from engine/mask_cache.py, or None for a plain forward; ``rope``, the
+        chunk's :meth:`chunk_rope` at ``kv_cache.position`` (computed when None)."""
         frames = noisy.shape[2] // self.config.patch_size[0] if noisy.ndim == 5 else -1
         if frames != kv_cache.chunk_frames:
             raise InputError(f"chunk has {frames} latent frames but the cache reserved {kv_cache.chunk_frames}")
         stores = [lambda k, v, i=i: kv_cache.store(i, k, v) for i in range(len(self.blocks))]
-        return self._run(noisy, source, timesteps, context_kv, kv_cache.chunk_start, stores=stores, reuse=reuse)
+        if rope is None:
+            rope = self.chunk_rope(kv_cache.position, frames, noisy.device)
+        return self._run(noisy, source, timesteps, context_kv, rope, stores=stores, reuse=reuse)

@@ -1,4 +1,4 @@
-"""KV cache: rolling window with sinks and window-relative RoPE."""
+"""KV cache: a rolling window in a ring of slots, keys at absolute RoPE positions."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 
 from liveedit.engine.cache import KVCache
 from liveedit.engine.errors import InputError
+from liveedit.engine.sampler import SamplerConfig, add_noise, flow_to_x0, initial_noise
 from liveedit.engine.stream import LatentStream
 from liveedit.engine.transformer import TRANSFORMER_PRESETS, LiveEditTransformer, RotaryEmbedding
 
@@ -22,72 +23,144 @@ def make_cache(window=9, sinks=3, tokens=2, layers=1, batch=1):
     )
 
 
-def test_eviction_rerotates_exactly():
-    """After eviction every kept frame's key equals its un-rotated key rotated afresh at
-    its new slot; sink frames stay put; values move with their keys."""
+def test_ring_keeps_keys_where_they_were_written():
+    """15 frames through a 9-frame window with 3 sinks: kept frames keep the keys written at
+    their absolute positions (copied, never re-rotated), history + chunk fill one prefix of
+    the buffer, sinks sit right before the oldest kept frame, values travel with keys."""
     cache, rope, tokens = make_cache(), RotaryEmbedding(32), 2
     g = torch.Generator().manual_seed(0)
-    raw_k = {}  # frame number -> un-rotated keys
-    raw_v = {}
-    slot_of = {}
-    for chunk in range(5):  # 15 frames through a 9-frame window
-        start = cache.begin_chunk(3)
+    raw_k, raw_v = {}, {}  # frame number -> un-rotated keys, values
+    for chunk in range(5):
+        position = cache.begin_chunk(3)
+        assert position == 3 * chunk
+        assert cache.chunk_start == cache.frames  # the chunk goes right after the history
         k = torch.randn(1, 3 * tokens, 2, 32, generator=g)
         v = torch.randn(1, 3 * tokens, 2, 32, generator=g)
-        cos, sin = rope.frames(start, 3, 1, tokens, device="cpu")
+        cos, sin = rope.frames(position, 3, 1, tokens, device="cpu")
         cache.store(0, RotaryEmbedding.apply(k, cos, sin), v)
         cache.end_chunk()
         for j in range(3):
             raw_k[3 * chunk + j] = k[:, j * tokens : (j + 1) * tokens]
             raw_v[3 * chunk + j] = v[:, j * tokens : (j + 1) * tokens]
-        # sinks: frames 0-2 in slots 0-2; the rest: the most recent frames after them
-        kept = [0, 1, 2] + list(range(3 * chunk + 3))[3:][-(9 - 3):]
-        slot_of = {frame: slot for slot, frame in enumerate(kept[: cache.frames])}
     assert cache.frames == 9 and cache.evicted_frames == 6
-    for frame, slot in slot_of.items():
-        cos, sin = rope.frames(slot, 1, 1, tokens, device="cpu")
+    slots = sorted(slot for slot, _ in cache.history)
+    assert slots == list(range(9))  # one prefix
+    kept = [position for _, position in cache.history[3:]]
+    assert kept == list(range(9, 15))  # the newest six frames
+    sinks = [position for _, position in cache.history[:3]]
+    assert sinks == [6, 7, 8]  # right before frame 9
+    for i, (slot, position) in enumerate(cache.history):
+        frame = i if i < 3 else position  # sinks are frames 0-2, now placed at 6-8
+        cos, sin = rope.frames(position, 1, 1, tokens, device="cpu")
         want = RotaryEmbedding.apply(raw_k[frame], cos, sin)
         got = cache.keys[0, :, slot * tokens : (slot + 1) * tokens]
-        assert torch.allclose(got, want, atol=1e-5), (frame, slot)
+        if i < 3:
+            assert torch.allclose(got, want, atol=1e-5), (frame, slot)
+        else:
+            assert torch.equal(got, want), (frame, slot)  # bitwise: never re-rotated
         assert torch.equal(cache.values[0, :, slot * tokens : (slot + 1) * tokens], raw_v[frame])
+
+
+def test_sink_rotation_does_not_accumulate():
+    """Sinks are re-rotated from their first keys on every eviction: after 300 evictions they
+    are as close to a fresh rotation as after one."""
+    cache, rope, tokens = make_cache(window=6, sinks=3), RotaryEmbedding(32), 2
+    g = torch.Generator().manual_seed(1)
+    sink_raw = torch.randn(1, 3 * tokens, 2, 32, generator=g, dtype=torch.float64).float()
+    for chunk in range(301):
+        position = cache.begin_chunk(3)
+        k = sink_raw if chunk == 0 else torch.randn(1, 3 * tokens, 2, 32, generator=g)
+        cos, sin = rope.frames(position, 3, 1, tokens, device="cpu")
+        cache.store(0, RotaryEmbedding.apply(k, cos, sin), torch.zeros_like(k))
+        cache.end_chunk()
+    base = cache.history[0][1]
+    assert base == 897 and cache.evicted_frames == 897  # window 6 = 3 sinks + the newest chunk
+    cos, sin = rope.frames(base, 3, 1, tokens, device="cpu")
+    want = RotaryEmbedding.apply(sink_raw, cos, sin)
+    assert (cache.keys[0, :, : 3 * tokens] - want).abs().max() < 1e-5
 
 
 def test_window_must_hold_sinks_and_a_chunk():
     with pytest.raises(InputError, match="sink"):
         make_cache(window=5, sinks=3)
-    with pytest.raises(InputError, match="RoPE"):
-        make_cache(window=2000, sinks=0)
+    with pytest.raises(InputError, match="does not fit"):
+        make_cache(window=9, sinks=3).begin_chunk(7)
 
 
+class WindowOracle:
+    """The rolling window written the obvious way, to check the ring against: history kept
+    as per-frame un-rotated keys in a list, and on every forward all of them rotated afresh
+    at window-relative positions (sinks 0…s−1, then the kept frames, then the chunk)."""
+
+    def __init__(self, model, window, sinks):
+        self.model, self.window, self.sinks = model, window, sinks
+        self.rope, self.t = model.rope, model.config.tokens_per_frame
+        self.history: list[tuple[list, list]] = []  # per frame: per-layer raw keys, values
+        self.chunk: list | None = None
+
+    def _rotate(self, k, first, frames, sign=1):
+        cos, sin = self.rope.frames(first, frames, 1, self.t, device="cpu")
+        return RotaryEmbedding.apply(k, cos, sign * sin)
+
+    def forward(self, x, source, t, context_kv):
+        frames = x.shape[2]
+        if len(self.history) + frames > self.window:  # evict the oldest after the sinks
+            del self.history[self.sinks : self.sinks + len(self.history) + frames - self.window]
+        position = len(self.history)
+        self.chunk = [None] * len(self.model.blocks)
+
+        def store(layer, k, v):
+            raw = self._rotate(k, position, frames, sign=-1)  # undo the chunk's rotation
+            self.chunk[layer] = (raw, v)
+            keys = [self._rotate(h[0][layer], p, 1) for p, h in enumerate(self.history)] + [k]
+            return torch.cat(keys, 1), torch.cat([h[1][layer] for h in self.history] + [v], 1)
+
+        stores = [lambda k, v, i=i: store(i, k, v) for i in range(len(self.model.blocks))]
+        return self.model._run(x, source, t, context_kv, position, stores=stores)
+
+    def keep_chunk(self):
+        t = self.t
+        frames = self.chunk[0][0].shape[1] // t
+        for f in range(frames):
+            span = slice(f * t, (f + 1) * t)
+            self.history.append(([k[:, span] for k, _ in self.chunk], [v[:, span] for _, v in self.chunk]))
+
+
+@pytest.mark.parametrize("window,sinks,chunks", [(6, 0, [3, 3, 3, 2, 3, 1, 3]), (9, 3, [3] * 6 + [2, 1, 3])])
 @torch.no_grad()
-def test_model_keys_after_eviction_equal_fresh_keys_at_rebased_slot():
-    """Layer-0 keys depend only on the frame itself, so a frame's cached key after it moved
-    down must equal the key the model writes when that frame is run at the new slot."""
+def test_stream_past_the_window_equals_window_relative_attention(window, sinks, chunks):
+    """A stream through the ring cache gives the edits of the obvious window-relative cache,
+    chunk after chunk past many evictions (partial chunks included)."""
     torch.manual_seed(0)
     model = LiveEditTransformer(CFG).eval()
     g = torch.Generator().manual_seed(1)
     ctx = torch.randn(1, 4, CFG.text_dim, generator=g)
-    stream = LatentStream(model, CFG, window_frames=6, sink_frames=0)
-    stream.start(ctx, seed=0)
-    srcs = [torch.randn(1, 16, 3, CFG.latent_height, CFG.latent_width, generator=g) for _ in range(3)]
-    x0 = [stream.edit_chunk(s) for s in srcs]  # third chunk evicts the first; second moves 3 -> 0
-    kv = stream._kv
-    assert kv.evicted_frames == 3
+    srcs = [torch.randn(1, 16, f, CFG.latent_height, CFG.latent_width, generator=g) for f in chunks]
+    sampler = SamplerConfig()
+    stream = LatentStream(model, CFG, sampler, window_frames=window, sink_frames=sinks)
+    stream.start(ctx, seed=5)
+    got = [stream.edit_chunk(s) for s in srcs]
 
-    fresh = LatentStream(model, CFG, window_frames=6, sink_frames=0)
-    fresh.start(ctx, seed=0)
-    fresh._kv.begin_chunk(3)  # slot 0
-    model.forward_chunk(x0[1], srcs[1], torch.zeros(1, 3), fresh._kv, fresh._cross.get())
-    n = 3 * CFG.tokens_per_frame
-    assert torch.allclose(kv.keys[0, :, :n], fresh._kv.keys[0, :, :n], atol=1e-5)
-    assert torch.allclose(kv.values[0, :, :n], fresh._kv.values[0, :, :n], atol=1e-6)
+    oracle, context_kv = WindowOracle(model, window, sinks), model.context_kv(ctx)
+    gen = torch.Generator().manual_seed(5)
+    for src, edited in zip(srcs, got):
+        x = initial_noise(src.shape, gen, "cpu", torch.float32)
+        for i, t in enumerate(sampler.timesteps):
+            ts = torch.full((1, src.shape[2]), t)
+            x0 = flow_to_x0(x, oracle.forward(x, src, ts, context_kv), sampler.sigma(t))
+            if i + 1 < len(sampler.timesteps):
+                x = add_noise(x0, sampler.sigma(sampler.timesteps[i + 1]), gen)
+        oracle.forward(x0, src, torch.zeros(1, src.shape[2]), context_kv)  # clean refresh
+        oracle.keep_chunk()
+        assert torch.allclose(edited, x0, atol=1e-4, rtol=1e-4), (edited - x0).abs().max()
+    assert stream._kv.evicted_frames == sum(chunks) - len(oracle.history) > 0
 
 
 @pytest.mark.slow
 @torch.no_grad()
 def test_stream_runs_past_the_rope_table():
     """Sink 3 + window 6 frames, > 1100 latent frames (> the 1024-row RoPE table): positions
-    stay window-relative, the output stays finite. One token per frame keeps it fast."""
+    are absolute and unbounded, the output stays finite. One token per frame keeps it fast."""
     cfg = dataclasses.replace(CFG, latent_height=2, latent_width=2, num_layers=1)
     torch.manual_seed(0)
     model = LiveEditTransformer(cfg).eval()
@@ -101,3 +174,4 @@ def test_stream_runs_past_the_rope_table():
     assert torch.isfinite(out).all()
     assert stream.frames_in_window == 9
     assert stream._kv.evicted_frames == frames - 9
+    assert stream._kv.position == frames

@@ -122,9 +122,25 @@ def test_frame_offset_shifts_only_time(models):
     assert rel_err(a, b) < 1e-5
 
 
-def test_rope_table_end_is_a_clear_error():
-    with pytest.raises(InputError, match="rolling window"):
-        RotaryEmbedding(32, max_positions=1024).frames(1023, 3, 4, 7, device="cpu")
+def test_rope_time_positions_go_past_the_table():
+    """Streams put frames at absolute positions (engine/cache.py): time angles past Wan's
+    1024-row table are computed in float64, like the table itself."""
+    rope = RotaryEmbedding(32, max_positions=1024)
+    position, h, w = 123_456, 4, 7
+    cos, sin = rope.frames(position, 2, h, w, device="cpu")
+    pairs = rope.axis_dims[0] // 2
+    for frame in range(2):
+        angle = (position + frame) * (1.0 / 10000.0 ** (torch.arange(0, 12, 2, dtype=torch.float64) / 12))
+        tokens = slice(frame * h * w, (frame + 1) * h * w)
+        assert torch.equal(cos[tokens, :pairs], angle.cos().float().expand(h * w, -1))
+        assert torch.equal(sin[tokens, :pairs], angle.sin().float().expand(h * w, -1))
+    # the spatial pairs do not depend on the frame's position
+    near, _ = rope.frames(3, 2, h, w, device="cpu")
+    assert torch.equal(cos[:, pairs:], near[:, pairs:])
+    with pytest.raises(InputError, match="token grid"):
+        rope.frames(0, 1, 2000, 7, device="cpu")
+    with pytest.raises(InputError, match=">= 0"):
+        rope.frames(-1, 1, 4, 7, device="cpu")
 
 
 def test_bad_shapes_are_clear_errors(models):

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from liveedit.engine import attention as attention_mod
+from liveedit.engine import editor as editor_mod
 from liveedit.engine import stream as stream_mod
 from liveedit.engine import transformer as transformer_mod
 from liveedit.engine.editor import CHUNK_FRAMES, EditorModels, StreamingEditor
@@ -286,7 +287,7 @@ def check_vae_speed_options(models: EditorModels, *, seed: int = 0) -> dict:
 
     fast = run()
     previous = speed.SpeedOptions(transformer_mod._compile, torch.backends.cudnn.benchmark, True, True,
-                                  stream_mod._cuda_graphs, True)
+                                  stream_mod._cuda_graphs, True, editor_mod._overlap_vae)
     speed.apply_speed_options(models, speed.SpeedOptions.plain())
     try:
         plain = run()
@@ -304,6 +305,26 @@ def check_vae_speed_options(models: EditorModels, *, seed: int = 0) -> dict:
         kernel[str(layout).split(".")[-1]] = float((norm_silu(x, gamma, 0.0, 96**0.5).float() - ref).norm() / ref.norm())
     return {"what": "check-vae-speed-options", "latents_relative_error": rel[0], "pixels_relative_error": rel[1],
             "norm_silu_kernel_relative_error": kernel}
+
+
+def check_overlap_matches_serial(models: EditorModels, *, frames: int = 45, seed: int = 0) -> dict:
+    """The editor with its VAE on a second CUDA stream (decode beside the refresh forward)
+    must hand out the frames the one-stream editor does."""
+    rng = np.random.default_rng(seed)
+    clip = [rng.integers(0, 256, (models.preset.height, models.preset.width, 3), dtype=np.uint8) for _ in range(frames)]
+    previous = editor_mod._overlap_vae
+    out = {}
+    try:
+        for overlap in (False, True, False):
+            editor_mod.set_overlap_vae(overlap)
+            out.setdefault(overlap, []).append(np.stack(list(StreamingEditor(models, instruction="check", seed=seed).edit(clip))))
+    finally:
+        editor_mod.set_overlap_vae(previous)
+    serial, serial_again, overlapped = out[False][0], out[False][1], out[True][0]
+    diff = np.abs(overlapped.astype(np.int16) - serial.astype(np.int16))
+    return {"what": "check-overlap-vae", "frames": frames, "max_abs_diff_uint8": int(diff.max()),
+            "mean_abs_diff_uint8": float(diff.mean()), "bitwise_equal": bool(np.array_equal(overlapped, serial)),
+            "serial_runs_bitwise_equal": bool(np.array_equal(serial, serial_again))}
 
 
 def check_graphs_match_eager(models: EditorModels, *, window_frames: int = 9, chunks: int = 6, seed: int = 0) -> dict:

@@ -15,6 +15,7 @@ model size, aspect ratio ignored).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Iterator, Literal
@@ -33,6 +34,16 @@ FrameMapping = Literal["fit", "stretch"]
 CHUNK_LATENT_FRAMES = 3
 FIRST_CHUNK_FRAMES = 1 + VAE_TEMPORAL_STRIDE * (CHUNK_LATENT_FRAMES - 1)  # 9
 CHUNK_FRAMES = VAE_TEMPORAL_STRIDE * CHUNK_LATENT_FRAMES  # 12
+
+# VAE work on its own CUDA stream (switched on by engine/speed.py): a chunk's decode then
+# runs alongside its clean refresh forward, and the next chunk's encode alongside it too,
+# instead of one after the other. Same kernels on the same inputs: same frames.
+_overlap_vae = False
+
+
+def set_overlap_vae(enabled: bool) -> None:
+    global _overlap_vae
+    _overlap_vae = bool(enabled)
 
 
 @dataclass
@@ -164,6 +175,8 @@ class StreamingEditor:
         if seed is not None:
             self.seed = seed
         self._vae = StreamingTAEHV(self.models.tiny_vae) if self.preview_vae else StreamingWanVAE(self.models.vae)
+        cuda = self.models.device.type == "cuda"
+        self._vae_stream = torch.cuda.Stream(self.models.device) if (cuda and _overlap_vae) else None
         self._pending: list[np.ndarray] = []  # this chunk's frames not yet encoded
         self._latents: list[torch.Tensor] = []  # this chunk's source latents so far
         self._chunk_in = 0  # this chunk's frames pushed so far
@@ -233,16 +246,26 @@ class StreamingEditor:
         """Frames the causal encoder takes next: the stream's very first frame alone, then 4."""
         return 1 if self._chunks_done == 0 and not self._latents else VAE_TEMPORAL_STRIDE
 
-    def _sync(self) -> None:
-        if self.models.device.type == "cuda":
-            torch.cuda.synchronize(self.models.device)
+    def _on_vae_stream(self):
+        """Where VAE work is queued: its own CUDA stream when overlapping, else the current one."""
+        return torch.cuda.stream(self._vae_stream) if self._vae_stream is not None else contextlib.nullcontext()
+
+    def _sync(self, vae: bool = False) -> None:
+        """Wait for the GPU work just queued (the VAE's stream, or the transformer's)."""
+        if self.models.device.type != "cuda":
+            return
+        if vae and self._vae_stream is not None:
+            self._vae_stream.synchronize()
+        else:
+            torch.cuda.current_stream(self.models.device).synchronize()
 
     @torch.no_grad()
     def _encode_pending(self) -> None:
         start = time.perf_counter()
-        self._latents.append(self._vae.encode(self._to_model(self._pending)))
+        with self._on_vae_stream():
+            self._latents.append(self._vae.encode(self._to_model(self._pending)))
         self._pending = []
-        self._sync()
+        self._sync(vae=True)
         self._encode_seconds += time.perf_counter() - start
 
     def _encode_instruction(self, instruction: str) -> torch.Tensor:
@@ -304,13 +327,29 @@ class StreamingEditor:
         """Edit the chunk's encoded latents and decode them one latent at a time, handing
         each latent's frames to ``on_frames`` as soon as they exist."""
         t1 = time.perf_counter()
+        overlap = self._vae_stream is not None
+        if overlap:  # the latents were encoded on the VAE's stream
+            main = torch.cuda.current_stream(self.models.device)
+            main.wait_stream(self._vae_stream)
+            for latent in self._latents:
+                latent.record_stream(main)
         source_latents = torch.cat(self._latents, dim=2)
         edited_latents = self._stream.edit_chunk(source_latents)
         self._sync()
         t2 = time.perf_counter()
+        if overlap:
+            # The decode waits for nothing but the edited latents (ready now); the refresh
+            # forward that turns this chunk into history runs meanwhile on the main stream.
+            self._vae_stream.wait_stream(main)
+            edited_latents.record_stream(self._vae_stream)
         edited: list[np.ndarray] = []
         for i in range(edited_latents.shape[2]):
-            frames = self._from_model(self._vae.decode(edited_latents[:, :, i : i + 1]))[: real - len(edited)]
+            with self._on_vae_stream():
+                decoded = self._vae.decode(edited_latents[:, :, i : i + 1])
+            if overlap and i == 0:
+                self._stream.refresh_pending()  # main stream, beside the decode just queued
+            with self._on_vae_stream():
+                frames = self._from_model(decoded)[: real - len(edited)]
             edited += frames
             if self.on_frames is not None and frames:
                 self.on_frames(frames)

@@ -3,7 +3,7 @@ checked against the plain path (`liveedit bench --what check-fused`, tests on CP
 
 Defaults on CUDA: fused elementwise work (torch.compile of the small fp32 functions
 around the GEMMs), cuDNN autotuning of the VAE's convolutions, channels-last weights and
-lean causal convs for the VAE, and CUDA graphs for steady-state chunks. On CPU all are off.
+lean causal convs for the VAE, CUDA graphs for steady-state chunks, and the VAE on its own CUDA stream. On CPU all are off.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
 
+from liveedit.engine.editor import set_overlap_vae
 from liveedit.engine.stream import set_cuda_graphs
 from liveedit.engine.vae_fused import fuse_norm_silu
 from liveedit.engine.transformer import set_compile
@@ -28,11 +29,12 @@ class SpeedOptions:
     lean_vae_convs: bool = True
     cuda_graphs: bool = True  # replay steady-state chunk forwards (full window) from CUDA graphs
     fused_vae_norms: bool = True  # one pass for each RMS norm + SiLU pair of the VAE
+    overlap_vae: bool = True  # VAE encode/decode on their own CUDA stream, beside the refresh forward
 
     @classmethod
     def plain(cls) -> "SpeedOptions":
         """The reference's choices: eager, no autotuning, default layouts."""
-        return cls(False, False, False, False, False, False)
+        return cls(False, False, False, False, False, False, False)
 
     @classmethod
     def for_device(cls, device: torch.device) -> "SpeedOptions":
@@ -75,6 +77,7 @@ def apply_speed_options(models, options: SpeedOptions) -> None:
     """Switch a loaded EditorModels to ``options`` (process-wide for the two global switches)."""
     set_compile(options.fuse_elementwise)
     set_cuda_graphs(options.cuda_graphs)
+    set_overlap_vae(options.overlap_vae)
     torch.backends.cudnn.benchmark = options.cudnn_benchmark
     conv3d_layout(models.vae, torch.channels_last_3d if options.channels_last_vae else torch.contiguous_format)
     lean_vae_convs(models.vae, options.lean_vae_convs)

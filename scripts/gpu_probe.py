@@ -7,7 +7,8 @@ writes everything as JSON to $OUT/probe.json (or ./probe.json).
 
     source scripts/gpu_env.sh && (cd /tmp && python3 /path/to/scripts/gpu_probe.py [parts])
 
-parts: ceilings, attention, gemm, profile, vae-profile, warm-up (default: all).
+parts: ceilings, attention, gemm, profile, op-profile, vae-profile, overlap-ab, warm-up
+(default: the first six).
 """
 
 from __future__ import annotations
@@ -142,6 +143,50 @@ def profile(models) -> dict:
     return r
 
 
+def op_profile(models) -> dict:
+    """One steady-state chunk by aten op and input shapes: which eager ops cost GPU time."""
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+
+    from liveedit.engine.sampler import SamplerConfig
+    from liveedit.engine.stream import LatentStream
+    from liveedit.engine.transformer import LATENT_CHANNELS
+
+    cfg = models.preset.transformer
+    stream = LatentStream(models.transformer, cfg, SamplerConfig(), device=models.device, dtype=models.dtype)
+    stream.start(models.text_encoder.encode("profile"), seed=0)
+    source = torch.randn(1, LATENT_CHANNELS, 3, cfg.latent_height, cfg.latent_width, device="cuda", dtype=torch.bfloat16)
+    for _ in range(9):
+        stream.edit_chunk(source)
+    torch.cuda.synchronize()
+    with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=True) as prof:
+        stream.edit_chunk(source)
+        torch.cuda.synchronize()
+    events = [e for e in prof.key_averages(group_by_input_shape=True) if e.self_device_time_total > 0]
+    events.sort(key=lambda e: e.self_device_time_total, reverse=True)
+    rows = [{"op": e.key, "calls": e.count, "ms": e.self_device_time_total / 1000, "shapes": str(e.input_shapes)[:160]}
+            for e in events[:40]]
+    print("ops of one steady chunk (self GPU time):")
+    for r in rows:
+        print(f"  {r['ms']:8.2f} ms {r['calls']:5d}x  {r['op'][:40]:40s} {r['shapes']}")
+    return {"top": rows}
+
+
+def overlap_ab(models) -> dict:
+    """Editor end to end with the VAE on its own stream or not, alternating in one process."""
+    from liveedit.engine import benchmark, editor
+
+    out = []
+    for overlap in (False, True, False, True):
+        editor.set_overlap_vae(overlap)
+        r = benchmark.bench_editor(models, frames=9 + 12 * 14)
+        r["overlap_vae"] = overlap
+        print("overlap-ab", json.dumps({k: r[k] for k in ("overlap_vae", "fps", "first_chunk_latency_ms",
+                                                            "chunk_ms_encode", "chunk_ms_transformer", "chunk_ms_decode")}))
+        out.append(r)
+    editor.set_overlap_vae(True)
+    return {"runs": out}
+
+
 def vae_profile(models) -> dict:
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
@@ -200,7 +245,9 @@ def main(parts: list[str]) -> None:
             results[part] = gemm()
         else:
             models = models or _models()
-            results[part] = {"profile": profile, "vae-profile": vae_profile, "warm-up": warm_up}[part](models)
+            parts_with_models = {"profile": profile, "vae-profile": vae_profile, "warm-up": warm_up,
+                                 "op-profile": op_profile, "overlap-ab": overlap_ab}
+            results[part] = parts_with_models[part](models)
     path = os.path.join(os.environ.get("OUT", "."), f"probe-{parts[0]}.json")
     with open(path, "w") as f:
         json.dump(results, f, indent=1)

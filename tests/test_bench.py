@@ -10,13 +10,14 @@ from liveedit.cli import main
 
 def test_bench_writes_json_and_a_dated_markdown_table(tmp_path, capsys):
     out, record = tmp_path / "bench.json", tmp_path / "benchmarks.md"
-    what = "transformer,transformer-mask-cache-0.5,vae,tiny-vae,editor,editor-preview,check-graphs,check-vae"
+    what = "transformer,transformer-mask-cache-0.5,vae,tiny-vae,editor,editor-preview,check-graphs,check-vae,check-overlap"
     assert main(["bench", "--model", "tiny", "--device", "cpu", "--dtype", "fp32", "--window", "6",
                  "--what", what, "--json", str(out), "--record", str(record)]) == 0
     data = json.loads(out.read_text())
     assert data["meta"]["weights"] == "random" and data["meta"]["preset"] == "tiny"
     results = {r["what"]: r for r in data["results"]}
     assert results["check-cuda-graphs"]["bitwise_equal"]  # on CPU: graphs off, trivially equal
+    assert results["check-overlap-vae"]["bitwise_equal"]  # on CPU: one stream, trivially equal
     editor = next(r for r in data["results"] if r["what"] == "editor")
     assert editor["frames"] == 81 and editor["fps"] > 0
     assert set(editor["first_chunk_ms"]) == {"encode", "transformer", "decode"}

@@ -22,7 +22,7 @@ def register(sub) -> None:
     p.add_argument("--device", default="cuda" if _cuda() else "cpu")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
     p.add_argument("--what", default="transformer,vae,editor",
-                   help="comma list of: transformer, transformer-reference, vae, editor, editor-sustained, editor-preview, editor-reference, check-fused, check-vae, check-graphs, tiny-vae, transformer-mask-cache[-RATIO], profile, profile-mask-cache")
+                   help="comma list of: transformer, transformer-reference, vae, editor, editor-sustained, editor-preview, editor-reference, check-fused, check-vae, check-graphs, check-overlap, tiny-vae, transformer-mask-cache[-RATIO], profile, profile-mask-cache")
     p.add_argument("--window", type=int, default=21, help="KV window in latent frames (default 21, as released)")
     p.add_argument("--plain", action="store_true",
                    help="the reference's choices: no fusion, no cuDNN autotuning, default layouts")
@@ -85,6 +85,8 @@ def run(args) -> int:
             r = benchmark.check_fused_matches_eager(models)
         elif what == "check-graphs":
             r = benchmark.check_graphs_match_eager(models)
+        elif what == "check-overlap":
+            r = benchmark.check_overlap_matches_serial(models)
         elif what == "check-vae":
             r = benchmark.check_vae_speed_options(models)
         elif what == "vae":

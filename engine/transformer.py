@@ -173,10 +173,13 @@ class RotaryEmbedding:
         self.axis_dims = (head_dim - 2 * spatial, spatial, spatial)
         self.time_pairs = self.axis_dims[0] // 2
         self.max_positions = max_positions
+        # On the CPU explicitly: a model built under `with torch.device("cuda")` must not
+        # put these host-side tables on the GPU (frames() mixes them with CPU positions).
+        cpu = torch.device("cpu")
         self.inv_freq = [
-            1.0 / theta ** (torch.arange(0, d, 2, dtype=torch.float64) / d) for d in self.axis_dims
+            1.0 / theta ** (torch.arange(0, d, 2, dtype=torch.float64, device=cpu) / d) for d in self.axis_dims
         ]
-        positions = torch.arange(max_positions, dtype=torch.float64)
+        positions = torch.arange(max_positions, dtype=torch.float64, device=cpu)
         angles = [torch.outer(positions, f) for f in self.inv_freq]
         self._tables = {torch.device("cpu"): ([a.cos().float() for a in angles], [a.sin().float() for a in angles])}
 
@@ -195,7 +198,7 @@ class RotaryEmbedding:
                 f"and the token grid within the {self.max_positions}-row table"
             )
         device = torch.device(device)
-        positions = torch.arange(first_frame, first_frame + num_frames, dtype=torch.float64)
+        positions = torch.arange(first_frame, first_frame + num_frames, dtype=torch.float64, device="cpu")
         time_angles = torch.outer(positions, self.inv_freq[0])
         time = (time_angles.cos().float().to(device), time_angles.sin().float().to(device))
         out = []

@@ -107,6 +107,15 @@ def test_rope_with_frame_offset_matches_diffusers_slice():
     assert torch.allclose(sin, sin_all[0, tokens, 0, 1::2].float(), atol=1e-6)
 
 
+def test_rope_tables_stay_on_the_cpu_under_a_device_context():
+    """Benchmarks build models under `with torch.device("cuda")`; the RoPE tables must stay
+    host-side regardless (here: a meta context, which would break any table built in it)."""
+    with torch.device("meta"):
+        rope = RotaryEmbedding(32)
+    cos, sin = rope.frames(5, 2, 4, 7, device="cpu")
+    assert cos.device.type == "cpu" and torch.isfinite(cos).all() and torch.isfinite(sin).all()
+
+
 def test_rope_pair_split_follows_head_dim():
     assert RotaryEmbedding(128).axis_dims == (44, 42, 42)  # 22 / 21 / 21 pairs
     assert RotaryEmbedding(32).axis_dims == (12, 10, 10)

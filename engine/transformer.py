@@ -120,6 +120,14 @@ def _modulated_norm(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, e
 
 
 @_fusable
+def _residual_modulated_norm(x: torch.Tensor, y: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float):
+    """x + y (the cross-attention residual, in the model dtype), then the modulated norm of
+    the sum: one pass instead of an eager add plus the norm. Returns (sum, normed)."""
+    total = (x.float() + y.float()).to(x.dtype)
+    return total, (F.layer_norm(total.float(), total.shape[-1:], eps=eps) * (1 + scale) + shift).to(x.dtype)
+
+
+@_fusable
 def _gated_residual(x: torch.Tensor, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
     """x + y·gate in fp32, per frame; x, y ``[B, F, T, C]``."""
     return (x.float() + y.float() * gate).to(x.dtype)
@@ -319,9 +327,8 @@ class Block(nn.Module):
         x = _gated_residual(per_frame(x), per_frame(y), gate_sa).flatten(1, 2)
 
         h = _affine_norm(x, self.norm3.weight, self.norm3.bias, self.eps)
-        x = x + self.cross_attn(h, context_kv)
-
-        h = _modulated_norm(per_frame(x), scale_ff, shift_ff, self.eps).flatten(1, 2)
+        x, h = _residual_modulated_norm(per_frame(x), per_frame(self.cross_attn(h, context_kv)), scale_ff, shift_ff, self.eps)
+        x, h = x.flatten(1, 2), h.flatten(1, 2)
         y = _feed_forward(self.ffn, h) if reuse is None else reuse.ffn(self.ffn, h)
         return _gated_residual(per_frame(x), per_frame(y), gate_ff).flatten(1, 2)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -94,3 +96,29 @@ def test_warm_up_runs_a_full_window_and_leaves_no_stream_behind(models):
     assert seconds > 0
     idle = stream_mod._IDLE_BUFFERS.get(models.transformer, {})
     assert sum(len(v) for v in idle.values()) == 1  # the warm-up's buffers wait in the pool for the first stream
+
+
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                    reason="torch.compile on the CPU needs a C compiler")
+def test_fused_elementwise_equals_eager_on_the_cpu():
+    """The compiled elementwise functions (transformer.set_compile: fp32 norms, modulation,
+    residuals, RoPE, the residual+norm pair) compute what the eager ones do. fp32 on the CPU
+    through inductor; the GPU check (`liveedit bench --what check-fused`) covers bf16."""
+    from liveedit.engine import transformer as transformer_mod
+    from liveedit.engine.stream import LatentStream
+    from tiny_engine import CFG, context, sources, tiny_transformer
+
+    model = tiny_transformer()
+
+    def run():
+        stream = LatentStream(model, CFG)
+        stream.start(context(1), seed=3)
+        return torch.cat([stream.edit_chunk(s) for s in sources([3, 3], 1)], 2)
+
+    eager = run()
+    transformer_mod.set_compile(True)
+    try:
+        fused = run()
+    finally:
+        transformer_mod.set_compile(False)
+    assert float((fused - eager).norm() / eager.norm()) < 1e-5

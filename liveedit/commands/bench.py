@@ -22,7 +22,7 @@ def register(sub) -> None:
     p.add_argument("--device", default="cuda" if _cuda() else "cpu")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
     p.add_argument("--what", default="transformer,vae,editor",
-                   help="comma list of: transformer, transformer-reference, vae, editor, editor-sustained, editor-preview, editor-reference, check-fused, check-vae, check-graphs, check-overlap, tiny-vae, transformer-mask-cache[-RATIO], profile, profile-mask-cache")
+                   help="comma list of: transformer, transformer-reference, vae, editor, editor-sustained, editor-mask-cache, editor-sustained-mask-cache, editor-preview, editor-reference, check-fused, check-vae, check-graphs, check-overlap, tiny-vae, transformer-mask-cache[-RATIO], profile, profile-mask-cache")
     p.add_argument("--window", type=int, default=21, help="KV window in latent frames (default 21, as released)")
     p.add_argument("--plain", action="store_true",
                    help="the reference's choices: no fusion, no cuDNN autotuning, default layouts")
@@ -110,6 +110,9 @@ def run(args) -> int:
             r = benchmark.bench_editor(models, frames=81, backend="sdpa", label="editor-reference (FA2 kernel)")
         elif what == "editor-sustained":
             r = benchmark.bench_editor(models, frames=9 + 12 * 14)
+        elif what in ("editor-mask-cache", "editor-sustained-mask-cache"):  # full VAE, the reference's pruning
+            r = benchmark.bench_editor(models, frames=81 if what == "editor-mask-cache" else 9 + 12 * 14,
+                                       mask_cache=MaskCacheConfig(), label=what)
         else:
             raise SystemExit(f"liveedit bench: unknown measurement {what!r}")
         results.append(r)

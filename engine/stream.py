@@ -44,17 +44,18 @@ class _ChunkGraph:
     replay one graph: ~30 ms of launch gaps per chunk at 480x832 go away. Inputs are
     copied into static buffers; the output buffer is overwritten by the next replay."""
 
-    def __init__(self, model, x, source, t, kv, context_kv, rope, pool):
+    def __init__(self, model, x, source, t, kv, context_kv, rope, pool, kv_only=False):
         self.x, self.source, self.t = x.clone(), source.clone(), t.clone()
         self.rope = tuple(r.clone() for r in rope)  # positions move on every chunk: an input
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):  # warm-up off the capture stream, as torch asks
-            model.forward_chunk(self.x, self.source, self.t, kv, context_kv, rope=self.rope)
+            model.forward_chunk(self.x, self.source, self.t, kv, context_kv, rope=self.rope, kv_only=kv_only)
         torch.cuda.current_stream().wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph, pool=pool):
-            self.out = model.forward_chunk(self.x, self.source, self.t, kv, context_kv, rope=self.rope)
+            self.out = model.forward_chunk(self.x, self.source, self.t, kv, context_kv, rope=self.rope,
+                                           kv_only=kv_only)
 
     def __call__(self, x, source, t, rope) -> torch.Tensor:
         self.x.copy_(x)
@@ -282,25 +283,25 @@ class LatentStream:
         clean = add_noise(x0, sampler.sigma(context_t), self._generator) if context_t > 0 else x0
         t = torch.full((x0.shape[0], x0.shape[2]), context_t, device=self.device)
         rope = self.model.chunk_rope(kv.position, x0.shape[2], self.device)
-        self._forward(clean, source, t, kv, self._cross.get(), rope)
+        self._forward(clean, source, t, kv, self._cross.get(), rope, kv_only=True)
         self._seen_slots.add((kv.chunk_start, kv.chunk_frames))
         kv.end_chunk()
         if self.record_timings and self.timings:
             self.timings[-1].refresh_seconds = clock.lap()
 
-    def _forward(self, x, source, t, kv, context_kv, rope, reuse=None) -> torch.Tensor:
+    def _forward(self, x, source, t, kv, context_kv, rope, reuse=None, kv_only=False) -> torch.Tensor | None:
         """forward_chunk, replayed from a CUDA graph when the chunk's slots were already
         used by an earlier chunk (steady state: the window is full), graphs are on, and
         the mask cache is off (its pruned steps change shapes between steps)."""
         slots = (kv.chunk_start, kv.chunk_frames)
         if not (_cuda_graphs and x.is_cuda and self._mask is None and slots in self._seen_slots):
-            return self.model.forward_chunk(x, source, t, kv, context_kv, reuse, rope)
-        graph = self._graphs.get(slots)
+            return self.model.forward_chunk(x, source, t, kv, context_kv, reuse, rope, kv_only)
+        graph = self._graphs.get((*slots, kv_only))
         if graph is None:
             if self._buffers.graph_pool is None:
                 self._buffers.graph_pool = torch.cuda.graph_pool_handle()
-            graph = self._graphs[slots] = _ChunkGraph(self.model, x, source, t, kv, context_kv, rope,
-                                                      self._buffers.graph_pool)
+            graph = self._graphs[(*slots, kv_only)] = _ChunkGraph(self.model, x, source, t, kv, context_kv, rope,
+                                                                  self._buffers.graph_pool, kv_only)
         return graph(x, source, t, rope)
 
     def _check_source(self, source: torch.Tensor) -> torch.Tensor:

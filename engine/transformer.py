@@ -271,13 +271,33 @@ class SelfAttention(nn.Module):
         self.q, self.k, self.v, self.o = (nn.Linear(dim, dim) for _ in range(4))
         self.norm_q, self.norm_k = RMSNorm(dim, eps), RMSNorm(dim, eps)
 
+        self._qkv: tuple | None = None  # (weight, bias, the parameters' identity) with fusion on
+
+    def _project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v projections. With fusion on, one GEMM over the three weights stacked (at
+        4680 tokens: 0.13 ms instead of 3 x 0.064 on an H100); the stacked copy is rebuilt
+        whenever the parameters change (loading, .to())."""
+        if not _compile:
+            return self.q(x), self.k(x), self.v(x)
+        layers = (self.q, self.k, self.v)
+        identity = tuple((m.weight.data_ptr(), m.weight._version, m.bias._version) for m in layers)
+        if self._qkv is None or self._qkv[2] != identity:
+            self._qkv = (torch.cat([m.weight for m in layers]), torch.cat([m.bias for m in layers]), identity)
+        return F.linear(x, self._qkv[0], self._qkv[1]).chunk(3, dim=-1)
+
     def forward(self, x, rope: tuple[torch.Tensor, torch.Tensor], store: KVStore | None, mask) -> torch.Tensor:
-        q = _norm_rope(self.q(x), self.norm_q.weight, self.norm_q.eps, *rope, self.num_heads)
-        k = _norm_rope(self.k(x), self.norm_k.weight, self.norm_k.eps, *rope, self.num_heads)
-        v = self.v(x).unflatten(-1, (self.num_heads, -1))
+        q, k, v = self._project(x)
+        q = _norm_rope(q, self.norm_q.weight, self.norm_q.eps, *rope, self.num_heads)
+        k = _norm_rope(k, self.norm_k.weight, self.norm_k.eps, *rope, self.num_heads)
+        v = v.unflatten(-1, (self.num_heads, -1))
         if store is not None:
             k, v = store(k, v)
         return self.o(attention(q, k, v, mask).flatten(-2))
+
+    def write_kv(self, x, rope: tuple[torch.Tensor, torch.Tensor], store: KVStore) -> None:
+        """Only the keys and values into the cache: all the last block of a refresh pass needs."""
+        _, k, v = self._project(x)
+        store(_norm_rope(k, self.norm_k.weight, self.norm_k.eps, *rope, self.num_heads), v.unflatten(-1, (self.num_heads, -1)))
 
 
 class CrossAttention(nn.Module):
@@ -331,6 +351,13 @@ class Block(nn.Module):
         x, h = x.flatten(1, 2), h.flatten(1, 2)
         y = _feed_forward(self.ffn, h) if reuse is None else reuse.ffn(self.ffn, h)
         return _gated_residual(per_frame(x), per_frame(y), gate_ff).flatten(1, 2)
+
+    def write_kv(self, x, e0, frames: int, rope, store: KVStore) -> None:
+        """The block's keys and values for ``x`` into the cache, nothing else (its output
+        would only feed the head, which a refresh pass does not read)."""
+        shift_sa, scale_sa = (self.modulation.float().unsqueeze(1) + e0)[:, :, :2].unsqueeze(3).unbind(2)
+        h = _modulated_norm(x.unflatten(1, (frames, -1)), scale_sa, shift_sa, self.eps).flatten(1, 2)
+        self.self_attn.write_kv(h, rope, store)
 
 
 class Head(nn.Module):
@@ -423,14 +450,20 @@ class LiveEditTransformer(nn.Module):
         x = x.reshape(x.shape[0], f, h, w, pt, ph, pw, -1)
         return x.permute(0, 7, 1, 4, 2, 5, 3, 6).reshape(x.shape[0], -1, f * pt, h * ph, w * pw)
 
-    def _run(self, noisy, source, timesteps, context_kv, rope, stores=None, mask=None, reuse=None) -> torch.Tensor:
-        """``rope``: the cos/sin of the tokens, or the first frame's position (an int)."""
+    def _run(self, noisy, source, timesteps, context_kv, rope, stores=None, mask=None, reuse=None, kv_only=False):
+        """``rope``: the cos/sin of the tokens, or the first frame's position (an int).
+        ``kv_only``: only fill the caches through ``stores`` and return None (a refresh pass)."""
         x, grid = self._embed_video(noisy, source)
         e, e0 = self._time(timesteps, x.shape[0], grid[0])
         if isinstance(rope, int):
             rope = self.rope.frames(rope, *grid, device=x.device)
-        for i, block in enumerate(self.blocks):
+        blocks = list(self.blocks)
+        last = blocks.pop() if kv_only else None
+        for i, block in enumerate(blocks):
             x = block(x, e0, grid[0], rope, context_kv[i], stores[i] if stores else None, mask, reuse[i] if reuse else None)
+        if kv_only:
+            last.write_kv(x, e0, grid[0], rope, stores[-1])
+            return None
         return self._unpatchify(self.head(x, e, grid[0]), grid)
 
     # -- public forwards -------------------------------------------------------------------
@@ -457,16 +490,18 @@ class LiveEditTransformer(nn.Module):
         _, ph, pw = cfg.patch_size
         return self.rope.frames(position, frames, cfg.latent_height // ph, cfg.latent_width // pw, device)
 
-    def forward_chunk(self, noisy, source, timesteps, kv_cache, context_kv, reuse=None, rope=None) -> torch.Tensor:
+    def forward_chunk(self, noisy, source, timesteps, kv_cache, context_kv, reuse=None, rope=None, kv_only=False):
         """One chunk through the KV cache: the chunk's keys/values go into the slots that
         ``kv_cache.begin_chunk`` reserved, then the chunk attends over history + itself.
         ``context_kv`` is from :meth:`context_kv` (the cross-attention cache); ``reuse``, one
         hook per block from engine/mask_cache.py, or None for a plain forward; ``rope``, the
-        chunk's :meth:`chunk_rope` at ``kv_cache.position`` (computed when None)."""
+        chunk's :meth:`chunk_rope` at ``kv_cache.position`` (computed when None).
+        ``kv_only``: a clean refresh pass, which only writes keys/values: the last block
+        stops after its K/V projections and None is returned (the same cache contents)."""
         frames = noisy.shape[2] // self.config.patch_size[0] if noisy.ndim == 5 else -1
         if frames != kv_cache.chunk_frames:
             raise InputError(f"chunk has {frames} latent frames but the cache reserved {kv_cache.chunk_frames}")
         stores = [lambda k, v, i=i: kv_cache.store(i, k, v) for i in range(len(self.blocks))]
         if rope is None:
             rope = self.chunk_rope(kv_cache.position, frames, noisy.device)
-        return self._run(noisy, source, timesteps, context_kv, rope, stores=stores, reuse=reuse)
+        return self._run(noisy, source, timesteps, context_kv, rope, stores=stores, reuse=reuse, kv_only=kv_only)

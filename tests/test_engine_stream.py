@@ -154,3 +154,24 @@ def test_a_new_stream_takes_the_buffers_of_an_ended_one(model):
     other = LatentStream(model, CFG, SamplerConfig(), window_frames=6)  # while `second` lives
     other.start(context(1), seed=3)
     assert other._kv.keys.data_ptr() != keys_ptr
+
+
+@torch.no_grad()
+def test_refresh_pass_writes_the_keys_a_full_forward_writes(model):
+    """A refresh forward (kv_only) stops after the last block's K/V projections; the cache
+    must hold exactly what a full forward of the same chunk writes."""
+    from liveedit.engine.cache import KVCache
+
+    srcs, ctx = sources([3, 3], 1), context(1)
+    caches = []
+    for kv_only in (False, True):
+        kv = KVCache(num_layers=CFG.num_layers, batch_size=1, tokens_per_frame=CFG.tokens_per_frame,
+                     num_heads=CFG.num_heads, head_dim=CFG.head_dim, rope=model.rope, window_frames=6)
+        context_kv = model.context_kv(ctx)
+        for src in srcs:
+            kv.begin_chunk(3)
+            out = model.forward_chunk(src, src, torch.zeros(1, 3), kv, context_kv, kv_only=kv_only)
+            assert (out is None) == kv_only
+            kv.end_chunk()
+        caches.append(kv)
+    assert torch.equal(caches[0].keys, caches[1].keys) and torch.equal(caches[0].values, caches[1].values)

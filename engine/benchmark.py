@@ -214,7 +214,8 @@ def bench_editor(models: EditorModels, *, frames: int = 81, backend: str = "auto
     }
 
 
-def _same_chunks_both_ways(models: EditorModels, switch, *, chunks: int, seed: int, window_frames=None):
+def _same_chunks_both_ways(models: EditorModels, switch, *, chunks: int, seed: int, window_frames=None,
+                           mask_cache: MaskCacheConfig | None = None):
     """Run the same chunks from the same seed with ``switch(False)`` then ``switch(True)``;
     returns (off, on) edited latents and the stream of the second run."""
     cfg = models.preset.transformer
@@ -226,7 +227,7 @@ def _same_chunks_both_ways(models: EditorModels, switch, *, chunks: int, seed: i
     for on in (False, True):
         switch(on)
         stream = LatentStream(models.transformer, cfg, SamplerConfig(), device=device, dtype=dtype,
-                              window_frames=window_frames)
+                              window_frames=window_frames, mask_cache=mask_cache)
         stream.start(models.text_encoder.encode("check"), seed=seed)
         outputs.append(torch.cat([stream.edit_chunk(s) for s in sources], dim=2).float())
     return outputs[0], outputs[1], stream
@@ -330,20 +331,24 @@ def check_overlap_matches_serial(models: EditorModels, *, frames: int = 45, seed
 def check_graphs_match_eager(models: EditorModels, *, window_frames: int = 9, chunks: int = 6, seed: int = 0) -> dict:
     """Chunks replayed from CUDA graphs must equal the same chunks run eagerly (same
     kernels, same inputs): once within one stream (steady state), then in a second stream
-    on the pooled buffers, whose first chunks replay the first stream's graphs."""
+    on the pooled buffers, whose first chunks replay the first stream's graphs; without
+    and with the mask cache (whose record / prune steps are graphs of their own)."""
     import gc
 
     previous = stream_mod._cuda_graphs
+    result = {"what": "check-cuda-graphs"}
     try:
-        eager, graphs, stream = _same_chunks_both_ways(models, stream_mod.set_cuda_graphs, chunks=chunks, seed=seed,
-                                                       window_frames=window_frames)
-        captured = len(stream._graphs)
-        del stream
-        gc.collect()  # the stream's buffers and graphs go back to the pool
-        again = _same_chunks_both_ways(models, stream_mod.set_cuda_graphs, chunks=chunks, seed=seed,
-                                       window_frames=window_frames)[1]
+        for name, mask_cache in (("", None), ("mask_cache_", MaskCacheConfig())):
+            run = lambda: _same_chunks_both_ways(models, stream_mod.set_cuda_graphs, chunks=chunks, seed=seed,  # noqa: E731
+                                                 window_frames=window_frames, mask_cache=mask_cache)
+            eager, graphs, stream = run()
+            captured = len(stream._graphs)
+            del stream
+            gc.collect()  # the stream's buffers and graphs go back to the pool
+            again = run()[1]
+            result.update({f"{name}relative_error": float((graphs - eager).norm() / eager.norm()),
+                           f"{name}graphs_captured": captured, f"{name}bitwise_equal": bool(torch.equal(graphs, eager)),
+                           f"{name}second_stream_bitwise_equal": bool(torch.equal(again, eager))})
     finally:
         stream_mod.set_cuda_graphs(previous)
-    return {"what": "check-cuda-graphs", "relative_error": float((graphs - eager).norm() / eager.norm()),
-            "graphs_captured": captured, "bitwise_equal": bool(torch.equal(graphs, eager)),
-            "second_stream_bitwise_equal": bool(torch.equal(again, eager))}
+    return result

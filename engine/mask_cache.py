@@ -144,7 +144,16 @@ class MaskCache:
         self.kept_per_frame = config.tokens_kept(self.tokens_per_frame)
         self.num_layers = transformer_config.num_layers
         self.masks: deque[torch.Tensor] = deque(maxlen=4096)  # bounded: streams run for hours
+        self.use_buffers({})
         self.reset()
+
+    def use_buffers(self, state: dict) -> None:
+        """Keep the buffers that CUDA graphs read in ``state`` (LatentStream passes the
+        pooled buffers' dict, so the next stream of the same shape reuses them with the
+        graphs): the kept token indices (copied in per chunk, one buffer per shape) and the
+        sub-layer outputs of the last full step, {(sublayer, layer): [B, tokens, C]}."""
+        self._kept_buffers: dict[tuple, torch.Tensor] = state.setdefault("kept", {})
+        self.saved: dict[tuple[str, int], torch.Tensor] = state.setdefault("saved", {})
 
     def reset(self) -> None:
         """Forget everything: the next chunk is a stream's first and computes every token."""
@@ -159,6 +168,8 @@ class MaskCache:
         if previous is not None and previous.shape[1] >= frames and previous.shape[0] == kv_cache.batch_size:
             offsets = torch.arange(frames, device=previous.device).view(1, frames, 1) * self.tokens_per_frame
             kept = (previous[:, :frames] + offsets).flatten(1)  # [B, frames·K] chunk token indices
+            buffer = self._kept_buffers.setdefault((tuple(kept.shape), kept.device), torch.empty_like(kept))
+            kept = buffer.copy_(kept)
         self._chunk = _ChunkPlan(self, kv_cache, kept)
         # Share of the chunk's tokens whose pruned sub-layers reuse step outputs.
         self.last_reused_fraction = 0.0 if kept is None else 1.0 - self.kept_per_frame / self.tokens_per_frame
@@ -175,8 +186,7 @@ class MaskCache:
         elif any(s > step for s in steps):
             pruning = False  # a full step whose outputs a later pruned step reuses
         else:
-            chunk.saved.clear()  # no pruned step left in this chunk: free the outputs early
-            return None
+            return None  # no pruned step left in this chunk: a plain forward
         return [_BlockReuse(chunk, layer, pruning) for layer in range(self.num_layers)]
 
     def end_chunk(self, edited: torch.Tensor, source: torch.Tensor) -> None:
@@ -210,7 +220,7 @@ class _ChunkPlan:
         self.sublayers = cache.config.pruned_sublayers
         self.kv = kv_cache
         self.kept = kept  # [B, Kt] or None (compute everything)
-        self.saved: dict[tuple[str, int], torch.Tensor] = {}
+        self.saved = cache.saved
         self._rope_for: torch.Tensor | None = None
         self._rope: tuple[torch.Tensor, torch.Tensor] | None = None
 

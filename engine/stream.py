@@ -44,18 +44,19 @@ class _ChunkGraph:
     replay one graph: ~30 ms of launch gaps per chunk at 480x832 go away. Inputs are
     copied into static buffers; the output buffer is overwritten by the next replay."""
 
-    def __init__(self, model, x, source, t, kv, context_kv, rope, pool, kv_only=False):
+    def __init__(self, model, x, source, t, kv, context_kv, rope, pool, kv_only=False, reuse=None):
         self.x, self.source, self.t = x.clone(), source.clone(), t.clone()
         self.rope = tuple(r.clone() for r in rope)  # positions move on every chunk: an input
+        run = lambda: model.forward_chunk(self.x, self.source, self.t, kv, context_kv, reuse,  # noqa: E731
+                                          self.rope, kv_only)
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):  # warm-up off the capture stream, as torch asks
-            model.forward_chunk(self.x, self.source, self.t, kv, context_kv, rope=self.rope, kv_only=kv_only)
+            run()
         torch.cuda.current_stream().wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph, pool=pool):
-            self.out = model.forward_chunk(self.x, self.source, self.t, kv, context_kv, rope=self.rope,
-                                           kv_only=kv_only)
+            self.out = run()
 
     def __call__(self, x, source, t, rope) -> torch.Tensor:
         self.x.copy_(x)
@@ -80,6 +81,7 @@ class _StreamBuffers:
     graphs: dict = field(default_factory=dict)
     seen_slots: set = field(default_factory=set)
     graph_pool: object = None
+    mask_state: dict = field(default_factory=dict)  # the mask cache's buffers that graphs read
 
 
 # model -> {buffer key: idle buffers}; weak, so a model's buffers and graphs go with it.
@@ -161,7 +163,8 @@ class LatentStream:
             )
         context = context.to(self.device)
         batch = context.shape[0]
-        key = (batch, self.window_frames, self.sink_frames, self.config.chunk_frames, self.device, self.dtype)
+        mask_config = self._mask.config if self._mask is not None else None
+        key = (batch, self.window_frames, self.sink_frames, self.config.chunk_frames, self.device, self.dtype, mask_config)
         if self._buffers is None or self._buffers.key != key:
             self._take_buffers(key)
         self._seed = int(seed)
@@ -200,14 +203,11 @@ class LatentStream:
         if self._release is not None:
             self._release()  # runs _return_buffers once
         self._kv = self._buffers = None
-        # Streams with the mask cache run eagerly (no graphs to share), so they keep private
-        # buffers: on the H100 the pooled ones measured slower for them (not understood yet).
-        pooled = self._mask is None
-        idle = _IDLE_BUFFERS.get(self.model, {}).get(key) if pooled else None
+        idle = _IDLE_BUFFERS.get(self.model, {}).get(key)
         if idle:
             buffers = idle.pop()
         else:
-            batch, window, sinks, chunk, device, dtype = key
+            batch, window, sinks, chunk, device, dtype, _ = key
             kv = KVCache(num_layers=self.config.num_layers, batch_size=batch,
                          tokens_per_frame=self.config.tokens_per_frame, num_heads=self.config.num_heads,
                          head_dim=self.config.head_dim, rope=self.model.rope, window_frames=window,
@@ -216,7 +216,9 @@ class LatentStream:
         self._buffers = buffers
         self._kv, self._cross = buffers.kv, buffers.cross
         self._graphs, self._seen_slots = buffers.graphs, buffers.seen_slots
-        self._release = weakref.finalize(self, _return_buffers, weakref.ref(self.model), buffers) if pooled else None
+        if self._mask is not None:
+            self._mask.use_buffers(buffers.mask_state)
+        self._release = weakref.finalize(self, _return_buffers, weakref.ref(self.model), buffers)
 
     @property
     def frames_in_window(self) -> int:
@@ -291,17 +293,24 @@ class LatentStream:
 
     def _forward(self, x, source, t, kv, context_kv, rope, reuse=None, kv_only=False) -> torch.Tensor | None:
         """forward_chunk, replayed from a CUDA graph when the chunk's slots were already
-        used by an earlier chunk (steady state: the window is full), graphs are on, and
-        the mask cache is off (its pruned steps change shapes between steps)."""
+        used by an earlier chunk (steady state: the window is full) and graphs are on.
+
+        With the mask cache, a forward is one of three kinds, each its own graph: plain,
+        "record" (a full step that keeps its sub-layer outputs) and "prune" (kept tokens
+        only). Their shapes are fixed (a fixed count of kept tokens per frame), and what
+        they share lives in buffers held for the stream's life (MaskCache.saved, the kept
+        indices), so replays read and write the same memory as the capture did."""
         slots = (kv.chunk_start, kv.chunk_frames)
-        if not (_cuda_graphs and x.is_cuda and self._mask is None and slots in self._seen_slots):
+        if not (_cuda_graphs and x.is_cuda and slots in self._seen_slots):
             return self.model.forward_chunk(x, source, t, kv, context_kv, reuse, rope, kv_only)
-        graph = self._graphs.get((*slots, kv_only))
+        kind = None if reuse is None else ("prune" if reuse[0].pruning else "record")
+        key = (*slots, kv_only, kind)
+        graph = self._graphs.get(key)
         if graph is None:
             if self._buffers.graph_pool is None:
                 self._buffers.graph_pool = torch.cuda.graph_pool_handle()
-            graph = self._graphs[(*slots, kv_only)] = _ChunkGraph(self.model, x, source, t, kv, context_kv, rope,
-                                                                  self._buffers.graph_pool, kv_only)
+            graph = self._graphs[key] = _ChunkGraph(self.model, x, source, t, kv, context_kv, rope,
+                                                    self._buffers.graph_pool, kv_only, reuse)
         return graph(x, source, t, rope)
 
     def _check_source(self, source: torch.Tensor) -> torch.Tensor:

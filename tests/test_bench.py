@@ -17,6 +17,7 @@ def test_bench_writes_json_and_a_dated_markdown_table(tmp_path, capsys):
     assert data["meta"]["weights"] == "random" and data["meta"]["preset"] == "tiny"
     results = {r["what"]: r for r in data["results"]}
     assert results["check-cuda-graphs"]["bitwise_equal"]  # on CPU: graphs off, trivially equal
+    assert results["check-cuda-graphs"]["mask_cache_bitwise_equal"]
     assert results["check-overlap-vae"]["bitwise_equal"]  # on CPU: one stream, trivially equal
     editor = next(r for r in data["results"] if r["what"] == "editor")
     assert editor["frames"] == 81 and editor["fps"] > 0

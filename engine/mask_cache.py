@@ -221,8 +221,6 @@ class _ChunkPlan:
         self.kv = kv_cache
         self.kept = kept  # [B, Kt] or None (compute everything)
         self.saved = cache.saved
-        self._rope_for: torch.Tensor | None = None
-        self._rope: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def gather(self, x: torch.Tensor) -> torch.Tensor:
         return x.gather(1, self.kept.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
@@ -231,10 +229,10 @@ class _ChunkPlan:
         return full.scatter(1, self.kept.unsqueeze(-1).expand(-1, -1, full.shape[-1]), part)
 
     def kept_rope(self, rope: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos/sin ``[L, D/2]`` → the kept tokens' own ``[B, Kt, D/2]`` (once per forward)."""
-        if self._rope_for is not rope[0]:
-            self._rope_for, self._rope = rope[0], (rope[0][self.kept], rope[1][self.kept])
-        return self._rope
+        """cos/sin ``[L, D/2]`` → the kept tokens' own ``[B, Kt, D/2]``. Gathered afresh at
+        every call (two small gathers per block): a copy kept between calls would be read
+        by a CUDA graph captured over it long after the chunk it belonged to."""
+        return rope[0][self.kept], rope[1][self.kept]
 
     def store_kept(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Kept keys/values go at the start of the chunk's own slots (scratch until the

@@ -89,6 +89,24 @@ _IDLE_BUFFERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _MAX_IDLE_PER_KEY = 1  # a full-window KV cache is 6 GB at 480x832
 
 
+def _free_bytes(device: torch.device) -> float:
+    """Memory a new allocation can still get on ``device``: free on the card plus what the
+    caching allocator holds unused (unbounded on the CPU)."""
+    if device.type != "cuda":
+        return float("inf")
+    free, _ = torch.cuda.mem_get_info(device)
+    return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+
+
+# Head room kept free beside a new stream's KV cache: its graphs' and activations' memory.
+_HEADROOM_BYTES = 4 * 2**30
+
+
+def release_idle_buffers(model) -> None:
+    """Drop every idle stream buffer (and graph) pooled for ``model``."""
+    _IDLE_BUFFERS.pop(model, None)
+
+
 def _return_buffers(model_ref, buffers: _StreamBuffers) -> None:
     model = model_ref()
     if model is None:
@@ -203,11 +221,19 @@ class LatentStream:
         if self._release is not None:
             self._release()  # runs _return_buffers once
         self._kv = self._buffers = None
-        idle = _IDLE_BUFFERS.get(self.model, {}).get(key)
+        pool = _IDLE_BUFFERS.get(self.model, {})
+        idle = pool.get(key)
         if idle:
             buffers = idle.pop()
         else:
             batch, window, sinks, chunk, device, dtype, _ = key
+            # Idle buffers of other shapes or settings (6 GB of KV cache each at 480x832)
+            # stay pooled while the card has room for a new set beside them; on a smaller
+            # card they go first, so peak memory stays one stream's worth.
+            cfg = self.config
+            needed = 2 * cfg.num_layers * batch * window * cfg.tokens_per_frame * cfg.dim * dtype.itemsize
+            if _free_bytes(device) < needed + _HEADROOM_BYTES:
+                pool.clear()
             kv = KVCache(num_layers=self.config.num_layers, batch_size=batch,
                          tokens_per_frame=self.config.tokens_per_frame, num_heads=self.config.num_heads,
                          head_dim=self.config.head_dim, rope=self.model.rope, window_frames=window,

@@ -156,6 +156,36 @@ def test_a_new_stream_takes_the_buffers_of_an_ended_one(model):
     assert other._kv.keys.data_ptr() != keys_ptr
 
 
+def test_idle_buffers_of_another_shape_are_dropped_when_memory_is_short(model, monkeypatch):
+    """A stream of another window (or with the mask cache) that finds no idle buffers of
+    its own frees the idle ones before allocating when the device lacks room for both
+    (peak memory stays one stream's worth). Mask-cache streams pool their buffers too."""
+    import gc
+
+    from liveedit.engine import stream as stream_mod
+    from liveedit.engine.mask_cache import MaskCacheConfig
+
+    def run_and_end(**kw):
+        stream = LatentStream(model, CFG, SamplerConfig(), **kw)
+        stream.start(context(1), seed=3)
+        out = [stream.edit_chunk(s) for s in sources([3, 3, 3], 1)]
+        ptr = stream._kv.keys.data_ptr()
+        del stream
+        gc.collect()
+        return out, ptr
+
+    masked = dict(window_frames=6, mask_cache=MaskCacheConfig(keep_ratio=0.5))
+    first, ptr = run_and_end(**masked)
+    again, ptr_again = run_and_end(**masked)
+    assert ptr_again == ptr and all(torch.equal(a, b) for a, b in zip(first, again))
+    run_and_end(window_frames=9)  # room enough (the CPU): both sets stay pooled
+    pooled = {(key[1], key[-1] is not None) for key in stream_mod._IDLE_BUFFERS[model]}
+    assert {(6, True), (9, False)} <= pooled
+    monkeypatch.setattr(stream_mod, "_free_bytes", lambda device: 0)
+    run_and_end(window_frames=12)
+    assert [key[1] for key in stream_mod._IDLE_BUFFERS[model]] == [12]  # the others went first
+
+
 @torch.no_grad()
 def test_refresh_pass_writes_the_keys_a_full_forward_writes(model):
     """A refresh forward (kv_only) stops after the last block's K/V projections; the cache

@@ -74,7 +74,12 @@ def run(args) -> int:
     apply_speed_options(models, speed)
     print(f"speed options: {speed}")
     results = []
+    from liveedit.engine.stream import release_idle_buffers
+
     for what in [w.strip() for w in args.what.split(",") if w.strip()]:
+        # Each measurement as in a process that holds nothing else: no idle stream buffers
+        # (KV caches, graphs) of earlier measurements in its peak memory.
+        release_idle_buffers(models.transformer)
         if what == "transformer":
             r = benchmark.bench_transformer(models, window_frames=args.window, backend="auto")
         elif what == "transformer-reference":

@@ -95,7 +95,10 @@ def test_warm_up_runs_a_full_window_and_leaves_no_stream_behind(models):
     gc.collect()
     assert seconds > 0
     idle = stream_mod._IDLE_BUFFERS.get(models.transformer, {})
-    assert sum(len(v) for v in idle.values()) == 1  # the warm-up's buffers wait in the pool for the first stream
+    # The warm-up's buffers (and graphs) wait in the pool for the first streams: one set for
+    # full-quality streams, one for fast previews (mask cache), nothing else left running.
+    assert sum(len(v) for v in idle.values()) == 2
+    assert sorted(key[-1] is not None for key in idle) == [False, True]
 
 
 @pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,

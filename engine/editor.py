@@ -98,6 +98,10 @@ class EditorModels:
 
 @dataclass
 class ChunkStats:
+    """One chunk's stage times. On a GPU they are the GPU time between CUDA events queued
+    around each stage; the VAE runs on its own stream beside the transformer, so the three
+    do not add up to the chunk's wall time."""
+
     index: int
     source_frames: int  # real frames in this chunk (padding excluded)
     latent_frames: int
@@ -109,6 +113,33 @@ class ChunkStats:
     @property
     def total_seconds(self) -> float:
         return self.encode_seconds + self.transformer_seconds + self.decode_seconds
+
+
+class _Span:
+    """How long work queued between two points took: CUDA events on the current stream
+    (read once, after the work is done, so timing never stalls the queue), or host time on
+    the CPU, where the work runs as it is called."""
+
+    def __init__(self, device: torch.device):
+        self._events = device.type == "cuda"
+        if self._events:
+            self._begin, self._end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            self._begin.record()
+        else:
+            self._begin_s = time.perf_counter()
+
+    def end(self) -> "_Span":
+        if self._events:
+            self._end.record()
+        else:
+            self._seconds = time.perf_counter() - self._begin_s
+        return self
+
+    def seconds(self) -> float:
+        if not self._events:
+            return self._seconds
+        self._end.synchronize()
+        return self._begin.elapsed_time(self._end) / 1000
 
 
 @dataclass
@@ -180,7 +211,7 @@ class StreamingEditor:
         self._pending: list[np.ndarray] = []  # this chunk's frames not yet encoded
         self._latents: list[torch.Tensor] = []  # this chunk's source latents so far
         self._chunk_in = 0  # this chunk's frames pushed so far
-        self._encode_seconds = 0.0
+        self._encode_spans: list[_Span] = []  # this chunk's encodes
         self._frame_size: tuple[int, int] | None = None
         self._chunks_done = 0
         self.frames_in = 0
@@ -250,23 +281,13 @@ class StreamingEditor:
         """Where VAE work is queued: its own CUDA stream when overlapping, else the current one."""
         return torch.cuda.stream(self._vae_stream) if self._vae_stream is not None else contextlib.nullcontext()
 
-    def _sync(self, vae: bool = False) -> None:
-        """Wait for the GPU work just queued (the VAE's stream, or the transformer's)."""
-        if self.models.device.type != "cuda":
-            return
-        if vae and self._vae_stream is not None:
-            self._vae_stream.synchronize()
-        else:
-            torch.cuda.current_stream(self.models.device).synchronize()
-
     @torch.no_grad()
     def _encode_pending(self) -> None:
-        start = time.perf_counter()
         with self._on_vae_stream():
+            span = _Span(self.models.device)
             self._latents.append(self._vae.encode(self._to_model(self._pending)))
+            self._encode_spans.append(span.end())
         self._pending = []
-        self._sync(vae=True)
-        self._encode_seconds += time.perf_counter() - start
 
     def _encode_instruction(self, instruction: str) -> torch.Tensor:
         context = self.models.text_encoder.encode(instruction)
@@ -311,61 +332,81 @@ class StreamingEditor:
             x = F.pad(x, pad, mode="replicate")
         return x.permute(1, 0, 2, 3).unsqueeze(0).to(self.models.dtype)
 
-    def _from_model(self, video: torch.Tensor) -> list[np.ndarray]:
-        """float [1, 3, T, h, w] in [0, 1] → uint8 frames at the source size."""
+    def _from_model(self, video: torch.Tensor) -> torch.Tensor:
+        """float [1, 3, T, h, w] in [0, 1] → uint8 [T, H, W, 3] at the source size, on the
+        model's device (the download is queued separately, see _download)."""
         p = self._placement
         h, w = self._frame_size
         x = video[0].permute(1, 0, 2, 3).float()  # [T, 3, h, w]
         x = x[:, :, p.top : p.top + p.height, p.left : p.left + p.width]
         if (p.height, p.width) != (h, w):
             x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
-        x = (x.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        return list(x)
+        return (x.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1)
+
+    def _download(self, frames: torch.Tensor):
+        """Queue the copy of uint8 frames to the host; returns (host tensor, event to wait
+        for, or None when the copy is already done)."""
+        if frames.device.type != "cuda":
+            return frames, None
+        host = torch.empty(frames.shape, dtype=torch.uint8, pin_memory=True)
+        host.copy_(frames, non_blocking=True)
+        ready = torch.cuda.Event()
+        ready.record()
+        return host, ready
 
     @torch.no_grad()
     def _run_chunk(self, real: int) -> list[np.ndarray]:
-        """Edit the chunk's encoded latents and decode them one latent at a time, handing
-        each latent's frames to ``on_frames`` as soon as they exist."""
-        t1 = time.perf_counter()
+        """Edit the chunk's encoded latents, queue every latent's decode and download at
+        once, then hand each latent's frames to ``on_frames`` as soon as they are on the
+        host. Nothing here waits on the GPU except for finished frames, so the GPU always
+        has the next work queued (timings come from CUDA events)."""
+        device = self.models.device
         overlap = self._vae_stream is not None
         if overlap:  # the latents were encoded on the VAE's stream
-            main = torch.cuda.current_stream(self.models.device)
+            main = torch.cuda.current_stream(device)
             main.wait_stream(self._vae_stream)
             for latent in self._latents:
                 latent.record_stream(main)
+        transformer = _Span(device)
         source_latents = torch.cat(self._latents, dim=2)
         edited_latents = self._stream.edit_chunk(source_latents)
-        self._sync()
-        t2 = time.perf_counter()
+        transformer.end()
         if overlap:
-            # The decode waits for nothing but the edited latents (ready now); the refresh
-            # forward that turns this chunk into history runs meanwhile on the main stream.
+            # The decode waits for nothing but the edited latents; the refresh forward that
+            # turns this chunk into history runs meanwhile on the main stream.
             self._vae_stream.wait_stream(main)
             edited_latents.record_stream(self._vae_stream)
-        edited: list[np.ndarray] = []
+        downloads = []
+        with self._on_vae_stream():
+            decode = _Span(device)
         for i in range(edited_latents.shape[2]):
             with self._on_vae_stream():
-                decoded = self._vae.decode(edited_latents[:, :, i : i + 1])
+                downloads.append(self._download(self._from_model(self._vae.decode(edited_latents[:, :, i : i + 1]))))
             if overlap and i == 0:
                 self._stream.refresh_pending()  # main stream, beside the decode just queued
-            with self._on_vae_stream():
-                frames = self._from_model(decoded)[: real - len(edited)]
+        with self._on_vae_stream():
+            decode.end()
+        edited: list[np.ndarray] = []
+        for host, ready in downloads:
+            if ready is not None:
+                ready.synchronize()
+            # Copied out of the (pinned) download buffer: callers may keep frames for long.
+            frames = [frame.copy() for frame in host.numpy()[: real - len(edited)]]
             edited += frames
             if self.on_frames is not None and frames:
                 self.on_frames(frames)
-        t3 = time.perf_counter()
         self.stats.append(
             ChunkStats(
                 index=self._chunks_done,
                 source_frames=real,
                 latent_frames=source_latents.shape[2],
-                encode_seconds=self._encode_seconds,
-                transformer_seconds=t2 - t1,
-                decode_seconds=t3 - t2,
+                encode_seconds=sum(span.seconds() for span in self._encode_spans),
+                transformer_seconds=transformer.seconds(),
+                decode_seconds=decode.seconds(),
                 reused_token_fraction=getattr(self._stream, "last_reused_fraction", None),
             )
         )
         self._chunks_done += 1
-        self._latents, self._chunk_in, self._encode_seconds = [], 0, 0.0
+        self._latents, self._chunk_in, self._encode_spans = [], 0, []
         self.frames_out += len(edited)
         return edited

@@ -132,7 +132,7 @@ def test_fit_mapping_keeps_the_whole_picture_undistorted(models, size):
     assert p.height <= preset.height and p.width <= preset.width
     assert abs(p.width / p.height - w / h) < 0.1 * (w / h)  # aspect kept up to pixel rounding
     assert p.height == preset.height or p.width == preset.width  # fills one dimension
-    back = editor._from_model(editor._to_model([frame]).float())[0]
+    back = editor._from_model(editor._to_model([frame]).float())[0].numpy()
     assert back.shape == frame.shape
     assert np.abs(back.astype(int) - frame.astype(int)).mean() < 12
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 import torch.nn.functional as F
-from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
+from diffusers.models.autoencoders.autoencoder_kl_wan import CACHE_T, WanCausalConv3d, WanResample
 
 from liveedit.engine.editor import set_overlap_vae
 from liveedit.engine.stream import set_cuda_graphs
@@ -43,10 +43,14 @@ class SpeedOptions:
 
 def conv3d_layout(module: torch.nn.Module, layout: torch.memory_format) -> None:
     """Re-lay the weights of every Conv3d in ``module`` (the VAE has 2-D and 1-D weights
-    too, which have no 3-D channels-last form, so ``module.to(memory_format=…)`` fails)."""
+    too, which have no 3-D channels-last form, so ``module.to(memory_format=…)`` fails);
+    with ``channels_last_3d`` the 2-D convs' weights go channels-last too."""
+    flat = torch.channels_last if layout == torch.channels_last_3d else torch.contiguous_format
     for m in module.modules():
         if isinstance(m, torch.nn.Conv3d):
             m.weight.data = m.weight.data.contiguous(memory_format=layout)
+        elif isinstance(m, torch.nn.Conv2d):
+            m.weight.data = m.weight.data.contiguous(memory_format=flat)
 
 
 class LeanCausalConv3d(WanCausalConv3d):
@@ -65,12 +69,53 @@ class LeanCausalConv3d(WanCausalConv3d):
         return F.conv3d(x, self.weight, self.bias, self.stride, (0, h_pad, w_pad), self.dilation, self.groups)
 
 
+class LeanResample(WanResample):
+    """diffusers' resample block with the same arithmetic and fewer copies in its upsample
+    modes (the decoder). diffusers interleaves the time-upsampled frames with a stack, goes
+    through a contiguous layout, upsamples in float32 and casts back: four full copies at
+    the upsampled size. Here the interleave is one copy straight into channels-last images,
+    the nearest-exact upsample runs in the input dtype (it only copies pixels, so the
+    values are the same), and the result is a channels-last view. The downsample modes
+    (encoder) are diffusers' own."""
+
+    def forward(self, x, feat_cache=None, feat_idx=[0]) -> torch.Tensor:  # noqa: B006 (diffusers' signature)
+        if self.mode not in ("upsample2d", "upsample3d"):
+            return super().forward(x, feat_cache, feat_idx)
+        b, c, t, h, w = x.shape
+        frames = None
+        if self.mode == "upsample3d" and feat_cache is not None:
+            idx = feat_idx[0]
+            if feat_cache[idx] is None:  # a stream's first frame: no time upsampling
+                feat_cache[idx] = "Rep"
+                feat_idx[0] += 1
+            else:
+                cache_x = x[:, :, -CACHE_T:].clone()
+                if cache_x.shape[2] < 2 and feat_cache[idx] != "Rep":  # last frame of the chunk before
+                    cache_x = torch.cat([feat_cache[idx][:, :, -1:].to(cache_x.device), cache_x], dim=2)
+                if cache_x.shape[2] < 2 and feat_cache[idx] == "Rep":
+                    cache_x = torch.cat([torch.zeros_like(cache_x), cache_x], dim=2)
+                y = self.time_conv(x) if feat_cache[idx] == "Rep" else self.time_conv(x, feat_cache[idx])
+                feat_cache[idx] = cache_x
+                feat_idx[0] += 1
+                # [b, 2c, t, h, w] -> frames [b·2t, c, h, w]: frame 2i+j is channels j·c…(j+1)·c of i
+                frames = y.permute(0, 2, 3, 4, 1).unflatten(-1, (2, c)).permute(0, 1, 4, 2, 3, 5)
+                t *= 2
+                frames = frames.reshape(b * t, h, w, c).permute(0, 3, 1, 2)
+        if frames is None:
+            frames = x.permute(0, 2, 3, 4, 1).reshape(b * t, h, w, c).permute(0, 3, 1, 2)
+        upsample, conv = self.resample
+        frames = F.interpolate(frames, scale_factor=upsample.scale_factor, mode=upsample.mode)
+        frames = conv(frames)
+        return frames.permute(0, 2, 3, 1).unflatten(0, (b, t)).permute(0, 4, 1, 2, 3)
+
+
 def lean_vae_convs(vae: torch.nn.Module, enabled: bool = True) -> None:
-    """Swap every causal conv of a Wan VAE to the lean forward (or back)."""
-    cls = LeanCausalConv3d if enabled else WanCausalConv3d
+    """Swap every causal conv and resample block of a Wan VAE to the lean forward (or back)."""
     for m in vae.modules():
         if isinstance(m, WanCausalConv3d):
-            m.__class__ = cls
+            m.__class__ = LeanCausalConv3d if enabled else WanCausalConv3d
+        elif isinstance(m, WanResample):
+            m.__class__ = LeanResample if enabled else WanResample
 
 
 def apply_speed_options(models, options: SpeedOptions) -> None:

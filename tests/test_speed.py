@@ -125,3 +125,31 @@ def test_fused_elementwise_equals_eager_on_the_cpu():
     finally:
         transformer_mod.set_compile(False)
     assert float((fused - eager).norm() / eager.norm()) < 1e-5
+
+
+@pytest.mark.parametrize("mode", ["upsample3d", "upsample2d"])
+def test_lean_resample_equals_diffusers_resample(mode):
+    """The decoder's resample block with fewer copies (engine/speed.LeanResample): same
+    frames and the same causal cache as diffusers', chunk after chunk, in both layouts."""
+    from diffusers.models.autoencoders.autoencoder_kl_wan import WanResample
+
+    from liveedit.engine.speed import LeanResample
+
+    torch.manual_seed(0)
+    block = WanResample(8, mode).eval()
+    chunks = [torch.randn(1, 8, t, 6, 10) for t in (1, 2, 1)]
+    for layout in (torch.contiguous_format, torch.channels_last_3d):
+        outputs, caches = [], []
+        for cls in (WanResample, LeanResample):
+            block.__class__ = cls
+            cache, out = [None], []
+            with torch.no_grad():
+                for x in chunks:
+                    out.append(block(x.contiguous(memory_format=layout), feat_cache=cache, feat_idx=[0]))
+            outputs.append(out)
+            caches.append(cache[0])
+        for plain, lean in zip(*outputs):
+            assert plain.shape == lean.shape
+            torch.testing.assert_close(lean, plain, rtol=1e-5, atol=1e-6)
+        if mode == "upsample3d":
+            assert torch.equal(caches[0], caches[1])

@@ -66,8 +66,11 @@ def _position_strides(x: torch.Tensor) -> tuple[int, int] | None:
     [B, C, T, H, W] are evenly spaced (contiguous or channels-last), else None."""
     _, c, t, h, w = x.shape
     st, sh, sw = x.stride(2), x.stride(3), x.stride(4)
-    if sh == w * sw and st == h * sh:
-        return sw, x.stride(1)
+    # Strides of size-1 dims mean nothing (torch leaves them arbitrary, e.g. after a view of
+    # a channels-last 2-D conv's output): the spacing comes from the innermost dim that varies.
+    p = sw if w > 1 else sh if h > 1 else st if t > 1 else 1
+    if (w == 1 or sw == p) and (h == 1 or sh == w * p) and (t == 1 or st == h * w * p):
+        return p, x.stride(1)
     return None
 
 
@@ -76,7 +79,7 @@ def norm_silu(x: torch.Tensor, gamma: torch.Tensor, bias, scale: float) -> torch
         return norm_silu_reference(x, gamma, bias, scale)
     strides = _position_strides(x)
     if strides is None:
-        x = x.contiguous(memory_format=torch.channels_last_3d)
+        x = x.clone(memory_format=torch.channels_last_3d)
         strides = _position_strides(x)
     batch, channels = x.shape[:2]
     positions = x.shape[2] * x.shape[3] * x.shape[4]

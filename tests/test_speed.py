@@ -153,3 +153,18 @@ def test_lean_resample_equals_diffusers_resample(mode):
             torch.testing.assert_close(lean, plain, rtol=1e-5, atol=1e-6)
         if mode == "upsample3d":
             assert torch.equal(caches[0], caches[1])
+
+
+def test_norm_kernel_position_strides_ignore_size_one_dims():
+    """The fused VAE norm kernel walks T·H·W positions at one spacing. A channels-last 2-D
+    conv's output viewed back as [B, C, 1, H, W] has an arbitrary stride on its size-1 time
+    dim, which must not stop the kernel (it did once 2-D conv weights went channels-last)."""
+    from liveedit.engine.vae_fused import _position_strides
+
+    frames = torch.randn(1, 8, 6, 10).contiguous(memory_format=torch.channels_last)
+    x = frames.unflatten(0, (1, 1)).permute(0, 2, 1, 3, 4)  # [1, 8, 1, 6, 10]
+    assert _position_strides(x) == (8, 1)
+    odd = torch.empty_strided((1, 8, 1, 6, 10), (480, 1, 12345, 80, 8))
+    assert _position_strides(odd) == (8, 1)
+    assert _position_strides(torch.randn(1, 8, 3, 6, 10)) == (1, 180)  # contiguous: positions adjacent
+    assert _position_strides(torch.randn(1, 8, 3, 6, 10).transpose(3, 4)) is None  # not evenly spaced

@@ -168,3 +168,13 @@ def test_norm_kernel_position_strides_ignore_size_one_dims():
     assert _position_strides(odd) == (8, 1)
     assert _position_strides(torch.randn(1, 8, 3, 6, 10)) == (1, 180)  # contiguous: positions adjacent
     assert _position_strides(torch.randn(1, 8, 3, 6, 10).transpose(3, 4)) is None  # not evenly spaced
+
+
+def test_upsample_2x_equals_nearest_exact():
+    from liveedit.engine.speed import _upsample_2x
+
+    x = torch.randn(3, 5, 7, 9).to(torch.bfloat16)
+    want = torch.nn.functional.interpolate(x.float(), scale_factor=(2.0, 2.0), mode="nearest-exact").to(torch.bfloat16)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        got = _upsample_2x(x.contiguous(memory_format=layout))
+        assert torch.equal(got, want) and got.is_contiguous(memory_format=torch.channels_last)

@@ -61,10 +61,22 @@ class KVCache:
         self.sink_frames = sink_frames
         self.tokens_per_frame = tokens_per_frame
         self.rope = rope
-        shape = (num_layers, batch_size, window_frames * tokens_per_frame, num_heads, head_dim)
+        shape = self._shape(num_layers, batch_size, window_frames, tokens_per_frame, num_heads, head_dim)
         self.keys = torch.zeros(shape, device=device, dtype=dtype)
         self.values = torch.zeros(shape, device=device, dtype=dtype)
         self.reset()
+
+    @staticmethod
+    def _shape(num_layers, batch_size, window_frames, tokens_per_frame, num_heads, head_dim) -> tuple[int, ...]:
+        return (num_layers, batch_size, window_frames * tokens_per_frame, num_heads, head_dim)
+
+    @classmethod
+    def size_bytes(cls, *, num_layers, batch_size, window_frames, tokens_per_frame, num_heads, head_dim,
+                   dtype, **_) -> int:
+        """Bytes a cache of these settings allocates (keys and values); takes the
+        constructor's keyword arguments."""
+        shape = cls._shape(num_layers, batch_size, window_frames, tokens_per_frame, num_heads, head_dim)
+        return 2 * torch.Size(shape).numel() * dtype.itemsize
 
     def reset(self) -> None:
         """Forget every frame (the buffers stay allocated)."""

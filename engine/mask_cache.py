@@ -168,8 +168,10 @@ class MaskCache:
         if previous is not None and previous.shape[1] >= frames and previous.shape[0] == kv_cache.batch_size:
             offsets = torch.arange(frames, device=previous.device).view(1, frames, 1) * self.tokens_per_frame
             kept = (previous[:, :frames] + offsets).flatten(1)  # [B, frames·K] chunk token indices
-            buffer = self._kept_buffers.setdefault((tuple(kept.shape), kept.device), torch.empty_like(kept))
-            kept = buffer.copy_(kept)
+            key = (tuple(kept.shape), kept.device)
+            if key not in self._kept_buffers:
+                self._kept_buffers[key] = torch.empty_like(kept)
+            kept = self._kept_buffers[key].copy_(kept)
         self._chunk = _ChunkPlan(self, kv_cache, kept)
         # Share of the chunk's tokens whose pruned sub-layers reuse step outputs.
         self.last_reused_fraction = 0.0 if kept is None else 1.0 - self.kept_per_frame / self.tokens_per_frame

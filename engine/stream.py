@@ -154,7 +154,7 @@ class LatentStream:
         # the same order, so the same output), which takes one forward off the latency of
         # every chunk and skips the refresh after a stream's last chunk, which nothing reads.
         self.defer_refresh = defer_refresh
-        self._pending: tuple[torch.Tensor, torch.Tensor] | None = None  # (x0, source) awaiting refresh
+        self._pending: tuple | None = None  # (x0, source, rope) of the chunk awaiting its refresh
         # Bounded so an hours-long stream with timings on does not grow without end.
         self.timings: deque[ChunkTimings] = deque(maxlen=4096)
         self.last_reused_fraction: float | None = None  # None: no mask cache, every token computed
@@ -227,17 +227,17 @@ class LatentStream:
             buffers = idle.pop()
         else:
             batch, window, sinks, chunk, device, dtype, _ = key
+            cfg = self.config
+            settings = dict(num_layers=cfg.num_layers, batch_size=batch, tokens_per_frame=cfg.tokens_per_frame,
+                            num_heads=cfg.num_heads, head_dim=cfg.head_dim, rope=self.model.rope,
+                            window_frames=window, sink_frames=sinks, max_chunk_frames=chunk, device=device,
+                            dtype=dtype)
             # Idle buffers of other shapes or settings (6 GB of KV cache each at 480x832)
             # stay pooled while the card has room for a new set beside them; on a smaller
             # card they go first, so peak memory stays one stream's worth.
-            cfg = self.config
-            needed = 2 * cfg.num_layers * batch * window * cfg.tokens_per_frame * cfg.dim * dtype.itemsize
-            if _free_bytes(device) < needed + _HEADROOM_BYTES:
+            if _free_bytes(device) < KVCache.size_bytes(**settings) + _HEADROOM_BYTES:
                 pool.clear()
-            kv = KVCache(num_layers=self.config.num_layers, batch_size=batch,
-                         tokens_per_frame=self.config.tokens_per_frame, num_heads=self.config.num_heads,
-                         head_dim=self.config.head_dim, rope=self.model.rope, window_frames=window,
-                         sink_frames=sinks, max_chunk_frames=chunk, device=device, dtype=dtype)
+            kv = KVCache(**settings)
             buffers = _StreamBuffers(key, kv)
         self._buffers = buffers
         self._kv, self._cross = buffers.kv, buffers.cross
@@ -291,7 +291,7 @@ class LatentStream:
             self.last_reused_fraction = mask.last_reused_fraction
         if self.record_timings:
             self.timings.append(timings)
-        self._pending = (x0, source)
+        self._pending = (x0, source, rope)
         if not self.defer_refresh:
             self.refresh_pending()
         return x0
@@ -303,14 +303,13 @@ class LatentStream:
         history. A no-op when nothing is pending."""
         if self._pending is None:
             return
-        x0, source = self._pending
+        x0, source, rope = self._pending
         self._pending = None
         kv, sampler = self._kv, self.sampler
         clock = _Clock(self.device, enabled=self.record_timings)
         context_t = sampler.context_noise
         clean = add_noise(x0, sampler.sigma(context_t), self._generator) if context_t > 0 else x0
         t = torch.full((x0.shape[0], x0.shape[2]), context_t, device=self.device)
-        rope = self.model.chunk_rope(kv.position, x0.shape[2], self.device)
         self._forward(clean, source, t, kv, self._cross.get(), rope, kv_only=True)
         self._seen_slots.add((kv.chunk_start, kv.chunk_frames))
         kv.end_chunk()

@@ -332,8 +332,7 @@ class Block(nn.Module):
     def forward(self, x, e0, frames: int, rope, context_kv, store: KVStore | None = None, mask=None, reuse=None):
         """x ``[B, F·T, C]``; e0 ``[B, F, 6, C]`` fp32: one set of six modulation vectors
         per latent frame (shift, scale, gate for self-attention, then for the FFN)."""
-        mod = (self.modulation.float().unsqueeze(1) + e0).unsqueeze(3)  # [B, F, 6, 1, C]
-        shift_sa, scale_sa, gate_sa, shift_ff, scale_ff, gate_ff = mod.unbind(2)
+        shift_sa, scale_sa, gate_sa, shift_ff, scale_ff, gate_ff = self._modulation(e0)
 
         def per_frame(t: torch.Tensor) -> torch.Tensor:  # [B, F·T, C] -> [B, F, T, C]
             return t.unflatten(1, (frames, -1))
@@ -352,10 +351,14 @@ class Block(nn.Module):
         y = _feed_forward(self.ffn, h) if reuse is None else reuse.ffn(self.ffn, h)
         return _gated_residual(per_frame(x), per_frame(y), gate_ff).flatten(1, 2)
 
+    def _modulation(self, e0: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The six per-frame vectors, each ``[B, F, 1, C]`` (broadcast over a frame's tokens)."""
+        return (self.modulation.float().unsqueeze(1) + e0).unsqueeze(3).unbind(2)
+
     def write_kv(self, x, e0, frames: int, rope, store: KVStore) -> None:
         """The block's keys and values for ``x`` into the cache, nothing else (its output
         would only feed the head, which a refresh pass does not read)."""
-        shift_sa, scale_sa = (self.modulation.float().unsqueeze(1) + e0)[:, :, :2].unsqueeze(3).unbind(2)
+        shift_sa, scale_sa = self._modulation(e0)[:2]
         h = _modulated_norm(x.unflatten(1, (frames, -1)), scale_sa, shift_sa, self.eps).flatten(1, 2)
         self.self_attn.write_kv(h, rope, store)
 

@@ -80,6 +80,13 @@ def test_sink_rotation_does_not_accumulate():
     assert (cache.keys[0, :, : 3 * tokens] - want).abs().max() < 1e-5
 
 
+def test_size_bytes_is_what_the_cache_allocates():
+    cache = make_cache(window=9, sinks=3, tokens=2, layers=2, batch=3)
+    allocated = sum(t.numel() * t.element_size() for t in (cache.keys, cache.values))
+    assert KVCache.size_bytes(num_layers=2, batch_size=3, tokens_per_frame=2, num_heads=2, head_dim=32,
+                              window_frames=9, dtype=torch.float32, sink_frames=3) == allocated
+
+
 def test_window_must_hold_sinks_and_a_chunk():
     with pytest.raises(InputError, match="sink"):
         make_cache(window=5, sinks=3)

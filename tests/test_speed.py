@@ -19,19 +19,21 @@ def models():
     return EditorModels.random(get_preset("tiny"), seed=1)
 
 
+def encode_decode(vae_module, frames):
+    """Stream ``frames`` (a list of clips) through a fresh StreamingWanVAE: (latents, pixels)."""
+    vae = StreamingWanVAE(vae_module)
+    latents = [vae.encode(f) for f in frames]
+    return torch.cat(latents, 2), torch.cat([vae.decode(z) for z in latents], 2)
+
+
 def test_lean_causal_convs_equal_diffusers_convs(models):
     torch.manual_seed(0)
     frames = [torch.rand(1, 3, 9, 64, 112), torch.rand(1, 3, 12, 64, 112)]
 
-    def run():
-        vae = StreamingWanVAE(models.vae)
-        latents = [vae.encode(f) for f in frames]
-        return torch.cat(latents, 2), torch.cat([vae.decode(z) for z in latents], 2)
-
-    plain = run()
+    plain = encode_decode(models.vae, frames)
     lean_vae_convs(models.vae, True)
     try:
-        lean = run()
+        lean = encode_decode(models.vae, frames)
     finally:
         lean_vae_convs(models.vae, False)
     for a, b in zip(lean, plain):
@@ -67,15 +69,10 @@ def test_fused_norm_silu_rewiring_equals_diffusers(models):
             m.gamma.data.uniform_(0.5, 1.5)
     frames = [torch.rand(1, 3, 9, 64, 112), torch.rand(1, 3, 4, 64, 112)]
 
-    def run():
-        vae = StreamingWanVAE(models.vae)
-        latents = [vae.encode(f) for f in frames]
-        return torch.cat(latents, 2), torch.cat([vae.decode(z) for z in latents], 2)
-
-    plain = run()
+    plain = encode_decode(models.vae, frames)
     fuse_norm_silu(models.vae, True)
     try:
-        fused = run()
+        fused = encode_decode(models.vae, frames)
         silus = [m for m in models.vae.modules() if isinstance(m, torch.nn.SiLU)]
         assert silus == []  # every SiLU was folded into a norm
     finally:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from liveedit.engine.errors import InputError
+from liveedit.errors import InputError
 
 BACKENDS = ("auto", "sdpa", "flash-attn")
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import torch
 
-from liveedit.engine.errors import InputError
+from liveedit.errors import InputError
 from liveedit.engine.transformer import RotaryEmbedding
 
 

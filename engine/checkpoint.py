@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from liveedit.engine.errors import CheckpointError
+from liveedit.errors import CheckpointError
 
 RELEASED_KEYS = ("generator", "generator_ema", "critic")
 FSDP_MARKER = "_fsdp_wrapped_module."

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from liveedit.engine.errors import InputError
+from liveedit.errors import InputError
 from liveedit.engine.mask_cache import MaskCacheConfig
 from liveedit.engine.presets import VAE_TEMPORAL_STRIDE, Preset
 from liveedit.engine.sampler import SamplerConfig

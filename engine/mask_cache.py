@@ -47,7 +47,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from liveedit.engine.errors import InputError
+from liveedit.errors import InputError
 
 SUBLAYERS = ("self_attn", "ffn")
 # Step 3's weight on mean importance: below the 0.25 step between "hot" fractions.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from liveedit.engine.errors import InputError
+from liveedit.errors import InputError
 from liveedit.engine.text import TEXT_ENCODER_PRESETS, TextEncoderConfig
 from liveedit.engine.transformer import TRANSFORMER_PRESETS, TransformerConfig
 from liveedit.engine.vae import VAE_PRESETS

@@ -16,7 +16,7 @@ from functools import cached_property
 
 import torch
 
-from liveedit.engine.errors import InputError
+from liveedit.errors import InputError
 
 
 @dataclass(frozen=True)

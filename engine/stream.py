@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from liveedit.engine.cache import CrossAttentionCache, KVCache
-from liveedit.engine.errors import InputError
+from liveedit.errors import InputError
 from liveedit.engine.mask_cache import MaskCache, MaskCacheConfig
 from liveedit.engine.sampler import SamplerConfig, add_noise, flow_to_x0, initial_noise
 from liveedit.engine.transformer import LATENT_CHANNELS, LiveEditTransformer, TransformerConfig

@@ -41,7 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from liveedit.engine.checkpoint import state_dict_mismatch
-from liveedit.engine.errors import CheckpointError, InputError
+from liveedit.errors import CheckpointError, InputError
 
 
 def _conv(n_in: int, n_out: int, **kwargs) -> nn.Conv2d:

@@ -29,7 +29,7 @@ import torch
 from transformers import UMT5Config, UMT5EncoderModel
 
 from liveedit.engine.checkpoint import state_dict_mismatch
-from liveedit.engine.errors import CheckpointError, InputError
+from liveedit.errors import CheckpointError, InputError
 
 log = logging.getLogger(__name__)
 

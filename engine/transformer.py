@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from liveedit.engine.attention import attention
-from liveedit.engine.errors import InputError
+from liveedit.errors import InputError
 
 LATENT_CHANNELS = 16
 

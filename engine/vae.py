@@ -23,7 +23,7 @@ from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
 
 from liveedit.engine.checkpoint import state_dict_mismatch
-from liveedit.engine.errors import CheckpointError, InputError
+from liveedit.errors import CheckpointError, InputError
 
 # The 16 per-channel statistics Wan, Self-Forcing, LiveEdit and diffusers all use to
 # normalise latents: z = (mu - mean) / std.

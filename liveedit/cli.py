@@ -12,7 +12,7 @@ import sys
 
 from liveedit import __version__
 from liveedit import commands
-from liveedit.engine.errors import LiveEditError
+from liveedit.errors import LiveEditError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,7 +35,7 @@ import numpy as np
 from aiohttp import WSMsgType, web
 
 from liveedit import __version__
-from liveedit.engine.errors import InputError, LiveEditError
+from liveedit.errors import InputError, LiveEditError
 from liveedit.sidecar import config, preview
 from liveedit.sidecar.jobs import (
     JobNotFoundError,

@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from liveedit.engine.errors import LiveEditError
+from liveedit.errors import LiveEditError
 
 TOKEN_FILE = "token"
 SOCKET_FILE = "sidecar.sock"

@@ -17,7 +17,7 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
-from liveedit.engine.errors import InputError, LiveEditError
+from liveedit.errors import InputError, LiveEditError
 
 RING_PREFIX = "liveedit_"
 HEADER_BYTES = 64

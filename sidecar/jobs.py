@@ -34,7 +34,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import AsyncIterator, Callable, Iterable, Protocol
 
-from liveedit.engine.errors import InputError, LiveEditError
+from liveedit.errors import InputError, LiveEditError
 from liveedit.sidecar.validation import check_instruction, check_seed
 
 log = logging.getLogger(__name__)

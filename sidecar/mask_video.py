@@ -24,7 +24,7 @@ from typing import Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from liveedit.engine.errors import LiveEditError
+from liveedit.errors import LiveEditError
 from liveedit.engine.presets import VAE_TEMPORAL_STRIDE
 
 MASK_SUFFIX = ".masks.mov"

@@ -20,7 +20,7 @@ import av
 import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, Interpolation
 
-from liveedit.engine.errors import LiveEditError
+from liveedit.errors import LiveEditError
 from liveedit.sidecar.media_timecode import (
     TimecodeError,
     frame_to_timecode,

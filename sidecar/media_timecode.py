@@ -14,7 +14,7 @@ from fractions import Fraction
 
 import opentimelineio.opentime as otime
 
-from liveedit.engine.errors import LiveEditError
+from liveedit.errors import LiveEditError
 
 # The only rates where drop-frame timecode exists, and how many frame labels
 # each skips at the start of every minute not divisible by ten.

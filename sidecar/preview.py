@@ -36,7 +36,7 @@ from typing import AsyncIterator, Callable, Protocol
 
 import numpy as np
 
-from liveedit.engine.errors import InputError, LiveEditError
+from liveedit.errors import InputError, LiveEditError
 from liveedit.sidecar.validation import check_instruction, check_seed
 from liveedit.sidecar.worker import (EditorFactory, GpuWorker, Priority, check_preview_quality_name,
                                      preview_editor_factory)

@@ -24,7 +24,7 @@ from uuid import uuid4
 
 import opentimelineio as otio
 
-from liveedit.engine.errors import LiveEditError
+from liveedit.errors import LiveEditError
 from liveedit.sidecar import otio_io
 from liveedit.sidecar.timeline import Region, exact_rate
 

@@ -29,7 +29,7 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
 from liveedit import __version__
-from liveedit.engine.errors import InputError, LiveEditError
+from liveedit.errors import InputError, LiveEditError
 from liveedit.protos.liveedit.v1 import (common_pb2, edit_pb2, preview_pb2, render_pb2, server_info_pb2)
 from liveedit.sidecar import config
 from liveedit.sidecar.edit_session import (ChunkOut, EditedOut, EditSession, EditStreamConfig, Finished,

@@ -30,7 +30,7 @@ from typing import Callable, Iterator
 
 import opentimelineio as otio
 
-from liveedit.engine.errors import LiveEditError
+from liveedit.errors import LiveEditError
 
 LIVEEDIT_TRACK = "LiveEdit"  # our own output track: never a source for new edits
 

@@ -21,7 +21,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from liveedit.engine.checkpoint import EXPECTED_FORMATS, canonical_state_dict, select_generator
-from liveedit.engine.errors import CheckpointError
+from liveedit.errors import CheckpointError
 
 SLIM_FORMAT = "liveedit-transformer"
 TORCH_SUFFIXES = (".pt", ".pth")

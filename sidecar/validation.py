@@ -4,7 +4,7 @@ says what to send instead."""
 
 from __future__ import annotations
 
-from liveedit.engine.errors import InputError
+from liveedit.errors import InputError
 
 # The text encoder reads 512 tokens; 4000 characters is well past that and still small.
 MAX_INSTRUCTION_CHARS = 4000

@@ -35,7 +35,7 @@ from typing import Callable
 
 import torch
 
-from liveedit.engine.errors import CheckpointError, LiveEditError
+from liveedit.errors import CheckpointError, LiveEditError
 
 log = logging.getLogger(__name__)
 

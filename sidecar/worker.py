@@ -30,7 +30,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from liveedit.engine.errors import LiveEditError
+from liveedit.errors import LiveEditError
 
 log = logging.getLogger(__name__)
 

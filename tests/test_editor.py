@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from liveedit.engine.editor import EditorModels, StreamingEditor
-from liveedit.engine.errors import InputError
+from liveedit.errors import InputError
 from liveedit.engine.presets import get_preset
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from liveedit.engine.cache import KVCache
-from liveedit.engine.errors import InputError
+from liveedit.errors import InputError
 from liveedit.engine.sampler import SamplerConfig, add_noise, flow_to_x0, initial_noise
 from liveedit.engine.stream import LatentStream
 from liveedit.engine.transformer import TRANSFORMER_PRESETS, LiveEditTransformer, RotaryEmbedding

@@ -17,7 +17,7 @@ from liveedit.engine.checkpoint import (
     to_diffusers,
     widen_wan_base,
 )
-from liveedit.engine.errors import CheckpointError
+from liveedit.errors import CheckpointError
 from liveedit.engine.transformer import TRANSFORMER_PRESETS, LiveEditTransformer
 from liveedit.sidecar.transformer_files import (
     read_checkpoint_metadata,

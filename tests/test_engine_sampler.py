@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from liveedit.engine.errors import InputError
+from liveedit.errors import InputError
 from liveedit.engine.sampler import SamplerConfig, add_noise, flow_to_x0, initial_noise
 
 

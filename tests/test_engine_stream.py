@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from liveedit.engine.attention import block_causal_mask
-from liveedit.engine.errors import InputError
+from liveedit.errors import InputError
 from liveedit.engine.sampler import SamplerConfig, add_noise, flow_to_x0, initial_noise
 from liveedit.engine.stream import LatentStream
 from tiny_engine import CFG, context, sources, tiny_transformer

@@ -33,7 +33,7 @@ from liveedit.sidecar.jobs import (
     RegionSpec,
     RenderQueue,
 )
-from liveedit.engine.errors import LiveEditError
+from liveedit.errors import LiveEditError
 
 TESTS = Path(__file__).resolve().parent
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from liveedit.engine import mask_cache as mc
-from liveedit.engine.errors import InputError
+from liveedit.errors import InputError
 from liveedit.engine.mask_cache import MaskCacheConfig, select_tokens
 from liveedit.engine.stream import LatentStream
 from tiny_engine import CFG, context, sources, tiny_transformer

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from media_fixtures import ffmpeg_frame, ffprobe, ffprobe_frame_count
 
-from liveedit.engine.errors import LiveEditError
+from liveedit.errors import LiveEditError
 from liveedit.sidecar.media import MediaError, probe, read_audio, read_frames
 
 GOOD_CLIPS = ["ntsc_film", "pal", "ntsc_df", "p50", "audio", "audio_aac", "tenbit", "odd", "vfr", "rotated"]

@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 
-from liveedit.engine.errors import LiveEditError
+from liveedit.errors import LiveEditError
 from liveedit.sidecar.media import (
     ColorTags,
     MediaError,

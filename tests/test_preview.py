@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from liveedit.engine.errors import InputError
+from liveedit.errors import InputError
 from liveedit.sidecar.preview import (FrameOutOfRangeError, MediaError, MediaNotFoundError, PreviewConfig,
                                       PreviewSessions, SupersededError, UnknownSessionError, chunk_bounds)
 from liveedit.sidecar.worker import GpuWorker, Priority

@@ -19,7 +19,7 @@ from liveedit.clients.resolve.mapping import (
     source_range,
     timecode_to_frame,
 )
-from liveedit.engine.errors import LiveEditError
+from liveedit.errors import LiveEditError
 from liveedit.sidecar.timeline import clip_placements, exact_rate, read_timeline, region_for, seconds
 
 RESOLVE_EXPORTS = [

@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from liveedit.engine.errors import InputError
+from liveedit.errors import InputError
 from liveedit.clients.python import transport_bench
 from liveedit.sidecar.frame_transport import FrameRing, RingUnavailable, frame_from_bytes
 

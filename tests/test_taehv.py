@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from liveedit.engine.errors import CheckpointError, InputError
+from liveedit.errors import CheckpointError, InputError
 from liveedit.engine.taehv import TAEHV, TAEHV_PRESETS, StreamingTAEHV, load_taehv_state_dict
 from liveedit.engine.vae import VAE_PRESETS, StreamingWanVAE, build_vae
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from liveedit.engine.errors import CheckpointError, InputError
+from liveedit.errors import CheckpointError, InputError
 from liveedit.engine.text import (
     TEXT_ENCODER_PRESETS,
     ByteTokenizer,

@@ -13,7 +13,7 @@ import pytest
 import torch
 from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 
-from liveedit.engine.errors import CheckpointError, InputError
+from liveedit.errors import CheckpointError, InputError
 from liveedit.engine.vae import (
     VAE_PRESETS,
     WAN_LATENTS_MEAN,

@@ -13,7 +13,7 @@ import pytest
 import torch
 from huggingface_hub.errors import EntryNotFoundError
 
-from liveedit.engine.errors import LiveEditError
+from liveedit.errors import LiveEditError
 from liveedit.sidecar import weights
 from liveedit.sidecar.weights import WEIGHT_FILES, check_file, fetch, locate, verify
 
@@ -208,7 +208,7 @@ def test_load_vae_and_text_encoder_from_original_files(tmp_path):
 
 
 def test_damaged_file_is_a_clear_error(tmp_path):
-    from liveedit.engine.errors import CheckpointError
+    from liveedit.errors import CheckpointError
     from liveedit.engine.vae import VAE_PRESETS
 
     (tmp_path / "Wan2.1_VAE.pth").write_bytes(b"not a torch file")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from liveedit.clients.python import LiveEditClient, ServerNotRunningError
-from liveedit.engine.errors import LiveEditError
+from liveedit.errors import LiveEditError
 
 START_TIMEOUT_SECONDS = 300.0  # loading the real model from disk can take minutes
 LOG_FILE = "sidecar-autostart.log"

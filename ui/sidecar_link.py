@@ -23,7 +23,7 @@ import grpc
 from PySide6.QtCore import QObject, Signal
 
 from liveedit.clients.python import LiveEditClient, ServerError
-from liveedit.engine.errors import LiveEditError
+from liveedit.errors import LiveEditError
 from liveedit.protos.liveedit.v1 import render_pb2
 from liveedit.ui.launch import SidecarTarget, connect_or_start
 

@@ -19,7 +19,7 @@ from typing import Iterable, Iterator
 import grpc
 import numpy as np
 
-from liveedit.engine.errors import InputError, LiveEditError
+from liveedit.errors import InputError, LiveEditError
 from liveedit.protos.liveedit.v1 import (common_pb2, edit_pb2, edit_pb2_grpc, preview_pb2, preview_pb2_grpc,
                                          render_pb2, render_pb2_grpc, server_info_pb2, server_info_pb2_grpc)
 from liveedit.sidecar import config

@@ -6,7 +6,7 @@ they fall back to Exception so the scripts still run.
 """
 
 try:  # our venv: one error hierarchy for the CLI
-    from liveedit.engine.errors import LiveEditError as _Base
+    from liveedit.errors import LiveEditError as _Base
 except ImportError:  # inside Resolve: the standard library only
     _Base = Exception
 

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from liveedit.engine.errors import LiveEditError
+from liveedit.errors import LiveEditError
 
 from .bridge_client import DEFAULT_START_COMMAND, BridgeClient, default_config_dir
 from .entry import PROBE_FILE, SETTINGS_FILE

@@ -37,7 +37,7 @@ def add_mask_cache_arguments(parser) -> None:
 
 def mask_cache_config(args):
     """MaskCacheConfig for the parsed options, or None when the mask cache is off."""
-    from liveedit.engine.errors import InputError
+    from liveedit.errors import InputError
 
     if args.save_masks and args.mask_cache is None:
         raise InputError("--save-masks shows what the mask cache reused; add --mask-cache (or drop --save-masks)")

@@ -19,7 +19,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from liveedit.engine.errors import InputError
+    from liveedit.errors import InputError
     from liveedit.clients.python import transport_bench
 
     sizes = tuple(s.strip() for s in args.sizes.split(",") if s.strip())

@@ -36,7 +36,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from tqdm import tqdm
 
-    from liveedit.engine.errors import InputError
+    from liveedit.errors import InputError
     from liveedit.engine.sampler import SamplerConfig
     from liveedit.sidecar.jobs import RegionSpec
     from liveedit.sidecar.media_read import probe
@@ -91,7 +91,7 @@ def _edit_on_sidecar(args, count: int, media) -> int:
     region gets the output name the in-process path would pick, so a rerun (either way) skips it."""
     from liveedit.commands.render import (connect_sidecar, note_ignored_options, region_outcomes, rendered_by,
                                           run_sidecar_job, segment_from_result, server_model, sidecar_settings)
-    from liveedit.engine.errors import LiveEditError
+    from liveedit.errors import LiveEditError
     from liveedit.sidecar.jobs import RegionSpec, stable_names
     from liveedit.sidecar.mask_video import mask_video_path
     from liveedit.sidecar.render import as_region

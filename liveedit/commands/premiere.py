@@ -10,7 +10,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from liveedit.engine.errors import LiveEditError
+from liveedit.errors import LiveEditError
 
 # What goes into the plugin: the runtime files only (no dev tooling, tests or node_modules).
 PLUGIN_FILES = ("manifest.json", "index.html", "index.js")

@@ -35,7 +35,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from liveedit.engine.errors import InputError
+    from liveedit.errors import InputError
 
     if args.media is not None and not args.media.is_file():
         raise InputError(f"media {args.media} does not exist or is not a file; give the path of a video clip")

@@ -84,7 +84,7 @@ def note_ignored_options(args, command: str) -> None:
 
 
 def _sidecar_error(message: str):
-    from liveedit.engine.errors import LiveEditError
+    from liveedit.errors import LiveEditError
 
     return LiveEditError(" ".join(message.split()))  # one line, whatever the server sent
 
@@ -253,7 +253,7 @@ def run(args) -> int:
 def _render_here(args, timeline, regions, failures: list[str]) -> list:
     from tqdm import tqdm
 
-    from liveedit.engine.errors import LiveEditError
+    from liveedit.errors import LiveEditError
     from liveedit.sidecar.render import render_region
 
     mask_cache = mask_cache_config(args)  # before loading models: a bad option fails fast
@@ -300,7 +300,7 @@ def _render_here(args, timeline, regions, failures: list[str]) -> list:
 def _render_on_sidecar(args, timeline, regions, failures: list[str]) -> list:
     """All regions as one job on the sidecar; the segments for the timeline come back from
     the job's region results (file, its .otio with the provenance, frame count)."""
-    from liveedit.engine.errors import LiveEditError
+    from liveedit.errors import LiveEditError
     from liveedit.sidecar.jobs import region_dict, stable_names
     from liveedit.sidecar.mask_video import mask_video_path
 
@@ -358,7 +358,7 @@ def segment_from_result(region, output: Path, otio_path: Path | None, frame_coun
 
     import opentimelineio as otio
 
-    from liveedit.engine.errors import LiveEditError
+    from liveedit.errors import LiveEditError
     from liveedit.sidecar import otio_io
 
     prov = None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from liveedit.engine.errors import LiveEditError
+from liveedit.errors import LiveEditError
 
 
 def register(subparsers) -> None:

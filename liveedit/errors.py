@@ -1,4 +1,5 @@
-"""Errors meant for people. Every layer raises subclasses of LiveEditError whose
+"""Errors meant for people (the package root: the engine, sidecar, clients and UI all raise
+and catch these). Every layer raises subclasses of LiveEditError whose
 message says what was wrong and what to do; the CLI prints them without a
 traceback, the sidecar turns them into gRPC statuses."""
 

@@ -1,14 +1,16 @@
 """The model options every command shares (--model, --weights, --device, --dtype, --ema)
-and the one way they turn into loaded EditorModels."""
+and the one way they turn into loaded EditorModels (sidecar/models.py's ModelSpec)."""
 
 from __future__ import annotations
 
 import logging
 import sys
 
+from liveedit.sidecar.models import DTYPES
+
 log = logging.getLogger("liveedit")
 
-DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+__all__ = ["DTYPES", "add_model_arguments", "load_models", "model_spec"]
 
 
 def add_model_arguments(parser) -> None:
@@ -21,26 +23,19 @@ def add_model_arguments(parser) -> None:
     g.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="default bf16 on GPU, fp32 on CPU")
 
 
+def model_spec(args):
+    """The parsed model options as a ModelSpec (what a Ray worker loads, too)."""
+    from liveedit.sidecar.models import ModelSpec
+
+    return ModelSpec(preset=args.model, weights_dir=args.weights, use_ema=args.ema, device=args.device,
+                     dtype=args.dtype)
+
+
 def load_models(args):
     """EditorModels for the parsed arguments. Random weights are announced on stderr."""
-    import torch
-
-    from liveedit.engine.editor import EditorModels
-    from liveedit.engine.presets import get_preset
-
-    preset = get_preset(args.model)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtype = getattr(torch, DTYPES[args.dtype or ("bf16" if device.type == "cuda" else "fp32")])
-    if preset.random_only:
-        models = EditorModels.random(preset, device=device, dtype=dtype)
-    else:
-        from liveedit.sidecar.weights import load_editor_models
-
-        models = load_editor_models(preset, weights_dir=args.weights, device=device, dtype=dtype, use_ema=args.ema)
-    from liveedit.engine.speed import SpeedOptions, apply_speed_options
-
-    apply_speed_options(models, SpeedOptions.for_device(device))
+    spec = model_spec(args)
+    models = spec.load()
     if models.random_weights:
         print(f"liveedit: WARNING: {models.description}", file=sys.stderr)
-    log.info("model: %s on %s (%s)", models.description, device, dtype)
+    log.info("model: %s on %s", models.description, models.device)
     return models

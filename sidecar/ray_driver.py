@@ -123,6 +123,11 @@ class RegionWorker:
         state = {"key": key, "cancel": cancel, "done": 0, "total": None, "first_frame": None}
         with self._lock:
             self._current = state
+        device = self._models.device if self._models is not None else None
+        if device is not None and device.type == "cuda":
+            import torch
+
+            torch.cuda.reset_peak_memory_stats(device)
         started = time.time()
 
         def progress(frames_done: int, frames_total: int | None = None) -> None:
@@ -153,7 +158,11 @@ class RegionWorker:
             with self._lock:
                 self._current = None
         outcome.update(started=started, first_frame=state["first_frame"], ended=time.time(),
-                       frames=state["done"], host=self._host, pid=os.getpid())
+                       frames=state["done"], host=self._host, pid=os.getpid(), peak_memory=None)
+        if device is not None and device.type == "cuda":
+            import torch
+
+            outcome["peak_memory"] = torch.cuda.max_memory_allocated(device)
         return outcome
 
     def _check_storage(self, task) -> None:
@@ -523,7 +532,8 @@ class Driver:
             "gpu_ids": list(slot.info.get("gpu_ids", [])), "device": slot.info.get("device", ""),
             "outcome": outcome, "started": started, "first_frame": detail.get("first_frame"),
             "ended": detail.get("ended") or time.time(), "frames": detail.get("frames", slot.frames_done),
-            "reason": reason or detail.get("message"), "attempt": region.attempts + 1})
+            "reason": reason or detail.get("message"), "attempt": region.attempts + 1,
+            "peak_memory": detail.get("peak_memory")})
 
     def _release(self, slot: _Slot, *, done: bool) -> None:
         with self._cond:

@@ -33,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -265,7 +266,9 @@ class RayExecutor:
         driver = self._current_driver()
         if driver is None:
             return self._without_cluster(task, progress, cancel, self._driver.gone)
-        key = f"{task.job_id}:{task.index}"
+        # Unique per call: a late message about an earlier, abandoned render of the same
+        # region can never reach this one.
+        key = f"{task.job_id}:{task.index}:{uuid.uuid4().hex[:8]}"
         mailbox: queue.Queue = queue.Queue()
         with self._lock:
             driver.mailboxes[key] = mailbox
@@ -366,7 +369,8 @@ class RayExecutor:
     def records(self) -> list[dict]:
         """Every attempt at a region, as the workers recorded it: job_id, index, worker, host,
         pid, gpu_ids, outcome (done, failed, cancelled, lost), started / first_frame / ended
-        (the worker's clock, seconds since the epoch), frames, reason."""
+        (the worker's clock, seconds since the epoch), frames, reason, attempt, peak_memory
+        (bytes of GPU memory the render peaked at; None on the CPU)."""
         with self._lock:
             return list(self._records)
 

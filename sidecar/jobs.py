@@ -719,6 +719,11 @@ class RenderQueue:
         log.info("job %s queued: %d region(s) into %s", job_id, len(regions), spec.output_dir)
         return snapshot
 
+    @property
+    def executor(self) -> RegionExecutor:
+        """What renders the regions (the server reports it and its workers)."""
+        return self._executor
+
     def get(self, job_id: str) -> Job:
         with self._lock:
             return self._job(job_id).snapshot()

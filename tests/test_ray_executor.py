@@ -334,6 +334,48 @@ def test_cancel_stops_the_regions_on_the_workers_and_an_unreadable_clip_fails_on
     assert sorted(p.name for p in out.iterdir()) == ["kept.mov", "kept.otio"]
 
 
+class Borrowed:
+    """The shared executor as `liveedit render --ray` gets it, without closing it after."""
+
+    def __init__(self, ex):
+        self._ex = ex
+
+    def __getattr__(self, name):
+        return getattr(self._ex, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
+
+def test_liveedit_render_ray_renders_a_timelines_regions_on_the_workers_as_in_process_would(
+        shared, tmp_path, monkeypatch, capsys):
+    from liveedit.cli import main
+    from test_render import _timeline  # markers on a.mov and b.mov, and on c.mov, which is damaged
+
+    timeline, out = _timeline(tmp_path), tmp_path / "out"
+    asked = []
+    monkeypatch.setattr("liveedit.commands.render.ray_executor",
+                        lambda args, spec, **kw: asked.append((args.ray, spec)) or Borrowed(shared))
+    before = len(shared.records)
+    assert main(["render", str(timeline), "-o", str(out), "--handles", "2", "--model", "tiny",
+                 f"--ray={shared.address}"]) == 1  # c failed
+    printed = capsys.readouterr()
+    assert asked == [(shared.address, ModelSpec("tiny"))]
+    assert "RANDOM" in printed.out and printed.out.count(": rendered: ") == 2
+    assert "c.mov" in printed.err and "damaged" in printed.err and "2 done" in printed.err
+    assert sorted(r["outcome"] for r in shared.records[before:]) == ["done", "done", "failed"]  # on the workers
+    assert (out / "show_liveedit.otio").is_file() and hidden_files(out) == []
+
+    # The same command in-process finds both segments finished: the workers named them as it does.
+    monkeypatch.undo()
+    assert main(["render", str(timeline), "-o", str(out), "--handles", "2", "--model", "tiny"]) == 1
+    assert capsys.readouterr().out.count("skipped (already rendered with these settings)") == 2
+
+
 def test_a_cluster_that_goes_away_fails_regions_clearly_or_falls_back_to_this_machine(
         media_clips, tmp_path, local_models):
     film = media_clips["ntsc_film"]

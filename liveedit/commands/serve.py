@@ -8,7 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
-from liveedit.commands._models import add_model_arguments, load_models
+from liveedit.commands._models import add_model_arguments, load_models, model_spec
+from liveedit.commands._ray import add_ray_arguments, check_ray_arguments, ray_executor
 
 log = logging.getLogger("liveedit")
 
@@ -43,18 +44,37 @@ def register(sub) -> None:
                    help="preview seeks: fast = tiny preview VAE (taew2_1.pth in --weights) + mask cache, "
                    "full = edited like a render (default: fast when the tiny VAE is loaded, else full); "
                    "edit streams and renders are always full quality")
+    add_ray_arguments(p, fallback=True)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from liveedit.sidecar import config
-    from liveedit.sidecar.preview import PreviewConfig
-    from liveedit.sidecar.server import ServerOptions, Sidecar
-    from liveedit.sidecar.worker import choose_preview_quality
 
     if args.port is not None:
         config.check_loopback(args.host)  # before loading a model for minutes
     _check_fast_preview_files(args)  # likewise
+    check_ray_arguments(args)  # likewise
+    if args.ray is not None and args.no_jobs:
+        from liveedit.errors import LiveEditError
+
+        raise LiveEditError("--ray renders the render queue's jobs; it cannot go with --no-jobs")
+    executor = None
+    if args.ray is not None:  # first: its workers load their models while this one does
+        executor = ray_executor(args, model_spec(args), warm_up=not args.no_warm_up)
+    try:
+        return _run(args, executor)
+    finally:
+        if executor is not None:
+            executor.close()
+
+
+def _run(args, ray) -> int:
+    from liveedit.sidecar import config
+    from liveedit.sidecar.preview import PreviewConfig
+    from liveedit.sidecar.server import ServerOptions, Sidecar
+    from liveedit.sidecar.worker import choose_preview_quality
+
     models = load_models(args)
     quality = choose_preview_quality(models, args.preview_quality)
     print(f"liveedit: previews at {quality} quality ({PREVIEW_QUALITY_WORDS[quality]})", file=sys.stderr)
@@ -71,7 +91,11 @@ def run(args) -> int:
         from liveedit.sidecar.jobs import LocalExecutor, RenderQueue
 
         db = args.jobs_db or config.ensure_private_dir(config.config_dir()) / "jobs.sqlite"
-        sidecar.render_queue = RenderQueue(db, LocalExecutor(worker=sidecar.worker))
+        executor = LocalExecutor(worker=sidecar.worker)
+        if ray is not None:  # as many regions at once as the cluster has workers
+            ray.fallback = executor if args.ray_fallback else None
+            executor = ray
+        sidecar.render_queue = RenderQueue(db, executor)
     bridge_port = None if args.no_bridge or sidecar.render_queue is None else args.bridge_port
     return asyncio.run(_serve(sidecar, bridge_port))
 

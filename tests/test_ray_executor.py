@@ -21,6 +21,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -349,6 +350,8 @@ class Borrowed:
     def __exit__(self, *exc):
         pass
 
+    def close(self):
+        pass
 
 
 def test_liveedit_render_ray_renders_a_timelines_regions_on_the_workers_as_in_process_would(
@@ -374,6 +377,29 @@ def test_liveedit_render_ray_renders_a_timelines_regions_on_the_workers_as_in_pr
     monkeypatch.undo()
     assert main(["render", str(timeline), "-o", str(out), "--handles", "2", "--model", "tiny"]) == 1
     assert capsys.readouterr().out.count("skipped (already rendered with these settings)") == 2
+
+
+def test_the_ray_benchmark_measures_a_region_both_ways_and_a_job_across_the_workers(shared, tmp_path):
+    """`liveedit bench-ray` on the CPU with the tiny model: the figures exist and add up (what
+    they are worth is for a GPU box), and --kill-one's check holds."""
+    from liveedit.sidecar import ray_bench
+
+    config = ray_bench.BenchConfig(work=tmp_path, model=ModelSpec("tiny"), frames=9, repeat=1, regions=2,
+                                   workers=(None,), kill_one=True)
+    region = ray_bench.bench_region(config, make_executor=lambda config, workers: Borrowed(shared))
+    assert region["local_s"] > 0 and region["ray_s"] > 0 and region["frames"] == 9
+    assert region["ray_first_frame_s"] <= region["ray_s"] and socket.gethostname() in region["ray_worker"]
+    scaling = ray_bench.bench_scaling(replace(config, frames=24), make_executor=lambda config, n: Borrowed(shared))
+    (run,) = scaling["runs"]
+    assert run["workers"] == 2 and run["state"] == DONE and run["regions_per_minute"] > 0
+    assert run["speedup"] == run["efficiency"] == 1.0  # against itself
+    # Every worker that rendered a region has its first frame (a replaced one may have had none).
+    assert run["first_frame_after_submit_s"] and set(run["first_frame_after_submit_s"]) <= {0, 1}
+    assert run["all_workers_first_frame_after_submit_s"] <= run["seconds"]
+    assert run["kill"]["ok"], run["kill"]
+    ray_bench.record(tmp_path / "bench.md", {"date": "2026-12-02", "device": "cpu", "commit": "x", "model": "tiny"},
+                     [region, scaling])
+    assert (tmp_path / "bench.md").read_text().count("| ray-") == 2
 
 
 def test_a_cluster_that_goes_away_fails_regions_clearly_or_falls_back_to_this_machine(

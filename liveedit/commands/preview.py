@@ -45,7 +45,14 @@ def run(args) -> int:
     try:
         import PySide6  # noqa: F401
     except ImportError:
-        raise InputError("the preview window needs PySide6: pip install 'liveedit-sidecar[ui]'") from None
+        raise InputError("the preview window needs PySide6: pip install 'liveedit-sidecar[ui]' (scripts/liveedit "
+                         "preview installs it by itself)") from None
+    from liveedit.ui import system_libs
+
+    if system_libs.uses_xcb():  # Qt would abort naming only the first missing library
+        missing = system_libs.packages_for(system_libs.missing_libraries())
+        if missing:
+            raise InputError(system_libs.install_hint(missing))
     from liveedit.ui.app import PreviewOptions, run as run_window
     from liveedit.ui.launch import SidecarTarget
 

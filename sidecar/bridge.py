@@ -473,6 +473,7 @@ class RunningBridge:
     port: int
     token: str
     _runner: web.AppRunner
+    port_file: bool = False  # whether it wrote bridge.json, which close() removes
 
     @property
     def url(self) -> str:
@@ -481,6 +482,8 @@ class RunningBridge:
 
     async def close(self) -> None:
         await self._runner.cleanup()
+        if self.port_file:  # clients must not find a stopped sidecar's port
+            config.remove_bridge_info(self.port)
 
 
 async def start_bridge(queue: RenderQueue, preview_service: PreviewService | None, host: str = "127.0.0.1",
@@ -512,4 +515,4 @@ async def start_bridge(queue: RenderQueue, preview_service: PreviewService | Non
     if write_port_file:
         config.write_bridge_info(actual_port)
     log.info("bridge listening on http://%s:%d", host, actual_port)
-    return RunningBridge(host, actual_port, token, runner)
+    return RunningBridge(host, actual_port, token, runner, port_file=write_port_file)

@@ -170,6 +170,19 @@ def write_bridge_info(port: int, path: Path | None = None) -> Path:
     return path
 
 
+def remove_bridge_info(port: int, path: Path | None = None) -> bool:
+    """Forget a stopped bridge: remove bridge.json if it still names `port` (a sidecar started
+    since then owns the file otherwise). True when removed."""
+    path = path or bridge_info_path()
+    try:
+        if json.loads(path.read_text()).get("port") != port:
+            return False
+        path.unlink()
+    except (OSError, ValueError, AttributeError):
+        return False
+    return True
+
+
 def read_bridge_info(path: Path | None = None) -> dict | None:
     """`{"port": int}` if a bridge has run for this user, else None."""
     path = path or bridge_info_path()

@@ -31,9 +31,10 @@ def register(sub) -> None:
                             "to load it in Premiere.")
     pack.add_argument("--output", "-o", type=Path, default=None,
                       help="the .ccx to write (default: ./liveedit-premiere-<version>.ccx)")
-    pack.add_argument("--port", type=int, default=DEFAULT_BRIDGE_PORT,
-                      help=f"the sidecar bridge port the panel may reach on 127.0.0.1 (default {DEFAULT_BRIDGE_PORT}; "
-                      "must match `liveedit serve --bridge-port`)")
+    pack.add_argument("--port", type=int, default=None,
+                      help="the sidecar bridge port the panel may reach on 127.0.0.1 (default: the port of the "
+                      f"running sidecar, from bridge.json in the config folder, else {DEFAULT_BRIDGE_PORT}; must "
+                      "match `liveedit serve --bridge-port`)")
     pack.add_argument("--source", type=Path, default=None, help="the plugin folder (default: clients/premiere)")
     pack.set_defaults(func=run_package)
 
@@ -108,8 +109,26 @@ def build_ccx(source: Path, output: Path, port: int = DEFAULT_BRIDGE_PORT) -> Pa
     return output
 
 
+def bridge_port() -> tuple[int, str]:
+    """The running sidecar's bridge port (bridge.json, which the sidecar removes when it
+    stops) and where it came from, else the default port."""
+    from liveedit.sidecar import config
+
+    try:
+        info = config.read_bridge_info()
+    except config.ConfigError as exc:
+        raise PackageError(f"{exc}; or pass --port") from None
+    if info is not None:
+        return info["port"], f"the running sidecar's port, from {config.bridge_info_path()}"
+    return DEFAULT_BRIDGE_PORT, "the default port; no sidecar is running"
+
+
 def run_package(args) -> int:
     source = args.source or plugin_dir()
+    if args.port is None:
+        args.port, why = bridge_port()
+    else:
+        why = "from --port"
     manifest = load_manifest(source, args.port)
     output = args.output or Path.cwd() / f"liveedit-premiere-{manifest.get('version', '0')}.ccx"
     try:
@@ -118,7 +137,7 @@ def run_package(args) -> int:
         print(f"liveedit: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {written} (plugin {manifest['id']} {manifest.get('version')}, Premiere "
-          f"{manifest['host'][0].get('minVersion')}+; reaches the sidecar on 127.0.0.1:{args.port})")
+          f"{manifest['host'][0].get('minVersion')}+; reaches the sidecar on 127.0.0.1:{args.port}, {why})")
     print(f"""
 Load it in developer mode (unsigned plugins):
   1. In Premiere Pro: Settings > Plugins > enable "Developer Mode", then restart Premiere.

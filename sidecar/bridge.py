@@ -36,7 +36,7 @@ from aiohttp import WSMsgType, web
 
 from liveedit import __version__
 from liveedit.errors import InputError, LiveEditError
-from liveedit.sidecar import config, preview
+from liveedit.sidecar import config, pairing, preview
 from liveedit.sidecar.jobs import (
     JobNotFoundError,
     JobSpec,
@@ -264,6 +264,8 @@ class _Bridge:
         return response
 
     def _authorized(self, request: web.Request) -> bool:
+        if request.method == "POST" and request.path in pairing.PUBLIC_PATHS:
+            return True  # exchanging a one-time pairing code for the token (sidecar/pairing.py)
         header = request.headers.get("Authorization", "")
         if header.startswith("Bearer "):
             return config.token_matches(self.token, header[len("Bearer "):].strip())
@@ -460,6 +462,7 @@ def build_app(queue: RenderQueue, preview: PreviewService | None, token: str, *,
     app.router.add_post("/v1/jobs/{job_id}/cancel", bridge.cancel_job)
     app.router.add_get("/v1/preview/frame", bridge.preview_frame)
     app.router.add_get("/v1/events", bridge.events)
+    pairing.register(app, token)
     app.on_shutdown.append(bridge.on_shutdown)
     return app
 

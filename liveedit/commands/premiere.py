@@ -37,6 +37,13 @@ def register(sub) -> None:
                       "match `liveedit serve --bridge-port`)")
     pack.add_argument("--source", type=Path, default=None, help="the plugin folder (default: clients/premiere)")
     pack.set_defaults(func=run_package)
+    pair = tools.add_parser("pair", help="show a one-time code that pairs the panel with the running sidecar",
+                            description="Ask the running sidecar for a short one-time code (valid 5 minutes, once) "
+                            "and show it; type it into the panel's Settings > Pair. The panel exchanges it for the "
+                            "install token over the bridge and keeps the token in Premiere's secure storage.")
+    pair.add_argument("--port", type=int, default=None,
+                      help="the sidecar's bridge port (default: from bridge.json of the running sidecar)")
+    pair.set_defaults(func=run_pair)
 
 
 def plugin_dir() -> Path:
@@ -146,7 +153,31 @@ Load it in developer mode (unsigned plugins):
      The panel opens under Window > UXP Plugins > LiveEdit.
   (UDT loads the folder; the .ccx is for installing: double-click it so Creative Cloud
   installs it, or use UnifiedPluginInstallerAgent --install <file.ccx>.)
-  3. Start the sidecar with `liveedit serve` (bridge on port {args.port}) and paste the token
-     from the file named token in the LiveEdit config folder into the panel's Settings.
+  3. Start the sidecar with `liveedit serve` (bridge on port {args.port}), run
+     `liveedit premiere pair` and type the code it shows into the panel's Settings > Pair.
 See docs/premiere.md.""")
+    return 0
+
+
+def run_pair(args) -> int:
+    from liveedit.sidecar import config
+    from liveedit.sidecar.pairing import request_code
+
+    port = args.port
+    if port is None:
+        info = config.read_bridge_info()
+        if info is None:
+            raise LiveEditError("no LiveEdit sidecar is running for this user (no bridge.json in "
+                                f"{config.config_dir()}); start it with `liveedit serve`, then run this again")
+        port = info["port"]
+    token = config.read_token()
+    if not token:
+        raise LiveEditError(f"there is no install token at {config.token_path()} yet; start the sidecar with "
+                            "`liveedit serve` (it creates one), then run this again")
+    code, ttl = request_code(port, token)
+    print(f"""Pairing code:  {code}
+
+In Premiere Pro, open the LiveEdit panel (Window > UXP Plugins > LiveEdit), enter the code under
+Settings > Pairing code (port {port}) and press Pair. The code works once, within {ttl // 60} minutes;
+run `liveedit premiere pair` again for a new one.""")
     return 0

@@ -18,9 +18,10 @@ def register(sub) -> None:
                    help="what the edit should do, e.g. 'make the fur snowy white'")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument("--frame", type=int, help="frame to show first (default: the region's first)")
-    p.add_argument("--follow", metavar="FILE-or-URL",
-                   help="JSON request a client rewrites to steer the window (media, start, frames, "
-                        "instruction, seed, frame); polled every second")
+    p.add_argument("--follow", metavar="-|FILE|URL",
+                   help="let a client steer the window with JSON requests (media, start, frames, instruction, "
+                        "seed, frame): '-' reads one request per line from standard input and applies each at "
+                        "once (what Resolve's Live preview uses); a FILE or local URL is polled every second")
     p.add_argument("--preview-height", type=int, default=540, help="height of edited preview frames (0 = source)")
     p.add_argument("--output-dir", type=Path, help="where 'Render this region' writes (default: "
                                                    "'LiveEdit renders' beside the clip)")

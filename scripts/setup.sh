@@ -12,6 +12,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
 extras="${LIVEEDIT_EXTRAS:-}"
 stamp="$venv/.liveedit-installed-${extras:-core}"
+source "$root/scripts/pip-quietly.sh"
 if [ ! -x "$venv/bin/python" ]; then
     echo "liveedit setup: creating $venv" >&2
     python3 -m venv "$venv"
@@ -19,15 +20,14 @@ fi
 # Re-install only when the project metadata changed since the last set-up.
 if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
     echo "liveedit setup: installing dependencies (extras: ${extras:-none})" >&2
-    "$venv/bin/python" -m pip install -q --upgrade pip
+    pip_quietly "$venv/bin/python" install -q --upgrade pip
     if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
         # shellcheck disable=SC2086
-        "$venv/bin/python" -m pip install -q ${LIVEEDIT_TORCH:-torch==2.13.0}
+        pip_quietly "$venv/bin/python" install -q ${LIVEEDIT_TORCH:-torch==2.13.0}
     fi
     # setuptools reports every editable install with a "be careful with folders named like
     # your package" notice; it is information, not a problem, so keep the set-up quiet.
-    PYTHONWARNINGS="ignore:Editable installation" \
-        "$venv/bin/python" -m pip install -q -e "$root${extras:+[$extras]}"
+    PYTHONWARNINGS="ignore:Editable installation" pip_quietly "$venv/bin/python" install -q -e "$root${extras:+[$extras]}"
     if [[ ",$extras," == *,ui,* ]] && [ "$(uname -s)" = Linux ]; then
         # Qt's X11 platform plugin loads system libraries that PySide6's wheel does not ship.
         read -r -a libs <<<"$("$venv/bin/python" -m liveedit.ui.system_libs)"

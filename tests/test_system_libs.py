@@ -108,6 +108,8 @@ FAKE_PYTHON = """#!/usr/bin/env bash
 echo "python $*" >>"$FAKE_LOG"
 case "$*" in
   "-m liveedit.ui.system_libs") echo "$FAKE_MISSING" ;;
+  "-m pip install"*)  # what pip says under a configuration with local index folders
+    echo "WARNING: Location 'file:///somewhere/simple/numpy/' is ignored: it is neither a file nor a directory." >&2 ;;
 esac
 exit 0
 """
@@ -119,7 +121,7 @@ echo "$(basename "$0") $*" >>"$FAKE_LOG"
 def fake_checkout(tmp_path: Path, *, root_user: bool) -> tuple[Path, dict]:
     checkout = tmp_path / "checkout"
     (checkout / "scripts").mkdir(parents=True)
-    for name in ("setup.sh", "liveedit"):
+    for name in ("setup.sh", "liveedit", "pip-quietly.sh"):
         shutil.copy2(ROOT / "scripts" / name, checkout / "scripts" / name)
     (checkout / "pyproject.toml").write_text("")
     venv_bin = checkout / ".venv" / "bin"
@@ -154,6 +156,7 @@ def test_setup_installs_qt_and_its_system_libraries_only_for_the_preview(tmp_pat
     assert calls[-1] == "liveedit -v serve --model tiny"
 
     calls, stderr = run_liveedit(checkout, env, "preview", "clip.mov")
+    assert "is ignored: it is neither a file nor a directory" not in stderr  # progress only
     assert f"python -m pip install -q -e {checkout}[ui]" in calls
     assert "apt-get install -y -qq libxcb-icccm4 libxcb-keysyms1" in calls
     assert "installing what the preview window needs: libxcb-icccm4 libxcb-keysyms1" in stderr

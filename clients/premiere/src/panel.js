@@ -114,7 +114,11 @@ class Panel {
       delete old.token;
       this.storage.setItem(SETTINGS_KEY, JSON.stringify(this.settings));
       if (legacy) {
-        await this.secure.setItem(TOKEN_KEY, legacy);
+        try {
+          await this.secure.setItem(TOKEN_KEY, legacy);
+        } catch {
+          /* kept for this session only; the panel asks to pair when it starts next */
+        }
         return legacy;
       }
     }

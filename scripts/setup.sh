@@ -34,7 +34,9 @@ if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
         if [ ${#libs[@]} -gt 0 ]; then
             if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
                 echo "liveedit setup: installing what the preview window needs: ${libs[*]}" >&2
-                apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${libs[@]}" >/dev/null
+                apt-get update -qq
+                DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${libs[@]}" 2>&1 >/dev/null \
+                    | { grep -v "^debconf: delaying package configuration" || true; } >&2
             else
                 echo "liveedit setup: the preview window needs these system packages; install them with" >&2
                 echo "  sudo apt-get install ${libs[*]}" >&2

@@ -84,11 +84,11 @@ class FrameSource(Protocol):
 
 
 class MediaFrameSource:
-    """Exact frames through sidecar/media_read (frame n is the media's n-th frame, its own
+    """Exact frames through sidecar/media/read.py (frame n is the media's n-th frame, its own
     colour matrix and range), scaled down to ``max_height`` for previews when it is smaller."""
 
     def __init__(self, path: Path, max_height: int = 0):
-        from liveedit.sidecar.media_read import MediaError as ReadError, probe
+        from liveedit.sidecar.media.read import MediaError as ReadError, probe
 
         self.path = path
         try:
@@ -107,7 +107,7 @@ class MediaFrameSource:
     def read(self, first: int, count: int) -> list[np.ndarray]:
         from PIL import Image
 
-        from liveedit.sidecar.media_read import MediaError as ReadError, read_frames
+        from liveedit.sidecar.media.read import MediaError as ReadError, read_frames
 
         try:
             frames = list(read_frames(self.path, first, count))

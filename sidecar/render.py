@@ -11,10 +11,7 @@ also the record that lets a rerun with the same settings skip the work.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-import os
-import re
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
@@ -25,8 +22,8 @@ from uuid import uuid4
 import opentimelineio as otio
 
 from liveedit.errors import LiveEditError
-from liveedit.sidecar import otio_io
-from liveedit.sidecar.timeline import Region, exact_rate
+from liveedit.sidecar.naming import _sampler_dict, mask_cache_settings, model_identity, segment_name, settings_key
+from liveedit.sidecar.timeline import Region, exact_rate, writeback
 
 FORMATS = {"prores": ".mov", "h264": ".mov", "png": ""}  # png: a folder of numbered frames
 Progress = Callable[[int, int], None]
@@ -50,73 +47,12 @@ class RenderedSegment:
     timecode_start: int  # segment's first frame as a timecode frame count at the media rate
     settings_key: str
     skipped: bool  # True: an earlier render with the same settings was reused
-    segment: otio_io.EditedSegment
+    segment: writeback.EditedSegment
     masks_path: Path | None = None  # the mask cache's token masks as video (save_masks)
     reused_token_fraction: float | None = None  # mask cache: share of tokens reused on pruned steps
 
 
-# -- identity of a render ------------------------------------------------------------
-
-
-def _sampler_dict(sampler) -> dict:
-    if sampler is None:
-        from liveedit.engine.sampler import SamplerConfig
-
-        sampler = SamplerConfig()
-    if dataclasses.is_dataclass(sampler):
-        sampler = dataclasses.asdict(sampler)
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dict(sampler).items()}
-
-
-def model_identity(models) -> str:
-    """Names the weights: preset plus checkpoint hash, or "random" for random weights."""
-    preset = getattr(getattr(models, "preset", None), "name", None) or "model"
-    if getattr(models, "random_weights", False):
-        return f"{preset}:random"
-    return f"{preset}:{getattr(models, 'checkpoint_hash', None) or 'unhashed'}"
-
-
-def mask_cache_settings(mask_cache) -> dict | None:
-    """The mask cache settings that decide pixels (save_masks only adds a file)."""
-    if mask_cache is None:
-        return None
-    settings = _sampler_dict(mask_cache)
-    settings.pop("save_masks", None)
-    return settings
-
-
-def settings_key(region: Region, model: str, seed: int, sampler=None, *, handles: int = 0, format: str = "prores",
-                 mask_cache=None) -> str:
-    """A short, deterministic hash of everything that decides the pixels of a segment:
-    the same key means the same render, so finished regions are recognised and skipped.
-    The source file's size and modification time are in it, so a replaced source re-renders."""
-    try:
-        stat = os.stat(region.media_path)
-        source = [str(Path(region.media_path).resolve()), stat.st_size, stat.st_mtime_ns]
-    except OSError:
-        source = [region.media_path, None, None]
-    payload = {
-        "source": source,
-        "first_frame": region.first_frame,
-        "frame_count": region.frame_count,
-        "instruction": region.instruction,
-        "model": model,
-        "seed": int(seed),
-        "sampler": _sampler_dict(sampler),
-        "handles": int(handles),
-        "format": format,
-    }
-    if mask_cache is not None:  # only when on, so keys of renders without it stay as they were
-        payload["mask_cache"] = mask_cache_settings(mask_cache)
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-
-
-def segment_name(region: Region, key: str) -> str:
-    """<clip>_<first>-<last>_<key>: readable in a bin, unique per settings."""
-    clip = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(region.clip_name or Path(region.media_path).stem).stem).strip("._") or "clip"
-    last = region.first_frame + region.frame_count - 1
-    return f"{clip[:60]}_{region.first_frame:06d}-{last:06d}_{key}"
+# -- output paths ---------------------------------------------------------------------
 
 
 def confined_path(output_dir: str | Path, name: str) -> Path:
@@ -188,8 +124,8 @@ def render_region(
     the region came from; without it the OTIO holds just the source clip and the edit.
     A finished segment with the same settings is reused unless ``force``.
     ``mask_cache`` (a MaskCacheConfig) turns on token pruning; ``save_masks`` also writes
-    its token masks as ``<segment name>.masks.mov`` (sidecar/mask_video.py)."""
-    from liveedit.sidecar.mask_video import MAX_MASK_CHUNKS, chunks_for_frames, mask_video_path
+    its token masks as ``<segment name>.masks.mov`` (sidecar/media/mask_video.py)."""
+    from liveedit.sidecar.media.mask_video import MAX_MASK_CHUNKS, chunks_for_frames, mask_video_path
     from liveedit.sidecar.media import clamp_handles, probe
 
     if format not in FORMATS:
@@ -229,7 +165,7 @@ def render_region(
     job_id = job_id or uuid4().hex[:12]
 
     def finished(skipped: bool, prov: dict, reused: float | None = None) -> RenderedSegment:
-        edited = otio_io.EditedSegment(region, str(output), tc_start, count, prov)
+        edited = writeback.EditedSegment(region, str(output), tc_start, count, prov)
         return RenderedSegment(output, otio_path, count, first, (before, after), tc_start, key, skipped, edited,
                                masks_path, reused)
 
@@ -241,7 +177,7 @@ def render_region(
     sampler_settings = _sampler_dict(sampler)
     if mask_cache is not None:
         sampler_settings["mask_cache"] = mask_cache_settings(mask_cache)
-    prov = otio_io.provenance(
+    prov = writeback.provenance(
         region,
         seed=seed,
         model=model,
@@ -255,8 +191,8 @@ def render_region(
     editor = _edit_frames(region, models, info, first, count, output, format, seed, sampler, tc_start, progress, cancel,
                           mask_cache, masks_path)
     result = finished(False, prov, reused_token_fraction(editor.stats))
-    segment_timeline = otio_io.edited_timeline(timeline or _source_timeline(region, info), [result.segment])
-    otio_io.write_otio(segment_timeline, otio_path)
+    segment_timeline = writeback.edited_timeline(timeline or _source_timeline(region, info), [result.segment])
+    writeback.write_otio(segment_timeline, otio_path)
     return result
 
 
@@ -344,7 +280,7 @@ def _edit_frames(region, models, info, first, count, output, format, seed, sampl
 
 def _write_masks(editor, path: Path, info, first: int, count: int, models) -> None:
     """The stream's token masks, aligned to the segment's frames, beside the segment."""
-    from liveedit.sidecar.mask_video import Placement, write_mask_video
+    from liveedit.sidecar.media.mask_video import Placement, write_mask_video
 
     # The editor keeps its stream and placement private; both are read, never changed.
     masks = editor.token_masks()

@@ -11,7 +11,7 @@ import opentimelineio as otio
 import pytest
 
 from liveedit.cli import main
-from liveedit.sidecar.media_read import probe
+from liveedit.sidecar.media.read import probe
 from media_fixtures import ffprobe, ffprobe_frame_count
 
 

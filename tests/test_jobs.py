@@ -498,7 +498,7 @@ class LitteringExecutor:
 
 
 def test_a_region_requeued_after_a_crash_loses_its_temporaries_and_nothing_else(tmp_path, media, out_dir):
-    from liveedit.sidecar.jobs import region_leftovers
+    from liveedit.sidecar.naming import region_leftovers
 
     db = tmp_path / "jobs.db"
     with RenderQueue(db, FakeExecutor(), autostart=False) as queue:

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from liveedit.sidecar.preview import PreviewConfig
-from liveedit.sidecar.server import ServerOptions, Sidecar
+from liveedit.sidecar.api.server import ServerOptions, Sidecar
 from liveedit.sidecar.worker import PreviewQualityError, choose_preview_quality
 from preview_media import source_frame, write_clip
 

@@ -11,7 +11,8 @@ import opentimelineio as otio
 import pytest
 
 from liveedit.cli import main
-from liveedit.sidecar.render import RenderError, confined_path, segment_name, settings_key
+from liveedit.sidecar.naming import segment_name, settings_key
+from liveedit.sidecar.render import RenderError, confined_path
 from liveedit.sidecar.timeline import Region
 
 RATE = 24

@@ -18,7 +18,7 @@ from liveedit.clients.python import LiveEditClient, ServerError
 from liveedit.protos.liveedit.v1 import (common_pb2, edit_pb2, edit_pb2_grpc, preview_pb2, preview_pb2_grpc,
                                          render_pb2, render_pb2_grpc)
 from liveedit.sidecar.jobs import RegionResult, RenderQueue
-from liveedit.sidecar.server import ModelCard, ServerOptions, Sidecar
+from liveedit.sidecar.api.server import ModelCard, ServerOptions, Sidecar
 from preview_media import write_clip
 from server_fakes import InvertEditor, ServerThread, make_clip
 

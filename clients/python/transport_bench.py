@@ -66,7 +66,7 @@ class TransportResult:
 
 def run(frames: int = 120, sizes=tuple(SIZES), transports=TRANSPORTS) -> list[TransportResult]:
     from liveedit.clients.python import LiveEditClient
-    from liveedit.sidecar.server import ModelCard, ServerOptions, Sidecar
+    from liveedit.sidecar.api.server import ModelCard, ServerOptions, Sidecar
 
     card = ModelCard(preset="none", random_weights=True, description="pass-through (transport benchmark)")
     with tempfile.TemporaryDirectory(prefix="le-bench-") as tmp:

@@ -39,7 +39,7 @@ def run(args) -> int:
     from liveedit.errors import InputError
     from liveedit.engine.sampler import SamplerConfig
     from liveedit.sidecar.jobs import RegionSpec
-    from liveedit.sidecar.media_read import probe
+    from liveedit.sidecar.media.read import probe
     from liveedit.sidecar.render import render_region
 
     if not args.input.is_file():
@@ -92,8 +92,9 @@ def _edit_on_sidecar(args, count: int, media) -> int:
     from liveedit.commands.render import (connect_sidecar, note_ignored_options, region_outcomes, rendered_by,
                                           run_sidecar_job, segment_from_result, server_model, sidecar_settings)
     from liveedit.errors import LiveEditError
-    from liveedit.sidecar.jobs import RegionSpec, stable_names
-    from liveedit.sidecar.mask_video import mask_video_path
+    from liveedit.sidecar.jobs import RegionSpec
+    from liveedit.sidecar.naming import stable_names
+    from liveedit.sidecar.media.mask_video import mask_video_path
     from liveedit.sidecar.render import as_region
 
     note_ignored_options(args, "edit")

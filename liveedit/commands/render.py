@@ -136,8 +136,8 @@ def sidecar_settings(args):
 
 
 def server_model(info) -> str:
-    """render.model_identity of the sidecar's model, from its ServerInfo."""
-    from liveedit.sidecar.jobs import model_identity_of
+    """naming.model_identity of the sidecar's model, from its ServerInfo."""
+    from liveedit.sidecar.naming import model_identity_of
 
     return model_identity_of(info.model_preset, info.random_weights, info.checkpoint_hash)
 
@@ -205,7 +205,7 @@ def region_outcomes(job):
 def find_regions(args, timeline, failures: list[str]):
     """The regions to render (markers, or -p with an optional --in/--out); refused ones are
     appended to `failures`. The sidecar finds a timeline job's regions with the same function."""
-    from liveedit.sidecar.jobs import timeline_regions
+    from liveedit.sidecar.intake import timeline_regions
 
     return timeline_regions(timeline, marker_color=args.marker_color, instruction=args.prompt, in_timecode=args.in_tc,
                             out_timecode=args.out_tc, on_refused=lambda exc: failures.append(str(exc)))
@@ -217,13 +217,13 @@ def region_label(n: int, total: int, region) -> str:
 
 def write_timeline(args, timeline, segments) -> None:
     """The editor's timeline with the edited segments on the LiveEdit track, as .otio/.edl/.xml."""
-    from liveedit.sidecar import otio_io
+    from liveedit.sidecar.timeline import writeback
 
-    edited = otio_io.edited_timeline(timeline, segments)
-    written = otio_io.write_all(edited, args.output / f"{args.timeline.stem}_liveedit")
+    edited = writeback.edited_timeline(timeline, segments)
+    written = writeback.write_all(edited, args.output / f"{args.timeline.stem}_liveedit")
     for kind, path in written.items():
         print(f"timeline ({kind}): {path}")
-    for problem in otio_io.validate_for_resolve(edited):
+    for problem in writeback.validate_for_resolve(edited):
         print(f"warning: Resolve may refuse the .otio: {problem}", file=sys.stderr)
 
 
@@ -301,8 +301,9 @@ def _render_on_sidecar(args, timeline, regions, failures: list[str]) -> list:
     """All regions as one job on the sidecar; the segments for the timeline come back from
     the job's region results (file, its .otio with the provenance, frame count)."""
     from liveedit.errors import LiveEditError
-    from liveedit.sidecar.jobs import region_dict, stable_names
-    from liveedit.sidecar.mask_video import mask_video_path
+    from liveedit.sidecar.intake import region_dict
+    from liveedit.sidecar.naming import stable_names
+    from liveedit.sidecar.media.mask_video import mask_video_path
 
     note_ignored_options(args, "render")
     settings = sidecar_settings(args)  # a bad option fails before connecting
@@ -359,7 +360,7 @@ def segment_from_result(region, output: Path, otio_path: Path | None, frame_coun
     import opentimelineio as otio
 
     from liveedit.errors import LiveEditError
-    from liveedit.sidecar import otio_io
+    from liveedit.sidecar.timeline import writeback
 
     prov = None
     if otio_path is not None:
@@ -380,9 +381,9 @@ def segment_from_result(region, output: Path, otio_path: Path | None, frame_coun
     if region.frame_count + before + after != frame_count:
         raise LiveEditError(f"{output} has {frame_count} frames; region {region.describe()} with handles "
                             f"{before}+{after} needs {region.frame_count + before + after}; render it again")
-    provenance = otio_io.provenance(
+    provenance = writeback.provenance(
         region, seed=int(prov["seed"]), model=prov["model"], checkpoint_hash=prov.get("checkpoint_hash"),
         random_weights=bool(prov["random_weights"]), sampler=prov["sampler"], job_id=prov["job_id"],
         settings_key=prov["settings_key"], handles=(before, after), created=datetime.fromisoformat(prov["created"]))
     timecode_start = region.media_timecode_start + region.first_frame - before
-    return otio_io.EditedSegment(region, str(output), timecode_start, frame_count, provenance)
+    return writeback.EditedSegment(region, str(output), timecode_start, frame_count, provenance)

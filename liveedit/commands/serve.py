@@ -49,7 +49,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from liveedit.sidecar import config
     from liveedit.sidecar.preview import PreviewConfig
-    from liveedit.sidecar.server import ServerOptions, Sidecar
+    from liveedit.sidecar.api.server import ServerOptions, Sidecar
     from liveedit.sidecar.worker import choose_preview_quality
 
     if args.port is not None:
@@ -81,7 +81,7 @@ async def _serve(sidecar, bridge_port: int | None) -> int:
     print(f"liveedit: serving on {address}", file=sys.stderr)
     bridge = None
     if bridge_port is not None:
-        from liveedit.sidecar.bridge import SessionPreview, start_bridge
+        from liveedit.sidecar.api.bridge import SessionPreview, start_bridge
 
         try:
             bridge = await start_bridge(sidecar.render_queue, SessionPreview(sidecar.previews), port=bridge_port,

@@ -1,7 +1,7 @@
 """HTTP + WebSocket JSON bridge for clients that cannot speak gRPC: the Premiere UXP panel
 (fetch and WebSocket only, no listening sockets), Resolve's stdlib-only scripts, a browser
 debug page. It is a thin layer over the same services as the gRPC server: the render queue
-(`sidecar/jobs.py`) and the preview service.
+(`sidecar/jobs/`) and the preview service.
 
 Security model (the bridge drives a GPU and writes files as the user):
 - It listens on loopback only (127.0.0.1 by default: UXP on macOS reaches `127.0.0.1`

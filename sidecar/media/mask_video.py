@@ -136,7 +136,7 @@ def write_mask_video(
 ) -> Path:
     """Write :func:`mask_frames` as an H.264 .mov at the segment's rate and timecode
     (temporary name, then renamed into place by SegmentWriter)."""
-    from liveedit.sidecar.media_write import SegmentWriter
+    from liveedit.sidecar.media.write import SegmentWriter
 
     height, width = source_size
     frames = mask_frames(chunk_masks, frame_count=frame_count, source_size=source_size,

@@ -21,7 +21,7 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, Interpolation
 
 from liveedit.errors import LiveEditError
-from liveedit.sidecar.media_timecode import (
+from liveedit.sidecar.timeline.timebase import (
     TimecodeError,
     frame_to_timecode,
     is_drop_frame_timecode,

@@ -21,7 +21,7 @@ import av
 import numpy as np
 from av.video.reformatter import ColorRange, Interpolation
 
-from liveedit.sidecar.media_read import (
+from liveedit.sidecar.media.read import (
     MATRICES,
     PRIMARIES,
     RANGES,
@@ -33,7 +33,7 @@ from liveedit.sidecar.media_read import (
     probe,
     read_audio,
 )
-from liveedit.sidecar.media_timecode import timecode_to_frame
+from liveedit.sidecar.timeline.timebase import timecode_to_frame
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
+import opentimelineio as otio
 import opentimelineio.opentime as otime
 
 from liveedit.errors import LiveEditError
@@ -108,3 +109,34 @@ def frame_to_timecode(frame: int, rate: Fraction, drop_frame: bool | None = None
 
 def _rate_text(rate: Fraction) -> str:
     return f"{float(rate):.3f}".rstrip("0").rstrip(".") + (f" ({rate})" if rate.denominator != 1 else "")
+
+
+
+# Exact NTSC rates; OTIO stores rates as doubles, so 24000/1001 comes back as 23.976023...
+_STANDARD_RATES = [Fraction(n, 1001) for n in (24000, 30000, 48000, 60000, 120000)] + [
+    Fraction(n) for n in (12, 15, 24, 25, 30, 48, 50, 60, 72, 96, 100, 120)
+]
+
+
+def exact_rate(rate: float) -> Fraction:
+    """A frame rate as an exact fraction: 23.976... and 23.976 both → 24000/1001."""
+    if rate <= 0:
+        raise TimecodeError(f"frame rate {rate} is not positive; the timeline or media is damaged")
+    for standard in _STANDARD_RATES:
+        if abs(float(standard) - rate) < 1e-3:
+            return standard
+    return Fraction(rate).limit_denominator(1001)
+
+
+def exact_value(value: float) -> Fraction:
+    """A frame count written as a float (Resolve writes 91046.625) as an exact fraction."""
+    return Fraction(value).limit_denominator(1_000_000)
+
+
+def seconds(time: otio.opentime.RationalTime) -> Fraction:
+    return exact_value(time.value) / exact_rate(time.rate)
+
+
+def timecode(frame: int | Fraction, rate: Fraction) -> str:
+    """SMPTE timecode of an absolute frame number (drop-frame inferred from the rate)."""
+    return otio.opentime.RationalTime(float(frame), float(rate)).to_timecode()

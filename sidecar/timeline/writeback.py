@@ -22,16 +22,9 @@ from pathlib import Path
 
 import opentimelineio as otio
 
-from liveedit.sidecar.timeline import (
-    LIVEEDIT_TRACK,
-    Region,
-    TimelineError,
-    exact_rate,
-    media_path_from_url,
-    seconds,
-    timeline_rate,
-    video_tracks,
-)
+from liveedit.sidecar.timeline.placement import LIVEEDIT_TRACK, Region, timeline_rate, video_tracks
+from liveedit.sidecar.timeline.readers import TimelineError, media_path_from_url
+from liveedit.sidecar.timeline.timebase import exact_rate, seconds
 
 PROVENANCE_SCHEMA = 1
 DEFAULT_MEDIA = "DEFAULT_MEDIA"

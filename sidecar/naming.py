@@ -14,11 +14,13 @@ import re
 from pathlib import Path
 from typing import Iterable
 
-from liveedit.errors import LiveEditError
+from liveedit.errors import Kind, LiveEditError
 
 
 class OutputNameError(LiveEditError):
     """An output name that would land outside the output folder."""
+
+    kind = Kind.INVALID
 
 
 # -- the model and the settings that decide a segment's pixels ------------------------

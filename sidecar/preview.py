@@ -36,7 +36,7 @@ from typing import AsyncIterator, Callable, Protocol
 
 import numpy as np
 
-from liveedit.errors import InputError, LiveEditError
+from liveedit.errors import InputError, Kind, LiveEditError
 from liveedit.sidecar.validation import check_instruction, check_seed
 from liveedit.sidecar.worker import (EditorFactory, GpuWorker, Priority, check_preview_quality_name,
                                      preview_editor_factory)
@@ -50,21 +50,31 @@ CHUNK_FRAMES = 12
 class UnknownSessionError(LiveEditError):
     """No preview session has this id (never opened, closed, or the server restarted)."""
 
+    kind = Kind.NOT_FOUND
+
 
 class SupersededError(LiveEditError):
     """A newer request replaced this one; its results are not delivered."""
+
+    kind = Kind.SUPERSEDED
 
 
 class MediaNotFoundError(LiveEditError):
     """The media file does not exist."""
 
+    kind = Kind.NOT_FOUND
+
 
 class MediaError(InputError):
     """The media file exists but cannot be read as video."""
 
+    kind = Kind.INVALID
+
 
 class FrameOutOfRangeError(InputError):
     """A frame number outside the session's region."""
+
+    kind = Kind.OUT_OF_RANGE
 
 
 # -- media -----------------------------------------------------------------------------

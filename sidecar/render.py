@@ -21,7 +21,7 @@ from uuid import uuid4
 
 import opentimelineio as otio
 
-from liveedit.errors import LiveEditError
+from liveedit.errors import Kind, LiveEditError
 from liveedit.sidecar.naming import _sampler_dict, mask_cache_settings, model_identity, segment_name, settings_key
 from liveedit.sidecar.timeline import Region, exact_rate, writeback
 
@@ -32,9 +32,13 @@ Progress = Callable[[int, int], None]
 class RenderError(LiveEditError):
     """A region could not be rendered; the message names the file and frame at fault."""
 
+    kind = Kind.FAILED_PRECONDITION
+
 
 class RenderCancelled(RenderError):
     """The caller's cancel event was set; nothing was left behind."""
+
+    kind = Kind.CANCELLED
 
 
 @dataclass(frozen=True)

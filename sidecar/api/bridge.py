@@ -35,16 +35,9 @@ import numpy as np
 from aiohttp import WSMsgType, web
 
 from liveedit import __version__
-from liveedit.errors import InputError, LiveEditError
+from liveedit.errors import InputError, Kind, LiveEditError
 from liveedit.sidecar import config, preview
-from liveedit.sidecar.jobs import (
-    JobNotFoundError,
-    JobSpec,
-    JobSpecError,
-    QueueBusyError,
-    QueueClosedError,
-    RenderQueue,
-)
+from liveedit.sidecar.jobs import JobSpec, RenderQueue
 from liveedit.sidecar.validation import check_instruction, check_seed
 
 log = logging.getLogger(__name__)
@@ -143,6 +136,8 @@ def _read_source_frame(media: Path, frame: int, max_height: int) -> np.ndarray:
 class BridgeError(LiveEditError):
     """The bridge cannot start as asked."""
 
+    kind = Kind.FAILED_PRECONDITION
+
 
 def origin_allowed(origin: str | None, extra: Iterable[str] = ()) -> bool:
     if origin is None:
@@ -167,27 +162,25 @@ def _error(status: int, code: str, message: str, headers: dict | None = None) ->
     return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
 
 
-# LiveEditError subclass -> (HTTP status, code). Anything else that is a LiveEditError is the
-# client's mistake (400); anything that is not is ours (500, details only in the log).
-_ERROR_STATUS: list[tuple[type, int, str]] = [
-    (JobNotFoundError, 404, "not_found"),
-    (JobSpecError, 400, "invalid_job"),
-    (InputError, 400, "invalid_request"),
-    (QueueClosedError, 503, "unavailable"),
-    (QueueBusyError, 503, "unavailable"),
-    (preview.SupersededError, 409, "superseded"),
-    (preview.MediaNotFoundError, 404, "not_found"),
-    (preview.UnknownSessionError, 404, "not_found"),
-]
+# What each kind of error answers: (HTTP status, error code); the same as the gRPC server's
+# GRPC_CODE_BY_KIND in HTTP's words. Anything that is not a LiveEditError is ours (500, details
+# only in the log).
+HTTP_STATUS_BY_KIND: dict[Kind, tuple[int, str]] = {
+    Kind.INVALID: (400, "invalid_request"),
+    Kind.INVALID_JOB: (400, "invalid_job"),
+    Kind.NOT_FOUND: (404, "not_found"),
+    Kind.OUT_OF_RANGE: (400, "out_of_range"),
+    Kind.BUSY: (503, "unavailable"),
+    Kind.UNAVAILABLE: (503, "unavailable"),
+    Kind.FAILED_PRECONDITION: (400, "bad_request"),
+    Kind.SUPERSEDED: (409, "superseded"),
+    Kind.CANCELLED: (499, "cancelled"),  # no standard status; 499 is the usual "client closed request"
+    Kind.UNIMPLEMENTED: (501, "unimplemented"),
+}
 
 
-def _status_for(exc: LiveEditError) -> tuple[int, str]:
-    for cls, status, code in _ERROR_STATUS:
-        if isinstance(exc, cls):
-            return status, code
-    if type(exc).__name__ == "WorkerClosedError":
-        return 503, "unavailable"
-    return 400, "bad_request"
+def http_status_for(exc: LiveEditError) -> tuple[int, str]:
+    return HTTP_STATUS_BY_KIND[exc.kind]
 
 
 def _http_code(exc: web.HTTPException) -> str:
@@ -227,7 +220,7 @@ class _Bridge:
                 message = f"request body too large; the limit is {MAX_BODY_BYTES // 1024} KiB"
             return _error(exc.status, _http_code(exc), message)
         except LiveEditError as exc:
-            status, code = _status_for(exc)
+            status, code = http_status_for(exc)
             return _error(status, code, str(exc))
         except asyncio.CancelledError:
             raise
@@ -372,7 +365,7 @@ class _Bridge:
                 return _ws_error(request_id, "unknown_type",
                                  f"unknown message type {kind!r}; use submit, cancel, get or list")
         except LiveEditError as exc:
-            return _ws_error(request_id, _status_for(exc)[1], str(exc))
+            return _ws_error(request_id, http_status_for(exc)[1], str(exc))
         except Exception:  # noqa: BLE001
             log.exception("bridge: WebSocket command %r failed", kind)
             return _ws_error(request_id, "internal", "internal error in the LiveEdit sidecar; see its log")

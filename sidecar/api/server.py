@@ -5,7 +5,7 @@ Safety rules, all enforced here:
 - Listens on a Unix socket (mode 0600, in a 0700 per-user folder) by default; TCP only on a
   loopback address and only with the per-install token (`authorization: Bearer <token>`).
 - Requests are parsed by us, not by grpc, so malformed bytes answer INVALID_ARGUMENT instead of
-  INTERNAL; our errors map to specific status codes (`STATUS_BY_ERROR`); anything unexpected
+  INTERNAL; our errors answer the code of their kind (`GRPC_CODE_BY_KIND`); anything unexpected
   is logged and answers INTERNAL without taking the server down.
 - Frame-sized messages: the receive/send limits are raised to `max_message_bytes`.
 """
@@ -26,6 +26,7 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
 from liveedit import __version__
+from liveedit.errors import Kind, LiveEditError
 from liveedit.protos.liveedit.v1 import edit_pb2, preview_pb2, render_pb2, server_info_pb2
 from liveedit.sidecar import config
 from liveedit.sidecar.api.servicers import (EditServicer, ModelCard, PreviewServicer, RenderServicer,
@@ -38,29 +39,28 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 2**20  # a UHD RGB24 frame is 24.9 MB
 CODE = grpc.StatusCode
 
-# Our errors → status codes, by class name so that modules written in parallel (jobs.py) need
-# not be imported here. The first name found along the error's class hierarchy wins.
-STATUS_BY_ERROR: dict[str, grpc.StatusCode] = {
-    "UnknownSessionError": CODE.NOT_FOUND,
-    "JobNotFoundError": CODE.NOT_FOUND,
-    "MediaNotFoundError": CODE.NOT_FOUND,
-    "SupersededError": CODE.ABORTED,
-    "FrameOutOfRangeError": CODE.OUT_OF_RANGE,
-    "WorkerClosedError": CODE.UNAVAILABLE,
-    "QueueClosedError": CODE.UNAVAILABLE,
-    "UnauthenticatedError": CODE.UNAUTHENTICATED,
-    "UnimplementedError": CODE.UNIMPLEMENTED,
-    "InputError": CODE.INVALID_ARGUMENT,
-    "JobSpecError": CODE.INVALID_ARGUMENT,
-    "RegionCancelled": CODE.CANCELLED,
-    "LiveEditError": CODE.FAILED_PRECONDITION,
+# What each kind of error answers (liveedit/errors.py declares the kind on every class; the
+# bridge's HTTP_STATUS_BY_KIND says the same in HTTP).
+GRPC_CODE_BY_KIND: dict[Kind, grpc.StatusCode] = {
+    Kind.INVALID: CODE.INVALID_ARGUMENT,
+    Kind.INVALID_JOB: CODE.INVALID_ARGUMENT,
+    Kind.NOT_FOUND: CODE.NOT_FOUND,
+    Kind.OUT_OF_RANGE: CODE.OUT_OF_RANGE,
+    # Another sidecar holds the queue: this one cannot serve it, the other one can.
+    Kind.BUSY: CODE.UNAVAILABLE,
+    Kind.UNAVAILABLE: CODE.UNAVAILABLE,
+    Kind.FAILED_PRECONDITION: CODE.FAILED_PRECONDITION,
+    Kind.SUPERSEDED: CODE.ABORTED,
+    Kind.CANCELLED: CODE.CANCELLED,
+    Kind.UNIMPLEMENTED: CODE.UNIMPLEMENTED,
 }
 
 
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
-    for cls in type(exc).__mro__:
-        if cls.__name__ in STATUS_BY_ERROR:
-            return STATUS_BY_ERROR[cls.__name__], str(exc)
+    """Our errors answer their kind's code with their message; anything else is our bug:
+    INTERNAL, with the details only in the log."""
+    if isinstance(exc, LiveEditError):
+        return GRPC_CODE_BY_KIND[exc.kind], str(exc)
     return CODE.INTERNAL, f"internal error ({type(exc).__name__}); see the server log"
 
 

@@ -14,7 +14,7 @@ from typing import Any, AsyncIterator, Callable
 from google.protobuf.message import DecodeError
 
 from liveedit import __version__
-from liveedit.errors import InputError, LiveEditError
+from liveedit.errors import InputError, Kind, LiveEditError
 from liveedit.protos.liveedit.v1 import common_pb2, edit_pb2, preview_pb2, render_pb2, server_info_pb2
 from liveedit.sidecar.api.convert import job_message, job_spec_dict
 from liveedit.sidecar.edit_session import (ChunkOut, EditedOut, EditSession, EditStreamConfig, Finished,
@@ -55,6 +55,8 @@ def check_parsed(request):
 
 class UnimplementedError(LiveEditError):
     """The request asks for something this server does not do yet."""
+
+    kind = Kind.UNIMPLEMENTED
 
 
 

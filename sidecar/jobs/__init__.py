@@ -18,6 +18,7 @@ from liveedit.sidecar.jobs.executor import (
 )
 from liveedit.sidecar.jobs.queue import (
     JobNotFoundError,
+    JobsDatabaseError,
     OutputCheckError,
     QueueBusyError,
     QueueClosedError,
@@ -44,7 +45,7 @@ from liveedit.sidecar.jobs.spec import (
 
 __all__ = [
     "BATCH_PRIORITY", "CANCELLED", "DONE", "FAILED", "FINISHED_STATES", "FORMATS", "QUEUED", "RUNNING",
-    "Job", "JobNotFoundError", "JobSpec", "JobSpecError", "LocalExecutor", "MaskCacheSpec", "OutputCheckError",
+    "Job", "JobNotFoundError", "JobSpec", "JobSpecError", "JobsDatabaseError", "LocalExecutor", "MaskCacheSpec", "OutputCheckError",
     "ProgressCallback", "QueueBusyError", "QueueClosedError", "RecordStart", "RegionCancelled", "RegionExecutor",
     "RegionResult", "RegionSpec", "RegionStatus", "RegionTask", "RenderQueue", "RenderSettings",
     "result_from_segment", "validate_spec",

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
-from liveedit.errors import LiveEditError
+from liveedit.errors import Kind, LiveEditError
 from liveedit.sidecar.jobs.spec import RegionSpec, RenderSettings
 
 
 class RegionCancelled(LiveEditError):
     """Raised inside an executor when the region's cancel event is set."""
+
+    kind = Kind.CANCELLED
 
 
 @dataclass(frozen=True)

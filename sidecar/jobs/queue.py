@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import AsyncIterator, Callable
 
-from liveedit.errors import LiveEditError
+from liveedit.errors import Kind, LiveEditError
 from liveedit.sidecar.jobs.executor import RegionCancelled, RegionExecutor, RegionResult, RegionTask
 from liveedit.sidecar.jobs.spec import (CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobSpec, JobSpecError,
                                         RegionSpec, RegionStatus, job_state, validate_spec)
@@ -45,17 +45,31 @@ SCHEMA_VERSION = 1
 class JobNotFoundError(LiveEditError):
     """No job with that id in this queue."""
 
+    kind = Kind.NOT_FOUND
+
 
 class QueueBusyError(LiveEditError):
     """Another process already runs the jobs of this database."""
+
+    kind = Kind.BUSY
+
+
+class JobsDatabaseError(LiveEditError):
+    """The jobs database was written by a newer LiveEdit; this one cannot use it."""
+
+    kind = Kind.FAILED_PRECONDITION
 
 
 class QueueClosedError(LiveEditError):
     """The queue was closed; start the sidecar again."""
 
+    kind = Kind.UNAVAILABLE
+
 
 class OutputCheckError(LiveEditError):
     """An executor reported an output that is missing, misplaced or of the wrong length."""
+
+    kind = Kind.FAILED_PRECONDITION
 
 
 def _remove_leftovers(output_stem: Path) -> None:
@@ -176,7 +190,7 @@ class RenderQueue:
             self._db.executescript(_SCHEMA)
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version not in (0, SCHEMA_VERSION):
-                raise QueueBusyError(f"{self._db_path} was written by a newer LiveEdit (schema {version}); "
+                raise JobsDatabaseError(f"{self._db_path} was written by a newer LiveEdit (schema {version}); "
                                      "upgrade, or point the sidecar at another jobs database")
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self._load()

@@ -11,7 +11,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Iterable
 
-from liveedit.errors import InputError, LiveEditError
+from liveedit.errors import InputError, Kind, LiveEditError
 from liveedit.sidecar.naming import OutputNameError, output_stem
 from liveedit.sidecar.validation import check_instruction, check_seed
 
@@ -25,6 +25,8 @@ FINISHED_STATES = frozenset({DONE, FAILED, CANCELLED})
 
 class JobSpecError(LiveEditError):
     """A submitted job cannot be rendered as given (missing media, bad range, ...)."""
+
+    kind = Kind.INVALID_JOB
 
 
 # --------------------------------------------------------------------------- job specs

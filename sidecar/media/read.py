@@ -20,7 +20,7 @@ import av
 import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, Interpolation
 
-from liveedit.errors import LiveEditError
+from liveedit.errors import Kind, LiveEditError
 from liveedit.sidecar.timeline.timebase import (
     TimecodeError,
     frame_to_timecode,
@@ -31,6 +31,8 @@ from liveedit.sidecar.timeline.timebase import (
 
 class MediaError(LiveEditError):
     """A media file that cannot be read or written as asked; the message names the file."""
+
+    kind = Kind.FAILED_PRECONDITION
 
 
 # ffmpeg's names for the colour tags (what ffprobe prints and `-color_*` accepts),

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import opentimelineio as otio
 
-from liveedit.errors import LiveEditError
+from liveedit.errors import Kind, LiveEditError
 
 
 class TimelineError(LiveEditError):
     """A timeline file cannot be read, or a part of it cannot be mapped to source frames."""
+
+    kind = Kind.INVALID
 
 
 

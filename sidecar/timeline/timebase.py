@@ -15,7 +15,7 @@ from fractions import Fraction
 import opentimelineio as otio
 import opentimelineio.opentime as otime
 
-from liveedit.errors import LiveEditError
+from liveedit.errors import Kind, LiveEditError
 
 # The only rates where drop-frame timecode exists, and how many frame labels
 # each skips at the start of every minute not divisible by ten.
@@ -26,6 +26,8 @@ _TIMECODE = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2})([:;.,])(\d{2,3})$")
 
 class TimecodeError(LiveEditError):
     """A timecode string or rate that cannot be turned into a frame number."""
+
+    kind = Kind.INVALID
 
 
 def is_drop_frame_rate(rate: Fraction) -> bool:

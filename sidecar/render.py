@@ -23,7 +23,8 @@ import opentimelineio as otio
 
 from liveedit.errors import Kind, LiveEditError
 from liveedit.sidecar.naming import _sampler_dict, mask_cache_settings, model_identity, segment_name, settings_key
-from liveedit.sidecar.timeline import Region, exact_rate, writeback
+from liveedit.sidecar.timeline import Region, writeback
+from liveedit.sidecar.timeline.timebase import same_rate
 
 FORMATS = {"prores": ".mov", "h264": ".mov", "png": ""}  # png: a folder of numbered frames
 Progress = Callable[[int, int], None]
@@ -141,7 +142,7 @@ def render_region(
     media = getattr(region, "media_path", None) or str(getattr(region, "media"))
     info = probe(media)
     region = as_region(region, info)
-    if exact_rate(float(info.frame_rate)) != region.media_rate:
+    if not same_rate(info.frame_rate, region.media_rate):
         raise RenderError(
             f"{media} plays at {float(info.frame_rate):g} fps but the timeline says {float(region.media_rate):g}; "
             f"relink the clip or re-export the timeline"

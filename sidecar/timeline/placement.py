@@ -31,7 +31,7 @@ from typing import Callable, Iterator
 import opentimelineio as otio
 
 from liveedit.sidecar.timeline.readers import TimelineError, media_path_from_url
-from liveedit.sidecar.timeline.timebase import exact_rate, exact_value, seconds, timecode
+from liveedit.sidecar.timeline.timebase import TimecodeError, exact_rate, seconds, timecode, timecode_to_frame
 
 LIVEEDIT_TRACK = "LiveEdit"  # our own output track: never a source for new edits
 _DEFAULT_MARKER_NAME = re.compile(r"^Marker \d+$")  # Resolve's and Premiere's automatic names
@@ -491,7 +491,7 @@ def record_frame_from_timecode(timeline: otio.schema.Timeline, text: str) -> int
     """An absolute record timecode (as the editor shows it) → frames from the timeline start."""
     rate = timeline_rate(timeline)
     try:
-        absolute = otio.opentime.from_timecode(text, float(rate))
-    except Exception as exc:
-        raise TimelineError(f"{text!r} is not a timecode like 01:00:10:00 at {float(rate):g} fps") from exc
-    return round(exact_value(absolute.value) - timeline_start(timeline))
+        absolute = timecode_to_frame(text, rate)
+    except TimecodeError as exc:
+        raise TimelineError(f"{exc} (a record timecode like 01:00:10:00 at {float(rate):g} fps)") from None
+    return round(absolute - timeline_start(timeline))

@@ -7,11 +7,13 @@ one-frame clips of them). Facts: ``shared/spec/nle-exports.md``.
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 from pathlib import Path
 
 import opentimelineio as otio
 
 from liveedit.errors import Kind, LiveEditError
+from liveedit.sidecar.timeline.timebase import TimecodeError, exact_rate, timecode_to_frame
 
 
 class TimelineError(LiveEditError):
@@ -62,45 +64,52 @@ def _single_clip_timeline(clip: otio.schema.Clip) -> otio.schema.Timeline:
     return timeline
 
 
+_TC = r"\d\d:\d\d:\d\d[:;.,]\d\d"
 _EDL_EVENT = re.compile(
-    r"^(?P<num>\d+)\s+\S+\s+\S+\s+\S+\s+(?:\d+\s+)?"
-    r"(?P<src_in>\d\d:\d\d:\d\d[:;.]\d\d)\s+(?P<src_out>\d\d:\d\d:\d\d[:;.]\d\d)\s+"
-    r"(?P<rec_in>\d\d:\d\d:\d\d[:;.]\d\d)\s+(?P<rec_out>\d\d:\d\d:\d\d[:;.]\d\d)\s*$"
+    rf"^(?P<num>\d+)\s+\S+\s+\S+\s+\S+\s+(?:\d+\s+)?"
+    rf"(?P<src_in>{_TC})\s+(?P<src_out>{_TC})\s+(?P<rec_in>{_TC})\s+(?P<rec_out>{_TC})\s*$"
 )
 _EDL_MARKER = re.compile(r"^(?P<note>.*?)\s*\|C:(?P<color>\S*)\s+\|M:(?P<name>.*?)\s+\|D:(?P<duration>\d+)\s*$")
+_TIMECODE_FIELDS = ("src_in", "src_out", "rec_in", "rec_out")
 
 
-def read_edl(text: str, *, rate: float) -> otio.schema.Timeline:
+def read_edl(text: str, *, rate: float | Fraction) -> otio.schema.Timeline:
     """CMX 3600 EDL. Resolve's timeline-marker events (an event line followed by
     ``|C:ResolveColor… |M:… |D:…``) become timeline markers, which OTIO's cmx_3600
     adapter would otherwise read as one-frame clips; every other event goes through the
     adapter. Marker times are absolute record timecode; ``global_start_time`` is the
-    first event's record timecode, as the adapter does."""
+    first event's record timecode, as the adapter does.
+
+    Every event's timecodes are read by the one timecode parser (timeline/timebase.py): a
+    label drop-frame skips is refused, and '.' or ',' mean drop-frame as ';' does (the
+    adapter is handed them as ';', which it reads as drop-frame)."""
+    rate = exact_rate(rate)
     lines = text.splitlines()
     markers: list[tuple[int, str, str, str, int]] = []  # record frame, colour, name, note, duration
     kept: list[str] = []
+    first_event: int | None = None  # record frame of the first event the adapter reads
     i = 0
     while i < len(lines):
         event = _EDL_EVENT.match(lines[i])
+        frames = _event_frames(event, rate, i + 1) if event else {}
         follow = _EDL_MARKER.match(lines[i + 1]) if event and i + 1 < len(lines) else None
         if event and follow:
-            record = otio.opentime.from_timecode(event["rec_in"].replace(".", ":"), rate)
             color = follow["color"].removeprefix("ResolveColor").upper() or "RED"
             markers.append(
-                (round(record.value), color, follow["name"].strip(), follow["note"].strip(), int(follow["duration"]))
+                (frames["rec_in"], color, follow["name"].strip(), follow["note"].strip(), int(follow["duration"]))
             )
             i += 2
             continue
-        kept.append(lines[i])
+        if event and first_event is None:
+            first_event = frames["rec_in"]
+        kept.append(_with_drop_frame_separators(lines[i], event))
         i += 1
-    has_events = any(_EDL_EVENT.match(line) for line in kept)
-    if has_events:
-        timeline = otio.adapters.read_from_string("\n".join(kept) + "\n", adapter_name="cmx_3600", rate=rate)
+    if first_event is not None:
+        timeline = otio.adapters.read_from_string("\n".join(kept) + "\n", adapter_name="cmx_3600", rate=float(rate))
         if timeline.global_start_time is None:
             # The adapter counts record time from the first event and forgets where that
             # was; keep it, or every record timecode would be off by the timeline start.
-            first = next(_EDL_EVENT.match(line) for line in kept if _EDL_EVENT.match(line))
-            timeline.global_start_time = otio.opentime.from_timecode(first["rec_in"].replace(".", ":"), rate)
+            timeline.global_start_time = otio.opentime.RationalTime(first_event, float(rate))
     else:
         title = next((line[6:].strip() for line in lines if line.startswith("TITLE:")), "")
         timeline = otio.schema.Timeline(name=title)
@@ -108,15 +117,16 @@ def read_edl(text: str, *, rate: float) -> otio.schema.Timeline:
         timeline.tracks.append(track)
     if markers:
         start = timeline.global_start_time
-        if not has_events or start is None:
-            start = otio.opentime.RationalTime(min(m[0] for m in markers), rate)
+        if first_event is None or start is None:
+            start = otio.opentime.RationalTime(min(m[0] for m in markers), float(rate))
             timeline.global_start_time = start
-        origin = round(start.rescaled_to(rate).value)
+        origin = round(start.rescaled_to(float(rate)).value)
         for record, color, name, note, duration in markers:
             marker = otio.schema.Marker(
                 name=name,
                 marked_range=otio.opentime.TimeRange(
-                    otio.opentime.RationalTime(record - origin, rate), otio.opentime.RationalTime(duration, rate)
+                    otio.opentime.RationalTime(record - origin, float(rate)),
+                    otio.opentime.RationalTime(duration, float(rate)),
                 ),
                 color=color,
                 metadata={"Resolve_OTIO": {"Keywords": [], "Note": note}},
@@ -124,6 +134,27 @@ def read_edl(text: str, *, rate: float) -> otio.schema.Timeline:
             marker.comment = note
             timeline.tracks.markers.append(marker)
     return timeline
+
+
+def _event_frames(event: re.Match, rate: Fraction, line_number: int) -> dict[str, int]:
+    frames = {}
+    for field in _TIMECODE_FIELDS:
+        try:
+            frames[field] = timecode_to_frame(event[field], rate)
+        except TimecodeError as exc:
+            raise TimelineError(f"EDL line {line_number}: {exc}") from None
+    return frames
+
+
+def _with_drop_frame_separators(line: str, event: re.Match | None) -> str:
+    """An event line with its drop-frame timecodes written with ';', the one separator OTIO's
+    parser reads as drop-frame."""
+    if event is None:
+        return line
+    for field in _TIMECODE_FIELDS:
+        start, end = event.span(field)
+        line = line[:start] + event[field][:8] + event[field][8].replace(".", ";").replace(",", ";") + line[9 + start:]
+    return line
 
 
 def media_path_from_url(url: str) -> str:

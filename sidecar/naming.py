@@ -26,7 +26,9 @@ class OutputNameError(LiveEditError):
 # -- the model and the settings that decide a segment's pixels ------------------------
 
 
-def _sampler_dict(sampler) -> dict:
+def sampler_settings(sampler) -> dict:
+    """A SamplerConfig (or its fields as a dict; None: the default) as plain data for settings
+    keys and the provenance record."""
     if sampler is None:
         from liveedit.engine.sampler import SamplerConfig
 
@@ -54,7 +56,7 @@ def mask_cache_settings(mask_cache) -> dict | None:
     """The mask cache settings that decide pixels (save_masks only adds a file)."""
     if mask_cache is None:
         return None
-    settings = _sampler_dict(mask_cache)
+    settings = sampler_settings(mask_cache)
     settings.pop("save_masks", None)
     return settings
 
@@ -76,7 +78,7 @@ def settings_key(region, model: str, seed: int, sampler=None, *, handles: int = 
         "instruction": region.instruction,
         "model": model,
         "seed": int(seed),
-        "sampler": _sampler_dict(sampler),
+        "sampler": sampler_settings(sampler),
         "handles": int(handles),
         "format": format,
     }
@@ -99,15 +101,21 @@ def segment_name(region, key: str) -> str:
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def output_stem(output_dir: Path, name: str, where: str) -> Path:
-    """The output path (without extension) for a region name; it must stay inside output_dir."""
+def confined_path(output_dir: str | Path, name: str, where: str = "output name") -> Path:
+    """``output_dir/name`` (absolute, resolved), refusing any name that could land outside
+    ``output_dir``: empty, absolute, with a drive or a backslash, with ``..``, or through a
+    symlink that points elsewhere. The one rule for segment names and job region names."""
+    root = Path(output_dir).resolve()
     if not name.strip() or Path(name).is_absolute() or "\\" in name or ":" in name:
-        raise OutputNameError(f"{where}.name {name!r} must be a relative file name inside output_dir")
-    stem = (output_dir / name).resolve()
-    if stem == output_dir or not stem.is_relative_to(output_dir):
-        raise OutputNameError(f"{where}.name {name!r} points outside output_dir {str(output_dir)!r}; "
-                           "outputs must stay inside the output folder")
-    return stem
+        raise OutputNameError(f"{where} {name!r} must be a relative file name inside the output folder {root}")
+    if ".." in Path(name).parts:
+        raise OutputNameError(f"{where} {name!r} points outside output_dir {str(root)!r}; "
+                              "outputs must stay inside the output folder")
+    candidate = (root / name).resolve()
+    if candidate == root or not candidate.is_relative_to(root):
+        raise OutputNameError(f"{where} {name!r} resolves to {candidate}, outside the output folder {root}; "
+                              "remove the symlink or choose another name")
+    return candidate
 
 
 def default_stem(output_dir: Path, job_id: str, index: int, region) -> Path:
@@ -122,7 +130,7 @@ def stable_names(regions: Iterable, *, model: str, seed: int, handles: int, form
     (segment_name + settings_key): a job that sends these finds segments rendered earlier with
     the same settings, by a job or in-process, and skips them. A region that repeats an earlier
     one's name gets None (a job-derived name), since one job never writes one output twice."""
-    sampler, mask_cache = settings.sampler_config(), settings.mask_cache_config()
+    sampler, mask_cache = settings.sampler_config(), settings.mask_cache
     names: list[str | None] = []
     for region in regions:
         key = settings_key(region, model, seed, sampler, handles=handles, format=format, mask_cache=mask_cache)

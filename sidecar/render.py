@@ -14,17 +14,23 @@ import dataclasses
 import json
 import threading
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 from uuid import uuid4
 
 import opentimelineio as otio
 
-from liveedit.errors import Kind, LiveEditError
-from liveedit.sidecar.naming import _sampler_dict, mask_cache_settings, model_identity, segment_name, settings_key
+from liveedit.errors import InputError, Kind, LiveEditError
+from liveedit.sidecar.intake import timeline_region
+from liveedit.sidecar.jobs.spec import RegionSpec
+from liveedit.sidecar.media import SegmentWriter, clamp_handles, probe, read_frames
+from liveedit.sidecar.media.mask_video import (MAX_MASK_CHUNKS, Placement, chunks_for_frames, mask_video_path,
+                                               write_mask_video)
+from liveedit.sidecar.naming import (confined_path, mask_cache_settings, model_identity, sampler_settings,
+                                     segment_name, settings_key)
 from liveedit.sidecar.timeline import Region, writeback
 from liveedit.sidecar.timeline.timebase import same_rate
+from liveedit.sidecar.validation import check_instruction
 
 FORMATS = {"prores": ".mov", "h264": ".mov", "png": ""}  # png: a folder of numbered frames
 Progress = Callable[[int, int], None]
@@ -57,57 +63,11 @@ class RenderedSegment:
     reused_token_fraction: float | None = None  # mask cache: share of tokens reused on pruned steps
 
 
-# -- output paths ---------------------------------------------------------------------
-
-
-def confined_path(output_dir: str | Path, name: str) -> Path:
-    """``output_dir/name``, refusing anything that would land outside ``output_dir``
-    (``..``, absolute names, symlinks pointing elsewhere)."""
-    root = Path(output_dir).resolve()
-    if Path(name).is_absolute() or ".." in Path(name).parts:
-        raise RenderError(f"output name {name!r} must be a plain name inside {root}, without '..' or a leading '/'")
-    candidate = (root / name).resolve()
-    if candidate != root and root not in candidate.parents:
-        raise RenderError(f"output {root / name} resolves to {candidate}, outside the output folder {root}; remove the symlink")
-    return candidate
-
-
-# -- regions from the job queue -------------------------------------------------------
-
-
-def as_region(region, info) -> Region:
-    """render_region takes a timeline Region, or a job queue RegionSpec (media,
-    first_frame, frame_count, instruction, record_start) which knows no timeline."""
-    if isinstance(region, Region):
-        return region
-    rate = Fraction(info.frame_rate)
-    record = getattr(region, "record_start", None)
-    timeline_rate = Fraction(record.rate) if record is not None else rate
-    record_frame = record.frame if record is not None else 0
-    first = int(region.first_frame)
-    return Region(
-        media_path=str(region.media),
-        first_frame=first,
-        frame_count=int(region.frame_count),
-        media_rate=rate,
-        record_start=record_frame,
-        record_frames=round(Fraction(int(region.frame_count)) / rate * timeline_rate),
-        timeline_rate=timeline_rate,
-        timeline_start=0,
-        track="Video 1",
-        clip_name=Path(str(region.media)).stem,
-        instruction=region.instruction,
-        media_timecode_start=info.start_timecode_frame,
-        media_frame_count=info.frame_count,
-        source_start=Fraction(info.start_timecode_frame + first) / rate * timeline_rate,
-    )
-
-
 # -- the render -----------------------------------------------------------------------
 
 
 def render_region(
-    region,
+    region: Region,
     models,
     output_dir: str | Path,
     *,
@@ -129,19 +89,20 @@ def render_region(
     the region came from; without it the OTIO holds just the source clip and the edit.
     A finished segment with the same settings is reused unless ``force``.
     ``mask_cache`` (a MaskCacheConfig) turns on token pruning; ``save_masks`` also writes
-    its token masks as ``<segment name>.masks.mov`` (sidecar/media/mask_video.py)."""
-    from liveedit.sidecar.media.mask_video import MAX_MASK_CHUNKS, chunks_for_frames, mask_video_path
-    from liveedit.sidecar.media import clamp_handles, probe
-
+    its token masks as ``<segment name>.masks.mov`` (sidecar/media/mask_video.py).
+    Everything is checked before a frame is decoded."""
     if format not in FORMATS:
         raise RenderError(f"unknown output format {format!r}; choose one of {', '.join(FORMATS)}")
     if handles < 0:
         raise RenderError(f"handles must be 0 or more frames, not {handles}")
     if save_masks and mask_cache is None:
         raise RenderError("saving token masks needs the mask cache; turn it on (--mask-cache) or drop --save-masks")
-    media = getattr(region, "media_path", None) or str(getattr(region, "media"))
+    try:  # the same check, in the same words, as a job's or a preview's instruction
+        check_instruction(region.instruction)
+    except InputError as exc:
+        raise RenderError(f"{region.describe()}: {exc}") from None
+    media = region.media_path
     info = probe(media)
-    region = as_region(region, info)
     if not same_rate(info.frame_rate, region.media_rate):
         raise RenderError(
             f"{media} plays at {float(info.frame_rate):g} fps but the timeline says {float(region.media_rate):g}; "
@@ -179,16 +140,16 @@ def render_region(
         if previous is not None:
             return finished(True, previous)
 
-    sampler_settings = _sampler_dict(sampler)
+    recorded = sampler_settings(sampler)
     if mask_cache is not None:
-        sampler_settings["mask_cache"] = mask_cache_settings(mask_cache)
+        recorded["mask_cache"] = mask_cache_settings(mask_cache)
     prov = writeback.provenance(
         region,
         seed=seed,
         model=model,
         checkpoint_hash=getattr(models, "checkpoint_hash", None),
         random_weights=bool(getattr(models, "random_weights", False)),
-        sampler=sampler_settings,
+        sampler=recorded,
         job_id=job_id,
         settings_key=key,
         handles=(before, after),
@@ -196,9 +157,15 @@ def render_region(
     editor = _edit_frames(region, models, info, first, count, output, format, seed, sampler, tc_start, progress, cancel,
                           mask_cache, masks_path)
     result = finished(False, prov, reused_token_fraction(editor.stats))
-    segment_timeline = writeback.edited_timeline(timeline or _source_timeline(region, info), [result.segment])
+    segment_timeline = writeback.edited_timeline(timeline or writeback.source_timeline(region), [result.segment])
     writeback.write_otio(segment_timeline, otio_path)
     return result
+
+
+def render_job_region(spec: RegionSpec, models, output_dir: str | Path, **options) -> RenderedSegment:
+    """Render a job's region (or `liveedit edit`'s clip), placed on a timeline as its record
+    start says (`intake.timeline_region`); ``options`` are render_region's."""
+    return render_region(timeline_region(spec, probe(spec.media)), models, output_dir, **options)
 
 
 def _previous_render(otio_path: Path, output: Path, key: str, count: int) -> dict | None:
@@ -236,11 +203,10 @@ def reused_token_fraction(stats) -> float | None:
 def _edit_frames(region, models, info, first, count, output, format, seed, sampler, tc_start, progress, cancel,
                  mask_cache=None, masks_path=None):
     from liveedit.engine.editor import StreamingEditor
-    from liveedit.sidecar.media import read_frames
 
     if masks_path is not None:
         mask_cache = dataclasses.replace(mask_cache, save_masks=True)
-    editor = StreamingEditor(models, instruction=region.instruction, seed=seed, sampler=_sampler_config(sampler),
+    editor = StreamingEditor(models, instruction=region.instruction, seed=seed, sampler=sampler,
                              mask_cache=mask_cache)
     writer = open_segment_writer(output, format=format, info=info, first=first, count=count,
                                  start_timecode=info.timecode_of(first))
@@ -285,8 +251,6 @@ def _edit_frames(region, models, info, first, count, output, format, seed, sampl
 
 def _write_masks(editor, path: Path, info, first: int, count: int, models) -> None:
     """The stream's token masks, aligned to the segment's frames, beside the segment."""
-    from liveedit.sidecar.media.mask_video import Placement, write_mask_video
-
     # The editor keeps its stream and placement private; both are read, never changed.
     masks = editor.token_masks()
     if len(masks) != len(editor.stats):
@@ -299,51 +263,12 @@ def _write_masks(editor, path: Path, info, first: int, count: int, models) -> No
                      start_timecode=info.timecode_of(first), rotation=info.rotation, sources=[info.path])
 
 
-def _sampler_config(sampler):
-    if sampler is None or not isinstance(sampler, dict):
-        return sampler
-    from liveedit.engine.sampler import SamplerConfig
-
-    return SamplerConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in sampler.items()})
-
-
-def _source_timeline(region: Region, info) -> otio.schema.Timeline:
-    """A one-clip timeline for regions that came without one (the job queue)."""
-    rate = region.timeline_rate
-    timeline = otio.schema.Timeline(name=region.clip_name, global_start_time=otio.opentime.RationalTime(region.timeline_start, float(rate)))
-    track = otio.schema.Track(name="Video 1", kind=otio.schema.TrackKind.Video)
-    if region.record_start:
-        track.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(duration=otio.opentime.RationalTime(region.record_start, float(rate)))))
-    media_rate = float(region.media_rate)
-    reference = otio.schema.ExternalReference(
-        target_url=str(Path(region.media_path).resolve()),
-        available_range=otio.opentime.TimeRange(
-            otio.opentime.RationalTime(info.start_timecode_frame, media_rate), otio.opentime.RationalTime(info.frame_count, media_rate)
-        ),
-    )
-    reference.name = Path(region.media_path).name
-    track.append(
-        otio.schema.Clip(
-            name=region.clip_name,
-            media_reference=reference,
-            source_range=otio.opentime.TimeRange(
-                otio.opentime.RationalTime(float(region.source_start), float(rate)),
-                otio.opentime.RationalTime(region.record_frames, float(rate)),
-            ),
-        )
-    )
-    timeline.tracks.append(track)
-    return timeline
-
-
 # -- the segment writer -----------------------------------------------------------------
 
 
 def open_segment_writer(path: Path, *, format: str, info, first: int, count: int, start_timecode: str):
     """sidecar/media's atomic segment writer, carrying the source's colour tags,
     rotation and (for movie formats) the source audio under the same frames."""
-    from liveedit.sidecar.media import SegmentWriter
-
     audio = (str(info.path), first, count) if FORMATS[format] and info.has_audio else None
     return SegmentWriter(path, rate=info.frame_rate, format=format, width=info.width, height=info.height,
                          start_timecode=start_timecode, color=info.color, audio_from=audio,

@@ -123,16 +123,13 @@ def connect_sidecar(address: str):
         raise _explain(exc, client.target) from None
 
 
-def sidecar_settings(args):
-    """The job's render settings (jobs.RenderSettings) from the shared options; a bad
-    combination fails here, before anything is sent."""
-    from liveedit.sidecar.jobs import MaskCacheSpec, RenderSettings
+def render_settings(args):
+    """The render settings (jobs.RenderSettings) from the shared options, for a render here or
+    a job on the sidecar alike; a bad combination fails here, before anything loads or is sent."""
+    from liveedit.sidecar.jobs import RenderSettings
 
-    mask_cache = mask_cache_config(args)
-    return RenderSettings(
-        warped_steps=bool(getattr(args, "warped_steps", False)),
-        mask_cache=None if mask_cache is None else MaskCacheSpec(mask_cache.keep_ratio, mask_cache.pruned_sublayers),
-        save_masks=args.save_masks)
+    return RenderSettings(warped_steps=bool(getattr(args, "warped_steps", False)), mask_cache=mask_cache_config(args),
+                          save_masks=args.save_masks)
 
 
 def server_model(info) -> str:
@@ -256,7 +253,7 @@ def _render_here(args, timeline, regions, failures: list[str]) -> list:
     from liveedit.errors import LiveEditError
     from liveedit.sidecar.render import render_region
 
-    mask_cache = mask_cache_config(args)  # before loading models: a bad option fails fast
+    settings = render_settings(args)  # before loading models: a bad option fails fast
     models = load_models(args)
     print(f"liveedit render: model {models.description}")
     if models.random_weights:
@@ -277,8 +274,8 @@ def _render_here(args, timeline, regions, failures: list[str]) -> list:
             try:
                 result = render_region(
                     region, models, args.output, format=args.format, handles=args.handles, seed=args.seed,
-                    progress=progress, timeline=timeline, force=args.force,
-                    mask_cache=mask_cache, save_masks=args.save_masks,
+                    progress=progress, timeline=timeline, force=args.force, sampler=settings.sampler_config(),
+                    mask_cache=settings.mask_cache, save_masks=settings.save_masks,
                 )
             except LiveEditError as exc:
                 failures.append(f"{region.describe()}: {exc}")
@@ -291,7 +288,7 @@ def _render_here(args, timeline, regions, failures: list[str]) -> list:
         if result.reused_token_fraction is not None:
             reuse.append((result.reused_token_fraction, result.frame_count))
         segments.append(result.segment)
-    if mask_cache is not None:  # one figure for the run, weighted by frames rendered
+    if settings.mask_cache is not None:  # one figure for the run, weighted by frames rendered
         frames = sum(n for _, n in reuse)
         print(reuse_report(sum(f * n for f, n in reuse) / frames if frames else None))
     return segments
@@ -301,12 +298,12 @@ def _render_on_sidecar(args, timeline, regions, failures: list[str]) -> list:
     """All regions as one job on the sidecar; the segments for the timeline come back from
     the job's region results (file, its .otio with the provenance, frame count)."""
     from liveedit.errors import LiveEditError
-    from liveedit.sidecar.intake import region_dict
+    from liveedit.sidecar.intake import job_region
     from liveedit.sidecar.naming import stable_names
     from liveedit.sidecar.media.mask_video import mask_video_path
 
     note_ignored_options(args, "render")
-    settings = sidecar_settings(args)  # a bad option fails before connecting
+    settings = render_settings(args)  # a bad option fails before connecting
     client, info = connect_sidecar(args.sidecar)
     with client:
         print(f"liveedit render: model {info.model_description} (sidecar at {client.target})")
@@ -316,7 +313,7 @@ def _render_on_sidecar(args, timeline, regions, failures: list[str]) -> list:
         # The names the in-process path would use, so either path skips what the other finished.
         names = stable_names(regions, model=server_model(info), seed=args.seed, handles=args.handles,
                              format=args.format, settings=settings)
-        job = run_sidecar_job(client, [region_dict(r, seed=args.seed, handles=args.handles, name=n)
+        job = run_sidecar_job(client, [job_region(r, seed=args.seed, handles=args.handles, name=n).to_dict()
                                        for r, n in zip(regions, names)],
                               args.output, format=args.format, label=f"liveedit render {args.timeline.name}",
                               describe=lambda i: region_label(i + 1, len(regions), regions[i]), settings=settings)

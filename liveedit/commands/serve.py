@@ -85,7 +85,7 @@ async def _serve(sidecar, bridge_port: int | None) -> int:
 
         try:
             bridge = await start_bridge(sidecar.render_queue, SessionPreview(sidecar.previews), port=bridge_port,
-                                        info=lambda: _bridge_info(sidecar))
+                                        info=lambda: _bridge_info(sidecar), model=sidecar.card.identity)
         except Exception:
             await sidecar.stop()
             raise

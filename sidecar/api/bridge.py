@@ -37,7 +37,8 @@ from aiohttp import WSMsgType, web
 from liveedit import __version__
 from liveedit.errors import InputError, Kind, LiveEditError
 from liveedit.sidecar import config, preview
-from liveedit.sidecar.jobs import JobSpec, RenderQueue
+from liveedit.sidecar.api.convert import job_spec_from_json
+from liveedit.sidecar.jobs import RenderQueue
 from liveedit.sidecar.validation import check_instruction, check_seed
 
 log = logging.getLogger(__name__)
@@ -192,8 +193,9 @@ def _http_code(exc: web.HTTPException) -> str:
 
 class _Bridge:
     def __init__(self, queue: RenderQueue, preview: PreviewService | None, token: str,
-                 info: Callable[[], Any] | dict | None, extra_origins: Iterable[str]):
+                 info: Callable[[], Any] | dict | None, extra_origins: Iterable[str], model: str | None):
         self.queue = queue
+        self.model = model  # the loaded model's identity: names a timeline's regions as `liveedit render` does
         self.preview = preview
         self.token = token
         self.info = info
@@ -275,7 +277,7 @@ class _Bridge:
 
     async def submit_job(self, request: web.Request) -> web.Response:
         body = await self._json_body(request)
-        job = await asyncio.to_thread(self.queue.submit, JobSpec.from_dict(body))
+        job = await asyncio.to_thread(self._submit, body)
         return web.json_response({"job": job.to_dict()}, status=201)
 
     async def list_jobs(self, request: web.Request) -> web.Response:
@@ -353,7 +355,7 @@ class _Bridge:
         kind = message.get("type")
         try:
             if kind == "submit":
-                job = await asyncio.to_thread(self.queue.submit, JobSpec.from_dict(message.get("job")))
+                job = await asyncio.to_thread(self._submit, message.get("job"))
             elif kind == "cancel":
                 job = await asyncio.to_thread(self.queue.cancel, _job_id(message))
             elif kind == "get":
@@ -370,6 +372,10 @@ class _Bridge:
             log.exception("bridge: WebSocket command %r failed", kind)
             return _ws_error(request_id, "internal", "internal error in the LiveEdit sidecar; see its log")
         return {"type": "result", "request_id": request_id, "job": job.to_dict()}
+
+    def _submit(self, body: Any):
+        """Off the event loop: a timeline job reads files."""
+        return self.queue.submit(job_spec_from_json(body, self.model))
 
     async def _json_body(self, request: web.Request) -> Any:
         if request.content_type != "application/json":
@@ -442,8 +448,9 @@ def _encode_image(pixels: np.ndarray, pil_format: str) -> bytes:
 
 
 def build_app(queue: RenderQueue, preview: PreviewService | None, token: str, *,
-              info: Callable[[], Any] | dict | None = None, extra_origins: Iterable[str] = ()) -> web.Application:
-    bridge = _Bridge(queue, preview, token, info, extra_origins)
+              info: Callable[[], Any] | dict | None = None, extra_origins: Iterable[str] = (),
+              model: str | None = None) -> web.Application:
+    bridge = _Bridge(queue, preview, token, info, extra_origins, model)
     app = web.Application(middlewares=[bridge.errors, bridge.guard], client_max_size=MAX_BODY_BYTES)
     app[_BRIDGE_KEY] = bridge
     app.router.add_get("/v1/info", bridge.get_info)
@@ -479,10 +486,11 @@ class RunningBridge:
 async def start_bridge(queue: RenderQueue, preview_service: PreviewService | None, host: str = "127.0.0.1",
                        port: int = 0, *, token: str | None = None,
                        info: Callable[[], Any] | dict | None = None, extra_origins: Iterable[str] = (),
-                       write_port_file: bool = True) -> RunningBridge:
+                       write_port_file: bool = True, model: str | None = None) -> RunningBridge:
     """Start the bridge on the running event loop (e.g. beside the grpc.aio server in
     `liveedit serve`, which starts it by default). Port 0 picks a free port; the port is written to
-    `bridge.json` in the config folder for clients to find. Stop it with `await bridge.close()`."""
+    `bridge.json` in the config folder for clients to find. `model` (the loaded model's identity)
+    names a timeline job's regions as `liveedit render` would. Stop it with `await bridge.close()`."""
     if host == "localhost":
         host = "127.0.0.1"  # bind the literal: UXP on macOS reaches 127.0.0.1, not localhost
     config.check_loopback(host)
@@ -491,7 +499,7 @@ async def start_bridge(queue: RenderQueue, preview_service: PreviewService | Non
             raise BridgeError("extra origins must be exact origins like 'https://panel.example'; '*' would let "
                               "any web page drive the sidecar")
     token = token or config.load_or_create_token()
-    app = build_app(queue, preview_service, token, info=info, extra_origins=extra_origins)
+    app = build_app(queue, preview_service, token, info=info, extra_origins=extra_origins, model=model)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

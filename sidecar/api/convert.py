@@ -1,110 +1,83 @@
-"""The one conversion between liveedit.v1 render messages and the job model
-(`sidecar/jobs/spec.py`): a SubmitJobRequest becomes a job spec, a Job snapshot becomes a
-liveedit.v1.Job.
+"""The one conversion between what clients send and the job model (`sidecar/jobs/spec.py`).
+
+- gRPC: a SubmitJobRequest becomes a JobSpec directly (no detour through JSON), and a Job
+  snapshot becomes a liveedit.v1.Job.
+- JSON (the bridge's body): `JobSpec.from_dict` parses it, since the same JSON is what the
+  queue stores; a body may carry a "timeline" instead of regions, as SubmitJobRequest may.
+- A whole timeline, whichever way it comes, is read by `sidecar/intake.py`, as `liveedit
+  render` reads it.
+Checks on paths and counts are the job model's (`check_wire_paths`, `check_region_count`); the
+full check runs when the queue takes the job (`validate_spec`).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from liveedit.errors import InputError
 from liveedit.protos.liveedit.v1 import render_pb2
-from liveedit.sidecar.preview import MediaNotFoundError
-
+from liveedit.sidecar.intake import TimelineSource, timeline_job_regions
+from liveedit.sidecar.jobs.spec import (Job, JobSpec, JobSpecError, RecordStart, RegionSpec, RenderSettings,
+                                        check_region_count, check_wire_paths, mask_cache_config)
 
 _JOB_STATES = {"queued": render_pb2.JOB_STATE_QUEUED, "running": render_pb2.JOB_STATE_RUNNING,
                "done": render_pb2.JOB_STATE_DONE, "failed": render_pb2.JOB_STATE_FAILED,
                "cancelled": render_pb2.JOB_STATE_CANCELLED}
 _FORMATS = {render_pb2.OUTPUT_FORMAT_UNSPECIFIED: "prores", render_pb2.OUTPUT_FORMAT_PRORES: "prores",
             render_pb2.OUTPUT_FORMAT_H264: "h264", render_pb2.OUTPUT_FORMAT_PNG: "png"}
+_TIMELINE_FIELDS = {"path", "marker_color", "instruction", "in_timecode", "out_timecode", "seed", "handles",
+                    "edl_rate"}
 
 
-def job_spec_dict(request: render_pb2.SubmitJobRequest, model: str | None = None) -> dict:
-    """SubmitJobRequest → the JSON-shaped job spec sidecar/jobs/spec.py (and the bridge) take.
-    A timeline is read here (file access: call it off the event loop); `model` (the
-    naming.model_identity of the loaded model) names its regions as `liveedit render` would."""
+# -- gRPC ------------------------------------------------------------------------------------
+
+
+def job_spec_from_request(request: render_pb2.SubmitJobRequest, model: str | None = None) -> JobSpec:
+    """SubmitJobRequest → JobSpec. A timeline is read here (file access: call it off the event
+    loop); `model` (the loaded model's identity) names its regions as `liveedit render` would."""
     if request.format not in _FORMATS:
         raise InputError(f"unknown output format {request.format}; use PRORES, H264 or PNG")
-    spec = {"output_dir": request.output_dir, "format": _FORMATS[request.format], "label": request.label,
-            **_settings_dict(request)}
+    settings = _settings(request)
+    spec = JobSpec((), Path(request.output_dir), _FORMATS[request.format], request.label, settings)
     if request.HasField("timeline") and request.timeline.path:
         if request.regions:
             raise InputError("send either regions or a timeline, not both")
-        spec["regions"] = _timeline_regions(request.timeline, spec, model)
-        return spec
-    regions = []
-    for i, r in enumerate(request.regions):
-        media = Path(r.media_path)
-        if media.is_absolute() and not media.exists():
-            raise MediaNotFoundError(f"regions[{i}].media_path {r.media_path!r} does not exist; check the path")
-        region = {"media": r.media_path, "first_frame": r.first_frame, "frame_count": r.frame_count,
-                  "instruction": r.instruction, "seed": r.seed, "handles": r.handles}
-        if r.HasField("record_start"):
-            rs = r.record_start
-            if rs.rate_denominator == 0 or rs.rate_numerator == 0:
-                raise InputError(f"regions[{i}].record_start needs a rate like 24000/1001")
-            region["record_start"] = {"frame": rs.frame, "rate": [rs.rate_numerator, rs.rate_denominator]}
-        if r.name:
-            region["name"] = r.name
-        regions.append(region)
-    spec["regions"] = regions
-    return spec
+        t = request.timeline
+        source = TimelineSource(Path(t.path), t.marker_color or "Green", t.instruction or None,
+                                t.in_timecode or None, t.out_timecode or None, t.seed, t.handles, t.edl_rate or None)
+        return check_wire_paths(replace(spec, regions=timeline_job_regions(
+            source, format=spec.format, settings=settings, model=model)))
+    check_region_count(len(request.regions))
+    return check_wire_paths(replace(spec, regions=tuple(_region(r, f"regions[{i}]")
+                                                        for i, r in enumerate(request.regions))))
 
 
-def _settings_dict(request: render_pb2.SubmitJobRequest) -> dict:
-    """The job-level render settings in the JSON shape of jobs.RenderSettings."""
-    settings: dict = {"save_masks": request.save_masks}
-    if request.HasField("sampler"):
-        settings["sampler"] = {"warped_steps": request.sampler.warped_steps}
+def _region(r: render_pb2.RenderRegion, where: str) -> RegionSpec:
+    record = None
+    if r.HasField("record_start"):
+        rs = r.record_start
+        record = RecordStart.of(rs.frame, (rs.rate_numerator, rs.rate_denominator), f"{where}.record_start")
+    return RegionSpec(media=Path(r.media_path), first_frame=r.first_frame, frame_count=r.frame_count,
+                      instruction=r.instruction, seed=r.seed, handles=r.handles, record_start=record,
+                      name=r.name or None)
+
+
+def _settings(request: render_pb2.SubmitJobRequest) -> RenderSettings:
+    mask_cache = None
     if request.HasField("mask_cache"):
-        mask_cache: dict = {}
+        fields: dict = {}
         if request.mask_cache.HasField("keep_ratio"):
-            mask_cache["keep_ratio"] = request.mask_cache.keep_ratio
+            fields["keep_ratio"] = request.mask_cache.keep_ratio
         if request.mask_cache.pruned_sublayers:
-            mask_cache["pruned_sublayers"] = list(request.mask_cache.pruned_sublayers)
-        settings["mask_cache"] = mask_cache
-    return settings
+            fields["pruned_sublayers"] = list(request.mask_cache.pruned_sublayers)
+        mask_cache = mask_cache_config(fields)  # the same checks, in the same words, as the JSON form
+    return RenderSettings(warped_steps=request.HasField("sampler") and request.sampler.warped_steps,
+                          mask_cache=mask_cache, save_masks=request.save_masks)
 
 
-def _timeline_regions(source: render_pb2.TimelineSource, spec: dict, model: str | None) -> list[dict]:
-    """The timeline's regions, found by the same functions as `liveedit render`. All or
-    nothing: a region the timeline cannot give refuses the submission, naming every one."""
-    from liveedit.sidecar.intake import region_dict, timeline_regions
-    from liveedit.sidecar.jobs import JobSpecError, RenderSettings
-    from liveedit.sidecar.naming import stable_names
-    from liveedit.sidecar.timeline import TimelineError, read_timeline
-
-    path = Path(source.path)
-    if not path.is_absolute():
-        raise InputError(f"timeline.path must be an absolute path; got {source.path!r}")
-    if not path.is_file():
-        raise MediaNotFoundError(f"timeline.path {source.path!r} does not exist or is not a file; check the path")
-    refused: list[TimelineError] = []
-    try:
-        timeline = read_timeline(path, edl_rate=source.edl_rate or None)
-        regions = timeline_regions(timeline, marker_color=source.marker_color or "Green",
-                                   instruction=source.instruction or None, in_timecode=source.in_timecode or None,
-                                   out_timecode=source.out_timecode or None, on_refused=refused.append)
-    except TimelineError as exc:
-        raise JobSpecError(f"timeline {path}: {exc}") from None
-    if refused:
-        raise JobSpecError(
-            f"timeline {path}: {len(refused)} region(s) cannot be rendered: "
-            + "; ".join(str(e) for e in refused)
-            + ". Fix them in the editor and export again, or send the other regions as SubmitJobRequest.regions")
-    if not regions:
-        what = ("no video clip in the chosen range" if source.instruction else
-                f"no {source.marker_color or 'Green'} markers with an instruction")
-        raise JobSpecError(f"timeline {path}: nothing to render ({what})")
-    names = [None] * len(regions)
-    if model is not None:
-        names = stable_names(regions, model=model, seed=source.seed, handles=source.handles, format=spec["format"],
-                             settings=RenderSettings.from_dict(spec))
-    return [region_dict(r, seed=source.seed, handles=source.handles, name=n) for r, n in zip(regions, names)]
-
-
-def job_message(job) -> render_pb2.Job:
-    """A jobs.Job snapshot → liveedit.v1.Job."""
+def job_message(job: Job) -> render_pb2.Job:
+    """A Job snapshot → liveedit.v1.Job."""
     regions = []
     for r in job.regions:
         progress = render_pb2.RegionProgress(
@@ -118,3 +91,36 @@ def job_message(job) -> render_pb2.Job:
                           regions=regions, created=job.created, label=job.label or "")
 
 
+# -- JSON ------------------------------------------------------------------------------------
+
+
+def job_spec_from_json(data: object, model: str | None = None) -> JobSpec:
+    """The bridge's job body → JobSpec: regions, or a "timeline" object with TimelineSource's
+    fields instead (read off the event loop, like the gRPC form)."""
+    if not isinstance(data, dict) or "timeline" not in data:
+        return JobSpec.from_dict(data)
+    if data.get("regions"):
+        raise JobSpecError("send either regions or a timeline, not both")
+    source = _timeline_source(data["timeline"])
+    spec = JobSpec.from_dict({**{k: v for k, v in data.items() if k != "timeline"}, "regions": []})
+    return check_wire_paths(replace(spec, regions=timeline_job_regions(
+        source, format=spec.format, settings=spec.settings, model=model)))
+
+
+def _timeline_source(data: object) -> TimelineSource:
+    if not isinstance(data, dict):
+        raise JobSpecError('timeline must be an object like {"path": "/abs/cut.otio", "marker_color": "Green"}')
+    unknown = sorted(set(data) - _TIMELINE_FIELDS)
+    if unknown:
+        raise JobSpecError(f"timeline has unknown field(s) {', '.join(unknown)}; "
+                           f"known fields: {', '.join(sorted(_TIMELINE_FIELDS))}")
+    types = {"path": str, "marker_color": str, "instruction": str, "in_timecode": str, "out_timecode": str,
+             "seed": int, "handles": int, "edl_rate": (int, float)}
+    for key, value in data.items():
+        if value is not None and (not isinstance(value, types[key]) or isinstance(value, bool)):
+            raise JobSpecError(f"timeline.{key} has the wrong type ({value!r}); see the bridge API")
+    if "path" not in data:
+        raise JobSpecError("timeline.path is missing: give the absolute path of the exported timeline")
+    return TimelineSource(Path(data["path"]), data.get("marker_color") or "Green", data.get("instruction") or None,
+                          data.get("in_timecode") or None, data.get("out_timecode") or None,
+                          data.get("seed", 0), data.get("handles", 0), data.get("edl_rate") or None)

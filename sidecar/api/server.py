@@ -191,7 +191,7 @@ class Sidecar:
         choose_preview_quality(models, self.options.preview.quality)
         self.card = card or ModelCard.of(models)
         self.worker = worker or GpuWorker(models, editor_factory=editor_factory)
-        self.previews = PreviewSessions(self.worker, model_key=self.card.key, config=self.options.preview)
+        self.previews = PreviewSessions(self.worker, model_key=self.card.identity, config=self.options.preview)
         self.render_queue = render_queue
         self.address: str | None = None
         self.socket_path: Path | None = None

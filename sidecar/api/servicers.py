@@ -16,10 +16,11 @@ from google.protobuf.message import DecodeError
 from liveedit import __version__
 from liveedit.errors import InputError, Kind, LiveEditError
 from liveedit.protos.liveedit.v1 import common_pb2, edit_pb2, preview_pb2, render_pb2, server_info_pb2
-from liveedit.sidecar.api.convert import job_message, job_spec_dict
+from liveedit.sidecar.api.convert import job_message, job_spec_from_request
 from liveedit.sidecar.edit_session import (ChunkOut, EditedOut, EditSession, EditStreamConfig, Finished,
                                            SourceIn)
 from liveedit.sidecar.frame_transport import RingSpec
+from liveedit.sidecar.naming import model_identity_of
 from liveedit.sidecar.preview import PreviewSessions
 from liveedit.sidecar.validation import MAX_INSTRUCTION_CHARS
 from liveedit.sidecar.worker import GpuWorker
@@ -89,9 +90,10 @@ class ModelCard:
         )
 
     @property
-    def key(self) -> str:
-        """Identity for caches: the same preset with other weights must not share results."""
-        return f"{self.preset}:{self.checkpoint_hash or ('random' if self.random_weights else '?')}"
+    def identity(self) -> str:
+        """The model's identity (naming.py): what output names, settings keys and the preview
+        cache tell models apart by; the same preset with other weights never shares results."""
+        return model_identity_of(self.preset, self.random_weights, self.checkpoint_hash)
 
 
 def _gpu_memory(device: str) -> tuple[str, int, int]:
@@ -263,15 +265,9 @@ class RenderServicer:
         return self.queue
 
     async def SubmitJob(self, request, context):
-        from liveedit.sidecar.jobs import JobSpec
-
         queue = self._queue()
-        model = None
-        if self.card is not None:
-            from liveedit.sidecar.naming import model_identity_of
-
-            model = model_identity_of(self.card.preset, self.card.random_weights, self.card.checkpoint_hash)
-        spec = JobSpec.from_dict(await asyncio.to_thread(job_spec_dict, request, model))
+        model = self.card.identity if self.card is not None else None
+        spec = await asyncio.to_thread(job_spec_from_request, request, model)
         return job_message(await asyncio.to_thread(queue.submit, spec))
 
     async def GetJob(self, request, context):

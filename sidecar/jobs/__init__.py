@@ -35,18 +35,18 @@ from liveedit.sidecar.jobs.spec import (
     Job,
     JobSpec,
     JobSpecError,
-    MaskCacheSpec,
     RecordStart,
     RegionSpec,
     RegionStatus,
     RenderSettings,
+    mask_cache_config,
     validate_spec,
 )
 
 __all__ = [
     "BATCH_PRIORITY", "CANCELLED", "DONE", "FAILED", "FINISHED_STATES", "FORMATS", "QUEUED", "RUNNING",
-    "Job", "JobNotFoundError", "JobSpec", "JobSpecError", "JobsDatabaseError", "LocalExecutor", "MaskCacheSpec", "OutputCheckError",
+    "Job", "JobNotFoundError", "JobSpec", "JobSpecError", "JobsDatabaseError", "LocalExecutor", "OutputCheckError",
     "ProgressCallback", "QueueBusyError", "QueueClosedError", "RecordStart", "RegionCancelled", "RegionExecutor",
     "RegionResult", "RegionSpec", "RegionStatus", "RegionTask", "RenderQueue", "RenderSettings",
-    "result_from_segment", "validate_spec",
+    "mask_cache_config", "result_from_segment", "validate_spec",
 ]

@@ -63,7 +63,7 @@ BATCH_PRIORITY = "batch"  # the GPU worker serves preview requests before batch 
 
 
 class LocalExecutor:
-    """Renders regions on this machine with `liveedit.sidecar.render.render_region`.
+    """Renders regions on this machine with `liveedit.sidecar.render.render_job_region`.
 
     With a `worker` (sidecar/worker.py), the render runs as a batch-priority item on the single
     GPU worker, which owns the models and puts preview frames first. Without one, it runs on
@@ -79,7 +79,7 @@ class LocalExecutor:
     def run(self, task: RegionTask, progress: ProgressCallback, cancel: threading.Event) -> RegionResult:
         render = self._render
         if render is None:
-            from liveedit.sidecar.render import render_region as render
+            from liveedit.sidecar.render import render_job_region as render
 
         def on_progress(frames_done: int, frames_total: int | None = None) -> None:
             progress(frames_done, frames_total)
@@ -89,11 +89,10 @@ class LocalExecutor:
 
         def work(models) -> RegionResult:
             segment = render(
-                task.region, models, task.output_dir,
-                format=task.format, handles=task.region.handles, seed=task.region.seed,
-                progress=on_progress, cancel=cancel,
+                task.region, models, task.output_dir, format=task.format, handles=task.region.handles,
+                seed=task.region.seed, progress=on_progress, cancel=cancel,
                 name=task.output_stem.relative_to(task.output_dir).as_posix(), job_id=task.job_id,
-                sampler=task.settings.sampler_config(), mask_cache=task.settings.mask_cache_config(),
+                sampler=task.settings.sampler_config(), mask_cache=task.settings.mask_cache,
                 save_masks=task.settings.save_masks,
             )
             return result_from_segment(segment)
@@ -113,6 +112,5 @@ class LocalExecutor:
 def result_from_segment(segment) -> RegionResult:
     """`render_region`'s RenderedSegment → RegionResult (the frame count it reports is the
     number of frames it wrote and verified)."""
-    otio = getattr(segment, "otio_path", None) or getattr(segment, "otio", None)
     return RegionResult(output=Path(segment.path), frame_count=int(segment.frame_count),
-                        otio=Path(otio) if otio else None)
+                        otio=Path(segment.otio_path) if segment.otio_path else None)

@@ -35,7 +35,7 @@ from liveedit.errors import Kind, LiveEditError
 from liveedit.sidecar.jobs.executor import RegionCancelled, RegionExecutor, RegionResult, RegionTask
 from liveedit.sidecar.jobs.spec import (CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobSpec, JobSpecError,
                                         RegionSpec, RegionStatus, job_state, validate_spec)
-from liveedit.sidecar.naming import default_stem, output_stem, region_leftovers
+from liveedit.sidecar.naming import confined_path, default_stem, region_leftovers
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ class RenderQueue:
         regions = []
         stems: dict[Path, int] = {}
         for i, region in enumerate(spec.regions):
-            stem = (output_stem(spec.output_dir, region.name, f"regions[{i}]") if region.name
+            stem = (confined_path(spec.output_dir, region.name, f"regions[{i}].name") if region.name
                     else default_stem(spec.output_dir, job_id, i, region))
             if stem in stems:
                 raise JobSpecError(f"regions[{stems[stem]}] and regions[{i}] would write the same output "

@@ -9,11 +9,16 @@ import os
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from liveedit.errors import InputError, Kind, LiveEditError
-from liveedit.sidecar.naming import OutputNameError, output_stem
+from liveedit.sidecar.naming import OutputNameError, confined_path
 from liveedit.sidecar.validation import check_instruction, check_seed
+
+# engine/mask_cache.py imports torch: the job model loads without it and imports it only for a
+# job that uses the mask cache.
+if TYPE_CHECKING:
+    from liveedit.engine.mask_cache import MaskCacheConfig
 
 FORMATS = ("prores", "h264", "png")
 MAX_REGIONS_PER_JOB = 1000
@@ -38,6 +43,14 @@ class RecordStart:
 
     frame: int
     rate: Fraction
+
+    @classmethod
+    def of(cls, frame: int, rate: object, where: str) -> "RecordStart":
+        """From the wire's frame and [numerator, denominator] rate, checked."""
+        if not (isinstance(rate, (list, tuple)) and len(rate) == 2 and all(_is_int(x) and x > 0 for x in rate)):
+            raise JobSpecError(f"{where}.rate must be two positive integers [num, den], e.g. [24000, 1001] "
+                               f"for 23.976 fps; got {rate!r}")
+        return cls(frame, Fraction(rate[0], rate[1]))
 
 
 @dataclass(frozen=True)
@@ -79,13 +92,8 @@ class RegionSpec:
         if record is not None:
             if not isinstance(record, dict) or set(record) != {"frame", "rate"}:
                 raise JobSpecError(f'{where}.record_start must be {{"frame": int, "rate": [num, den]}}')
-            rate = record["rate"]
-            if (not isinstance(rate, list) or len(rate) != 2 or not all(_is_int(x) for x in rate)
-                    or rate[0] <= 0 or rate[1] <= 0):
-                raise JobSpecError(
-                    f"{where}.record_start.rate must be two positive integers [num, den], "
-                    f"e.g. [24000, 1001] for 23.976 fps; got {rate!r}")
-            record = RecordStart(_int(record, "frame", f"{where}.record_start"), Fraction(rate[0], rate[1]))
+            record = RecordStart.of(_int(record, "frame", f"{where}.record_start"), record["rate"],
+                                    f"{where}.record_start")
         name = data.get("name")
         if name is not None and not isinstance(name, str):
             raise JobSpecError(f"{where}.name must be a file name (text)")
@@ -102,48 +110,15 @@ class RegionSpec:
 
 
 @dataclass(frozen=True)
-class MaskCacheSpec:
-    """The mask cache settings a job can ask for; the rest of MaskCacheConfig stays the reference's."""
-
-    keep_ratio: float
-    pruned_sublayers: tuple[str, ...]
-
-    def to_dict(self) -> dict:
-        return {"keep_ratio": self.keep_ratio, "pruned_sublayers": list(self.pruned_sublayers)}
-
-    @classmethod
-    def from_dict(cls, data: object, where: str = "mask_cache") -> "MaskCacheSpec":
-        """Absent keys take MaskCacheConfig's defaults; its own checks decide what is valid."""
-        from liveedit.engine.mask_cache import MaskCacheConfig
-
-        if not isinstance(data, dict):
-            raise JobSpecError(f'{where} must be an object like {{"keep_ratio": 0.3}}, or null for no mask cache')
-        _reject_unknown(data, {"keep_ratio", "pruned_sublayers"}, where)
-        kwargs = {}
-        if "keep_ratio" in data:
-            ratio = data["keep_ratio"]
-            if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
-                raise JobSpecError(f"{where}.keep_ratio must be a number from 0 to 1; got {ratio!r}")
-            kwargs["keep_ratio"] = float(ratio)
-        if "pruned_sublayers" in data:
-            layers = data["pruned_sublayers"]
-            if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
-                raise JobSpecError(f'{where}.pruned_sublayers must be a list like ["self_attn", "ffn"]; got {layers!r}')
-            kwargs["pruned_sublayers"] = tuple(layers)
-        try:
-            config = MaskCacheConfig(**kwargs)
-        except InputError as exc:
-            raise JobSpecError(f"{where}: {exc}") from None
-        return cls(config.keep_ratio, config.pruned_sublayers)
-
-
-@dataclass(frozen=True)
 class RenderSettings:
     """How every region of a job is rendered, beyond what the region says: the choices of
     `liveedit edit --warped-steps --mask-cache --save-masks`."""
 
     warped_steps: bool = False
-    mask_cache: MaskCacheSpec | None = None
+    # The engine's own config, the one form of the mask cache setting from the command line or
+    # the wire to the render; a job sets keep_ratio and pruned_sublayers, the rest stays the
+    # reference's. None: off.
+    mask_cache: MaskCacheConfig | None = None
     save_masks: bool = False
 
     def sampler_config(self):
@@ -151,18 +126,11 @@ class RenderSettings:
 
         return SamplerConfig(warp=self.warped_steps)
 
-    def mask_cache_config(self):
-        if self.mask_cache is None:
-            return None
-        from liveedit.engine.mask_cache import MaskCacheConfig
-
-        return MaskCacheConfig(keep_ratio=self.mask_cache.keep_ratio,
-                               pruned_sublayers=self.mask_cache.pruned_sublayers)
-
     def to_dict(self) -> dict:
         """The job-level JSON fields (merged into JobSpec's)."""
-        return {"sampler": {"warped_steps": self.warped_steps},
-                "mask_cache": self.mask_cache.to_dict() if self.mask_cache else None,
+        mask_cache = self.mask_cache and {"keep_ratio": self.mask_cache.keep_ratio,
+                                          "pruned_sublayers": list(self.mask_cache.pruned_sublayers)}
+        return {"sampler": {"warped_steps": self.warped_steps}, "mask_cache": mask_cache,
                 "save_masks": self.save_masks}
 
     @classmethod
@@ -177,7 +145,32 @@ class RenderSettings:
             if not isinstance(value, bool):
                 raise JobSpecError(f"{key} must be true or false; got {value!r}")
         mask_cache = data.get("mask_cache")
-        return cls(warped, None if mask_cache is None else MaskCacheSpec.from_dict(mask_cache), save_masks)
+        return cls(warped, None if mask_cache is None else mask_cache_config(mask_cache), save_masks)
+
+
+def mask_cache_config(data: object, where: str = "mask_cache") -> MaskCacheConfig:
+    """The JSON form of the mask cache setting → the engine's config. Absent keys keep
+    MaskCacheConfig's defaults; its own checks decide what is valid."""
+    from liveedit.engine.mask_cache import MaskCacheConfig
+
+    if not isinstance(data, dict):
+        raise JobSpecError(f'{where} must be an object like {{"keep_ratio": 0.3}}, or null for no mask cache')
+    _reject_unknown(data, {"keep_ratio", "pruned_sublayers"}, where)
+    kwargs = {}
+    if "keep_ratio" in data:
+        ratio = data["keep_ratio"]
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
+            raise JobSpecError(f"{where}.keep_ratio must be a number from 0 to 1; got {ratio!r}")
+        kwargs["keep_ratio"] = float(ratio)
+    if "pruned_sublayers" in data:
+        layers = data["pruned_sublayers"]
+        if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
+            raise JobSpecError(f'{where}.pruned_sublayers must be a list like ["self_attn", "ffn"]; got {layers!r}')
+        kwargs["pruned_sublayers"] = tuple(layers)
+    try:
+        return MaskCacheConfig(**kwargs)
+    except InputError as exc:
+        raise JobSpecError(f"{where}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -199,8 +192,7 @@ class JobSpec:
 
     @classmethod
     def from_dict(cls, data: object) -> "JobSpec":
-        """Parse the wire form (bridge JSON, gRPC). Paths must be absolute: the sidecar's
-        working folder means nothing to a client."""
+        """Parse the JSON form: the bridge's job body, and what the queue stores."""
         if not isinstance(data, dict):
             raise JobSpecError("a job must be an object with regions, output_dir and format")
         _reject_unknown(data, {"regions", "output_dir", "format", "label", "sampler", "mask_cache",
@@ -208,19 +200,29 @@ class JobSpec:
         regions = data.get("regions")
         if not isinstance(regions, list):
             raise JobSpecError("job.regions must be a list of regions")
-        if len(regions) > MAX_REGIONS_PER_JOB:
-            raise JobSpecError(f"a job holds at most {MAX_REGIONS_PER_JOB} regions; got {len(regions)}: split it")
+        check_region_count(len(regions))
         parsed = tuple(RegionSpec.from_dict(r, f"regions[{i}]") for i, r in enumerate(regions))
-        for i, region in enumerate(parsed):
-            if not region.media.is_absolute():
-                raise JobSpecError(f"regions[{i}].media must be an absolute path; got {str(region.media)!r}")
-        output_dir = Path(_str(data, "output_dir", "job"))
-        if not output_dir.is_absolute():
-            raise JobSpecError(f"output_dir must be an absolute path; got {str(output_dir)!r}")
         label = data.get("label") or ""
         if not isinstance(label, str):
             raise JobSpecError("label must be text")
-        return cls(parsed, output_dir, data.get("format", "prores"), label, RenderSettings.from_dict(data))
+        return check_wire_paths(cls(parsed, Path(_str(data, "output_dir", "job")), data.get("format", "prores"),
+                                    label, RenderSettings.from_dict(data)))
+
+
+def check_region_count(count: int) -> None:
+    if count > MAX_REGIONS_PER_JOB:
+        raise JobSpecError(f"a job holds at most {MAX_REGIONS_PER_JOB} regions; got {count}: split it")
+
+
+def check_wire_paths(spec: JobSpec) -> JobSpec:
+    """A job from a client (JSON or gRPC) names absolute paths: the sidecar's working folder
+    means nothing to a client."""
+    for i, region in enumerate(spec.regions):
+        if not region.media.is_absolute():
+            raise JobSpecError(f"regions[{i}].media must be an absolute path; got {str(region.media)!r}")
+    if not spec.output_dir.is_absolute():
+        raise JobSpecError(f"output_dir must be an absolute path; got {str(spec.output_dir)!r}")
+    return spec
 
 
 def validate_spec(spec: JobSpec) -> JobSpec:
@@ -254,7 +256,7 @@ def validate_spec(spec: JobSpec) -> JobSpec:
             raise JobSpecError(str(exc)) from None
         if region.name is not None:
             try:  # raises if it escapes the folder
-                output_stem(output_dir, region.name, where)
+                confined_path(output_dir, region.name, f"{where}.name")
             except OutputNameError as exc:
                 raise JobSpecError(str(exc)) from None
         regions.append(replace(region, media=media.resolve(), instruction=instruction))

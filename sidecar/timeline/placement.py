@@ -30,8 +30,10 @@ from typing import Callable, Iterator
 
 import opentimelineio as otio
 
+from liveedit.errors import InputError
 from liveedit.sidecar.timeline.readers import TimelineError, media_path_from_url
 from liveedit.sidecar.timeline.timebase import TimecodeError, exact_rate, seconds, timecode, timecode_to_frame
+from liveedit.sidecar.validation import check_instruction
 
 LIVEEDIT_TRACK = "LiveEdit"  # our own output track: never a source for new edits
 _DEFAULT_MARKER_NAME = re.compile(r"^Marker \d+$")  # Resolve's and Premiere's automatic names
@@ -256,8 +258,10 @@ def region_for(
             f"{where} cannot be edited because {placement.retime}; render the retimed clip to a "
             f"new file first (or remove the speed change) and mark that instead"
         )
-    if not instruction or not instruction.strip():
-        raise TimelineError(f"{where}: no instruction given; write it in the marker's note or pass -p")
+    try:  # the same check, in the same words, as a job's instruction
+        instruction = check_instruction(instruction or "", f"{where}: the instruction")
+    except InputError as exc:
+        raise TimelineError(f"{exc} (write it in the marker's note, or pass -p)") from None
     record_start = max(Fraction(record_start), placement.record_start)
     record_end = min(Fraction(record_end), placement.record_end)
     if record_end <= record_start:
@@ -289,7 +293,7 @@ def region_for(
         track=placement.track,
         track_index=placement.track_index,
         clip_name=placement.clip.name,
-        instruction=instruction.strip(),
+        instruction=instruction,
         marker_id=marker_id,
         media_timecode_start=tc_start,
         media_frame_count=media_frames,

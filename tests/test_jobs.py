@@ -445,8 +445,7 @@ def test_save_masks_without_the_mask_cache_is_refused(tmp_path, media, out_dir):
 
 
 def test_local_executor_passes_the_jobs_render_settings_to_render_region(tmp_path, media, out_dir):
-    from liveedit.engine.mask_cache import MaskCacheConfig
-    from liveedit.engine.sampler import SamplerConfig
+    from liveedit.engine.config import MaskCacheConfig, SamplerConfig
     from liveedit.sidecar.jobs import MaskCacheSpec, RenderSettings
 
     class Segment:

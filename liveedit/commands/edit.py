@@ -12,6 +12,8 @@ from pathlib import Path
 from liveedit.commands._mask_cache import add_mask_cache_arguments, mask_cache_config, reuse_report
 from liveedit.commands._models import add_model_arguments, load_models
 from liveedit.commands.render import add_sidecar_argument
+from liveedit.engine.config import SamplerConfig
+from liveedit.errors import InputError, LiveEditError
 
 
 def register(sub) -> None:
@@ -36,8 +38,6 @@ def register(sub) -> None:
 def run(args) -> int:
     from tqdm import tqdm
 
-    from liveedit.errors import InputError
-    from liveedit.engine.sampler import SamplerConfig
     from liveedit.sidecar.jobs import RegionSpec
     from liveedit.sidecar.media_read import probe
     from liveedit.sidecar.render import render_region
@@ -91,7 +91,6 @@ def _edit_on_sidecar(args, count: int, media) -> int:
     region gets the output name the in-process path would pick, so a rerun (either way) skips it."""
     from liveedit.commands.render import (connect_sidecar, note_ignored_options, region_outcomes, rendered_by,
                                           run_sidecar_job, segment_from_result, server_model, sidecar_settings)
-    from liveedit.errors import LiveEditError
     from liveedit.sidecar.jobs import RegionSpec, stable_names
     from liveedit.sidecar.mask_video import mask_video_path
     from liveedit.sidecar.render import as_region

@@ -34,7 +34,7 @@ from liveedit.protos.liveedit.v1 import (common_pb2, edit_pb2, preview_pb2, rend
 from liveedit.sidecar import config
 from liveedit.sidecar.edit_session import (ChunkOut, EditedOut, EditSession, EditStreamConfig, Finished,
                                            SourceIn)
-from liveedit.sidecar.frame_transport import RingSpec
+from liveedit.clients.transport import RingSpec
 from liveedit.sidecar.preview import MediaNotFoundError, PreviewConfig, PreviewSessions
 from liveedit.sidecar.validation import MAX_INSTRUCTION_CHARS
 from liveedit.sidecar.worker import GpuWorker, choose_preview_quality, streaming_editor_factory

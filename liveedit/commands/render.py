@@ -21,6 +21,7 @@ from pathlib import Path
 
 from liveedit.commands._models import add_model_arguments, load_models
 from liveedit.commands._mask_cache import add_mask_cache_arguments, mask_cache_config, reuse_report
+from liveedit.errors import LiveEditError
 
 SIDECAR_HELP = ("render on a running sidecar (`liveedit serve`) instead of loading a model here: no value = "
                 "the local default socket, or unix:/path/to.sock, or 127.0.0.1:PORT (TCP, uses the per-install "
@@ -84,8 +85,6 @@ def note_ignored_options(args, command: str) -> None:
 
 
 def _sidecar_error(message: str):
-    from liveedit.errors import LiveEditError
-
     return LiveEditError(" ".join(message.split()))  # one line, whatever the server sent
 
 
@@ -93,13 +92,13 @@ def _explain(exc, where: str, job_id: str | None = None):
     """A client ServerError → a one-line LiveEditError that says what to do."""
     import grpc
 
-    from liveedit.sidecar import config
+    from liveedit.clients import transport
 
     code, details = exc.code, exc.details or str(exc)
     if code == grpc.StatusCode.UNIMPLEMENTED:
         hint = "restart it without --no-jobs to render jobs"
     elif code == grpc.StatusCode.UNAUTHENTICATED:
-        hint = (f"the token in {config.token_path()} is not the one this sidecar was started with; "
+        hint = (f"the token in {transport.token_path()} is not the one this sidecar was started with; "
                 "run both as the same user with the same config folder")
     elif code == grpc.StatusCode.UNAVAILABLE and job_id:
         hint = (f"the sidecar stopped answering; job {job_id} stays in its queue and resumes when "
@@ -253,7 +252,6 @@ def run(args) -> int:
 def _render_here(args, timeline, regions, failures: list[str]) -> list:
     from tqdm import tqdm
 
-    from liveedit.errors import LiveEditError
     from liveedit.sidecar.render import render_region
 
     mask_cache = mask_cache_config(args)  # before loading models: a bad option fails fast
@@ -300,7 +298,6 @@ def _render_here(args, timeline, regions, failures: list[str]) -> list:
 def _render_on_sidecar(args, timeline, regions, failures: list[str]) -> list:
     """All regions as one job on the sidecar; the segments for the timeline come back from
     the job's region results (file, its .otio with the provenance, frame count)."""
-    from liveedit.errors import LiveEditError
     from liveedit.sidecar.jobs import region_dict, stable_names
     from liveedit.sidecar.mask_video import mask_video_path
 
@@ -358,7 +355,6 @@ def segment_from_result(region, output: Path, otio_path: Path | None, frame_coun
 
     import opentimelineio as otio
 
-    from liveedit.errors import LiveEditError
     from liveedit.sidecar import otio_io
 
     prov = None

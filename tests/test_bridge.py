@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from liveedit.clients import transport
 from liveedit.sidecar import config
 from liveedit.sidecar.api.bridge import PreviewRequest, origin_allowed, start_bridge
 from liveedit.sidecar.jobs import RenderQueue
@@ -357,7 +358,7 @@ def test_start_bridge_binds_loopback_only_and_writes_token_and_port(tmp_path, co
     token_file = config_dir / "token"
     assert token_file.read_text().strip() == bridge.token
     assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
-    assert config.read_bridge_info() == {"port": bridge.port}
+    assert transport.read_bridge_info() == {"port": bridge.port}
 
 
 def test_preview_frames_come_from_preview_sessions(tmp_path, media_clips):

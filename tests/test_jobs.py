@@ -409,7 +409,7 @@ def test_local_executor_renders_on_the_gpu_worker_and_lets_preview_in_between_ch
 
 
 def test_render_settings_travel_in_the_wire_form_and_are_checked(media, out_dir):
-    from liveedit.engine.mask_cache import MaskCacheConfig
+    from liveedit.engine.config import MaskCacheConfig
     from liveedit.sidecar.jobs import RenderSettings
 
     base = {"regions": [{"media": str(media), "first_frame": 0, "frame_count": 9, "instruction": "snow",
@@ -448,8 +448,7 @@ def test_save_masks_without_the_mask_cache_is_refused(tmp_path, media, out_dir):
 
 
 def test_local_executor_passes_the_jobs_render_settings_to_render_region(tmp_path, media, out_dir):
-    from liveedit.engine.mask_cache import MaskCacheConfig
-    from liveedit.engine.sampler import SamplerConfig
+    from liveedit.engine.config import MaskCacheConfig, SamplerConfig
     from liveedit.sidecar.jobs import RenderSettings
 
     class Segment:

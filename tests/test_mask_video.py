@@ -12,8 +12,7 @@ import opentimelineio as otio
 import pytest
 
 from liveedit.cli import build_parser, main
-from liveedit.commands._mask_cache import DEFAULT_KEEP_RATIO
-from liveedit.engine.mask_cache import MaskCacheConfig
+from liveedit.engine.config import DEFAULT_KEEP_RATIO, MaskCacheConfig
 from liveedit.sidecar.media.mask_video import (
     MaskVideoError,
     Placement,

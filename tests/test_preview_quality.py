@@ -53,7 +53,7 @@ def direct(models):
     """The whole clip edited in process: full quality, fast (tiny VAE + mask cache), and the
     tiny VAE alone (to show the mask cache is really on)."""
     from liveedit.engine.editor import StreamingEditor
-    from liveedit.engine.mask_cache import MaskCacheConfig
+    from liveedit.engine.config import MaskCacheConfig
 
     frames = [source_frame(i) for i in range(CLIP_FRAMES)]
     settings = {"full": {}, "fast": dict(preview_vae=True, mask_cache=MaskCacheConfig()),

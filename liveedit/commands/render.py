@@ -93,13 +93,13 @@ def _explain(exc, where: str, job_id: str | None = None):
     """A client ServerError → a one-line LiveEditError that says what to do."""
     import grpc
 
-    from liveedit.sidecar import config
+    from liveedit.clients import transport
 
     code, details = exc.code, exc.details or str(exc)
     if code == grpc.StatusCode.UNIMPLEMENTED:
         hint = "restart it without --no-jobs to render jobs"
     elif code == grpc.StatusCode.UNAUTHENTICATED:
-        hint = (f"the token in {config.token_path()} is not the one this sidecar was started with; "
+        hint = (f"the token in {transport.token_path()} is not the one this sidecar was started with; "
                 "run both as the same user with the same config folder")
     elif code == grpc.StatusCode.UNAVAILABLE and job_id:
         hint = (f"the sidecar stopped answering; job {job_id} stays in its queue and resumes when "

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from liveedit.commands._models import add_model_arguments, load_models
+from liveedit.engine.presets import get_preset
 
 log = logging.getLogger("liveedit")
 
@@ -91,7 +92,9 @@ async def _serve(sidecar, bridge_port: int | None) -> int:
             raise
         print(f"liveedit: bridge for editor panels on {bridge.url}", file=sys.stderr)
     if sidecar.token:
-        print(f"liveedit: clients authenticate with the token in {sidecar_token_path()}", file=sys.stderr)
+        from liveedit.clients.transport import token_path
+
+        print(f"liveedit: clients authenticate with the token in {token_path()}", file=sys.stderr)
     if sidecar.card.random_weights:
         print(f"liveedit: WARNING: {sidecar.card.description}", file=sys.stderr)
     stop = asyncio.Event()
@@ -120,7 +123,6 @@ PREVIEW_QUALITY_WORDS = {
 def _check_fast_preview_files(args) -> None:
     """`--preview-quality fast` with released weights needs taew2_1.pth in --weights: say so
     before the model loads for minutes (choose_preview_quality checks the loaded models too)."""
-    from liveedit.engine.presets import get_preset
     from liveedit.sidecar.weights import TINY_VAE_FILE
     from liveedit.sidecar.worker import PreviewQualityError
 
@@ -139,8 +141,3 @@ def _bridge_info(sidecar) -> dict:
 
     return MessageToDict(sidecar.info.describe(), preserving_proto_field_name=True)
 
-
-def sidecar_token_path() -> Path:
-    from liveedit.sidecar import config
-
-    return config.token_path()

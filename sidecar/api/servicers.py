@@ -19,7 +19,7 @@ from liveedit.protos.liveedit.v1 import common_pb2, edit_pb2, preview_pb2, rende
 from liveedit.sidecar.api.convert import job_message, job_spec_from_request
 from liveedit.sidecar.edit_session import (ChunkOut, EditedOut, EditSession, EditStreamConfig, Finished,
                                            SourceIn)
-from liveedit.sidecar.frame_transport import RingSpec
+from liveedit.clients.transport import RingSpec
 from liveedit.sidecar.naming import model_identity_of
 from liveedit.sidecar.preview import PreviewSessions
 from liveedit.sidecar.validation import MAX_INSTRUCTION_CHARS

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from liveedit.clients import transport
 from liveedit.sidecar import config
-from liveedit.sidecar.bridge import PreviewRequest, origin_allowed, start_bridge
+from liveedit.sidecar.api.bridge import PreviewRequest, origin_allowed, start_bridge
 from liveedit.sidecar.jobs import RenderQueue
 from test_jobs import FakeExecutor
 
@@ -342,7 +343,7 @@ def test_start_bridge_binds_loopback_only_and_writes_token_and_port(tmp_path, co
             await start_bridge(queue, None, host="0.0.0.0")
         bridge = await start_bridge(queue, None)  # no token given: created on first run
         try:
-            running = config.read_bridge_info()
+            running = transport.read_bridge_info()
             async with aiohttp.ClientSession() as session:
                 async with session.get(f"http://127.0.0.1:{bridge.port}/v1/info",
                                        headers={"Authorization": f"Bearer {bridge.token}"}) as r:
@@ -359,7 +360,7 @@ def test_start_bridge_binds_loopback_only_and_writes_token_and_port(tmp_path, co
     assert token_file.read_text().strip() == bridge.token
     assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
     assert running == {"port": bridge.port}
-    assert config.read_bridge_info() is None  # a stopped sidecar leaves no port behind
+    assert transport.read_bridge_info() is None  # a stopped sidecar leaves no port behind
 
 
 def test_a_stopping_bridge_leaves_a_newer_sidecars_port_file(tmp_path, config_dir):
@@ -370,7 +371,7 @@ def test_a_stopping_bridge_leaves_a_newer_sidecars_port_file(tmp_path, config_di
         new = await start_bridge(queue, None)  # another sidecar took over bridge.json meanwhile
         try:
             await old.close()
-            return new.port, config.read_bridge_info()
+            return new.port, transport.read_bridge_info()
         finally:
             await new.close()
 
@@ -379,13 +380,13 @@ def test_a_stopping_bridge_leaves_a_newer_sidecars_port_file(tmp_path, config_di
     finally:
         queue.close()
     assert left == {"port": port}
-    assert config.read_bridge_info() is None
+    assert transport.read_bridge_info() is None
 
 
 def test_preview_frames_come_from_preview_sessions(tmp_path, media_clips):
     """The bridge wired to the real PreviewSessions and GPU worker (with an editor that inverts
     colours, so the edit is checkable): the edited frame is the inverse of the source frame."""
-    from liveedit.sidecar.bridge import SessionPreview
+    from liveedit.sidecar.api.bridge import SessionPreview
     from liveedit.sidecar.preview import PreviewConfig, PreviewSessions
     from liveedit.sidecar.worker import GpuWorker
     from server_fakes import InvertEditor

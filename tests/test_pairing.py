@@ -13,10 +13,10 @@ import threading
 import aiohttp
 import pytest
 
-from liveedit.sidecar import pairing
-from liveedit.sidecar.bridge import start_bridge
+from liveedit.sidecar.api import pairing
+from liveedit.sidecar.api.bridge import start_bridge
 from liveedit.sidecar.jobs import RenderQueue
-from liveedit.sidecar.pairing import NoCode, Pairing, TooManyAttempts, WrongCode
+from liveedit.sidecar.api.pairing import NoCode, Pairing, TooManyAttempts, WrongCode
 from test_bridge import TOKEN, run_with_bridge
 from test_jobs import FakeExecutor
 

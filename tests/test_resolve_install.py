@@ -139,9 +139,8 @@ def test_the_start_command_the_scripts_show_is_one_serve_accepts():
     import shlex
 
     from liveedit.cli import build_parser
-    from liveedit.commands.resolve import _start_command
 
-    words = shlex.split(_start_command())
+    words = shlex.split(setup.DEFAULT_START_COMMAND)
     assert words[0] == "liveedit"
     args = build_parser().parse_args(words[1:])  # argparse exits on an option serve does not take
     assert args.command == "serve" and not args.no_bridge

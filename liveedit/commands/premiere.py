@@ -119,14 +119,14 @@ def build_ccx(source: Path, output: Path, port: int = DEFAULT_BRIDGE_PORT) -> Pa
 def bridge_port() -> tuple[int, str]:
     """The running sidecar's bridge port (bridge.json, which the sidecar removes when it
     stops) and where it came from, else the default port."""
-    from liveedit.sidecar import config
+    from liveedit.clients import transport
 
     try:
-        info = config.read_bridge_info()
-    except config.ConfigError as exc:
+        info = transport.read_bridge_info()
+    except transport.ConfigError as exc:
         raise PackageError(f"{exc}; or pass --port") from None
     if info is not None:
-        return info["port"], f"the running sidecar's port, from {config.bridge_info_path()}"
+        return info["port"], f"the running sidecar's port, from {transport.bridge_info_path()}"
     return DEFAULT_BRIDGE_PORT, "the default port; no sidecar is running"
 
 
@@ -160,19 +160,19 @@ See docs/premiere.md.""")
 
 
 def run_pair(args) -> int:
-    from liveedit.sidecar import config
-    from liveedit.sidecar.pairing import request_code
+    from liveedit.clients import transport
+    from liveedit.sidecar.api.pairing import request_code
 
     port = args.port
     if port is None:
-        info = config.read_bridge_info()
+        info = transport.read_bridge_info()
         if info is None:
             raise LiveEditError("no LiveEdit sidecar is running for this user (no bridge.json in "
-                                f"{config.config_dir()}); start it with `liveedit serve`, then run this again")
+                                f"{transport.config_dir()}); start it with `liveedit serve`, then run this again")
         port = info["port"]
-    token = config.read_token()
+    token = transport.read_token()
     if not token:
-        raise LiveEditError(f"there is no install token at {config.token_path()} yet; start the sidecar with "
+        raise LiveEditError(f"there is no install token at {transport.token_path()} yet; start the sidecar with "
                             "`liveedit serve` (it creates one), then run this again")
     code, ttl = request_code(port, token)
     print(f"""Pairing code:  {code}

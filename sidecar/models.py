@@ -3,7 +3,7 @@
 The command line's model options (--model, --weights, --ema, --device, --dtype) become a
 `ModelSpec`; `load()` turns it into the engine's EditorModels with the speed options of the
 device. The spec is small and picklable, so a Ray worker on another machine loads its own
-copy of exactly the models the sidecar would (ray_executor.py).
+copy of exactly the models the sidecar would (jobs/ray_executor.py).
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ class ModelSpec:
 
         from liveedit.engine.editor import EditorModels
         from liveedit.engine.presets import get_preset
-        from liveedit.engine.speed import SpeedOptions, apply_speed_options
+        from liveedit.engine.config import SpeedOptions
+        from liveedit.engine.speed import apply_speed_options
 
         preset = get_preset(self.preset)
         device = self.torch_device()
@@ -57,7 +58,7 @@ class ModelSpec:
 
             models = random_models(preset, device, dtype)
         else:
-            from liveedit.sidecar.weights import load_editor_models
+            from liveedit.sidecar.weight_files import load_editor_models
 
             models = load_editor_models(preset, weights_dir=self.weights_dir, device=device, dtype=dtype,
                                         use_ema=self.use_ema)

@@ -91,7 +91,7 @@ def cluster():
 
 
 def executor(address, env=None, **kw):
-    from liveedit.sidecar.ray_executor import RayExecutor
+    from liveedit.sidecar.jobs.ray_executor import RayExecutor
 
     return RayExecutor(ModelSpec("tiny"), address=address, env={**RAY_ENV, **(env or {})}, **kw)
 
@@ -382,7 +382,7 @@ def test_liveedit_render_ray_renders_a_timelines_regions_on_the_workers_as_in_pr
 def test_the_ray_benchmark_measures_a_region_both_ways_and_a_job_across_the_workers(shared, tmp_path):
     """`liveedit bench-ray` on the CPU with the tiny model: the figures exist and add up (what
     they are worth is for a GPU box), and --kill-one's check holds."""
-    from liveedit.sidecar import ray_bench
+    from liveedit.sidecar.jobs import ray_bench
 
     config = ray_bench.BenchConfig(work=tmp_path, model=ModelSpec("tiny"), frames=9, repeat=1, regions=2,
                                    workers=(None,), kill_one=True)
@@ -438,7 +438,7 @@ def test_a_cluster_that_goes_away_fails_regions_clearly_or_falls_back_to_this_ma
 
 
 def test_a_cluster_that_cannot_be_reached_is_a_clear_error(tmp_path):
-    from liveedit.sidecar.ray_executor import RayClusterError
+    from liveedit.sidecar.jobs.ray_executor import RayClusterError
 
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
@@ -453,7 +453,7 @@ def test_a_cluster_that_cannot_be_reached_is_a_clear_error(tmp_path):
 def test_without_ray_installed_the_executor_says_how_to_install_it(monkeypatch):
     import importlib.util
 
-    from liveedit.sidecar import ray_executor
+    from liveedit.sidecar.jobs import ray_executor
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))

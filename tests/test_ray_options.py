@@ -12,8 +12,8 @@ from liveedit.cli import main
 from liveedit.commands._ray import ray_address
 from liveedit.commands.status import worker_line
 from liveedit.protos.liveedit.v1 import server_info_pb2
-from liveedit.sidecar.ray_executor import WorkerStatus
-from liveedit.sidecar.server import ModelCard, ServerInfoServicer
+from liveedit.sidecar.jobs.ray_executor import WorkerStatus
+from liveedit.sidecar.api.servicers import ModelCard, ServerInfoServicer
 
 
 @pytest.fixture

@@ -1,5 +1,7 @@
 """The model options every command shares (--model, --weights, --device, --dtype, --ema)
-and the one way they turn into loaded EditorModels (sidecar/models.py's ModelSpec)."""
+and the one way they turn into loaded EditorModels (sidecar/models.py's ModelSpec, which a Ray
+worker loads too). torch and the model code are imported when models load, never while the
+parser is built (`liveedit --help` stays fast)."""
 
 from __future__ import annotations
 
@@ -33,8 +35,7 @@ def model_spec(args):
 
 def load_models(args):
     """EditorModels for the parsed arguments. Random weights are announced on stderr."""
-    spec = model_spec(args)
-    models = spec.load()
+    models = model_spec(args).load()
     if models.random_weights:
         print(f"liveedit: WARNING: {models.description}", file=sys.stderr)
     log.info("model: %s on %s", models.description, models.device)

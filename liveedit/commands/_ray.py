@@ -1,5 +1,5 @@
 """--ray [ADDRESS] and its options, shared by `liveedit serve` and `liveedit render`: render
-jobs on the GPUs of a Ray cluster (sidecar/ray_executor.py, docs/scale-out.md)."""
+jobs on the GPUs of a Ray cluster (sidecar/jobs/ray_executor.py, docs/scale-out.md)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def check_ray_arguments(args) -> None:
 
                 raise LiveEditError(f"--{option.replace('_', '-')} goes with --ray")
         return
-    from liveedit.sidecar.ray_executor import require_ray
+    from liveedit.sidecar.jobs.ray_executor import require_ray
 
     require_ray()
 
@@ -62,7 +62,7 @@ def check_ray_arguments(args) -> None:
 def ray_executor(args, spec, *, fallback=None, warm_up: bool = True):
     """A RayExecutor for the parsed options; says where it renders. `warm_up`: workers on a
     GPU compile kernels and capture CUDA graphs once loaded, as `liveedit serve` does."""
-    from liveedit.sidecar.ray_executor import RayExecutor
+    from liveedit.sidecar.jobs.ray_executor import RayExecutor
 
     where = f"the Ray cluster at {args.ray}" if args.ray else "a local Ray cluster on this machine's GPUs"
     print(f"liveedit: connecting to {where}...", file=sys.stderr)

@@ -1,5 +1,5 @@
 """`liveedit bench-ray`: the Ray executor against the local one, and regions per minute as
-GPU workers are added (sidecar/ray_bench.py; figures in docs/benchmarks.md and docs/scale-out.md)."""
+GPU workers are added (sidecar/jobs/ray_bench.py; figures in docs/benchmarks.md and docs/scale-out.md)."""
 
 from __future__ import annotations
 
@@ -59,9 +59,9 @@ def run(args) -> int:
     import tempfile
 
     from liveedit.errors import InputError
-    from liveedit.sidecar import ray_bench
+    from liveedit.sidecar.jobs import ray_bench
     from liveedit.sidecar.models import ModelSpec
-    from liveedit.sidecar.ray_executor import require_ray
+    from liveedit.sidecar.jobs.ray_executor import require_ray
 
     require_ray()
     what = [w.strip() for w in args.what.split(",") if w.strip()]

@@ -1,6 +1,6 @@
 """The Ray executor: the render queue's regions rendered on the GPUs of a Ray cluster.
 
-`RayExecutor` sits behind the queue's `RegionExecutor` seam (jobs.py), like the local
+`RayExecutor` sits behind the queue's `RegionExecutor` seam (executor.py), like the local
 executor: `run(task, progress, cancel)` returns once the region's segment is in place and
 checked. Its `slots` (one per GPU worker) tell the queue how many regions to hand out at
 once; SQLite stays the only record of job and region state, so a sidecar that dies resumes
@@ -38,8 +38,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from liveedit.errors import LiveEditError
-from liveedit.sidecar.jobs import (OutputCheckError, ProgressCallback, RegionCancelled, RegionExecutor, RegionResult,
-                                   RegionTask, remove_leftovers)
+from liveedit.sidecar.jobs.executor import (ProgressCallback, RegionCancelled, RegionExecutor, RegionResult,
+                                            RegionTask)
+from liveedit.sidecar.jobs.queue import OutputCheckError, remove_leftovers
 from liveedit.sidecar.models import ModelSpec
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """The Ray side of the Ray executor: a driver process and the GPU workers it keeps.
 
 `RayExecutor` (ray_executor.py) starts this module as its own process,
-`python -m liveedit.sidecar.ray_driver FD`, and talks to it over the socket FD with pickled
+`python -m liveedit.sidecar.jobs.ray_driver FD`, and talks to it over the socket FD with pickled
 tuples (below). The sidecar never imports Ray itself: a Ray driver whose cluster goes away
 ends its own process after Ray's reconnect timeout, and that must not take the sidecar, its
 queue and its previews with it. Here the process ends, the sidecar sees the socket close and
@@ -89,7 +89,7 @@ class RegionWorker:
                 "gpu_ids": [str(g) for g in ray.get_gpu_ids()], "load_seconds": round(self._load_seconds, 2),
                 "error": self._load_error, "device": "", "device_name": "", "model": "", "model_identity": ""}
         if self._models is not None:
-            from liveedit.sidecar.render import model_identity
+            from liveedit.sidecar.naming import model_identity
 
             device = self._models.device
             info["device"] = str(device)
@@ -116,7 +116,8 @@ class RegionWorker:
         return False
 
     def render(self, key: str, task) -> dict:
-        from liveedit.sidecar.jobs import RegionCancelled, remove_leftovers, render_task
+        from liveedit.sidecar.jobs.executor import RegionCancelled, render_task
+        from liveedit.sidecar.jobs.queue import remove_leftovers
         from liveedit.sidecar.render import RenderCancelled
 
         cancel = threading.Event()

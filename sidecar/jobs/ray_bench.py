@@ -99,7 +99,7 @@ def _timed(executor, task: RegionTask) -> tuple[float, float | None]:
 
 
 def _ray_executor(config: BenchConfig, workers: int | None):
-    from liveedit.sidecar.ray_executor import RayExecutor
+    from liveedit.sidecar.jobs.ray_executor import RayExecutor
 
     return RayExecutor(config.model, address=config.address, workers=workers, **config.executor_options)
 

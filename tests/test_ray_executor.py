@@ -429,11 +429,13 @@ def test_a_cluster_that_goes_away_fails_regions_clearly_or_falls_back_to_this_ma
         assert "GONE" in ex.describe() and all(w.state == "failed" for w in ex.workers())
 
         ex.fallback = None  # without a fallback: a clear error, and the queue goes on
+        ex.reconnect_interval = 0  # and it tries to reconnect first
         lost = wait_for(queue, queue.submit(JobSpec((region(film, 0, 9, "lost"),), out, format="h264")).id, finished,
-                        timeout=30)
+                        timeout=120)
         assert lost.state == FAILED
-        assert "the cluster was stopped or became unreachable" in lost.regions[0].error
-        assert "--ray-fallback" in lost.regions[0].error
+        error = lost.regions[0].error
+        assert "the cluster was stopped or became unreachable" in error and "--ray-fallback" in error
+        assert f"reconnecting failed: nothing answers at {head.address}" in error
         assert queue.get(job.id).state == DONE
 
 

@@ -155,6 +155,7 @@ class RayExecutor:
         self._records: list[dict] = []
         self._closed = False
         self._last_start = time.monotonic()
+        self._reconnect_error: str | None = None
         self._driver: _Driver = self._start_driver()
         self.slots = self._driver.slots
 
@@ -255,18 +256,23 @@ class RayExecutor:
         except LiveEditError as exc:
             log.warning("reconnecting to the Ray cluster failed: %s", exc)
             with self._lock:
-                driver.gone = f"{driver.gone}; reconnecting failed: {exc}"
+                self._reconnect_error = str(exc)
             return None
         with self._lock:
-            self._driver = fresh
+            self._driver, self._reconnect_error = fresh, None
         return fresh
+
+    def _gone_reason(self) -> str:
+        with self._lock:
+            reason, error = self._driver.gone or "the Ray driver stopped", self._reconnect_error
+        return f"{reason}; reconnecting failed: {error}" if error else reason
 
     # ------------------------------------------------------------------ RegionExecutor
 
     def run(self, task: RegionTask, progress: ProgressCallback, cancel: threading.Event) -> RegionResult:
         driver = self._current_driver()
         if driver is None:
-            return self._without_cluster(task, progress, cancel, self._driver.gone)
+            return self._without_cluster(task, progress, cancel, self._gone_reason())
         # Unique per call: a late message about an earlier, abandoned render of the same
         # region can never reach this one.
         key = f"{task.job_id}:{task.index}:{uuid.uuid4().hex[:8]}"

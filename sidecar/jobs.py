@@ -34,6 +34,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import AsyncIterator, Callable, Iterable, Protocol
 
+from liveedit.engine.detail_config import DetailConfig
 from liveedit.errors import InputError, LiveEditError
 from liveedit.sidecar.validation import check_instruction, check_seed
 
@@ -183,11 +184,12 @@ class MaskCacheSpec:
 @dataclass(frozen=True)
 class RenderSettings:
     """How every region of a job is rendered, beyond what the region says: the choices of
-    `liveedit edit --warped-steps --mask-cache --save-masks`."""
+    `liveedit edit --warped-steps --mask-cache --save-masks --detail`."""
 
     warped_steps: bool = False
     mask_cache: MaskCacheSpec | None = None
     save_masks: bool = False
+    detail: DetailConfig = DetailConfig()  # delivery at the source's size and precision
 
     def sampler_config(self):
         from liveedit.engine.sampler import SamplerConfig
@@ -206,7 +208,8 @@ class RenderSettings:
         """The job-level JSON fields (merged into JobSpec's)."""
         return {"sampler": {"warped_steps": self.warped_steps},
                 "mask_cache": self.mask_cache.to_dict() if self.mask_cache else None,
-                "save_masks": self.save_masks}
+                "save_masks": self.save_masks,
+                "detail": self.detail.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict) -> "RenderSettings":
@@ -220,7 +223,16 @@ class RenderSettings:
             if not isinstance(value, bool):
                 raise JobSpecError(f"{key} must be true or false; got {value!r}")
         mask_cache = data.get("mask_cache")
-        return cls(warped, None if mask_cache is None else MaskCacheSpec.from_dict(mask_cache), save_masks)
+        try:  # absent or null: the default ("transfer")
+            detail = DetailConfig.from_dict(data.get("detail"))
+        except InputError as exc:
+            raise JobSpecError(str(exc)) from None
+        return cls(warped, None if mask_cache is None else MaskCacheSpec.from_dict(mask_cache), save_masks, detail)
+
+    @property
+    def has_masks_to_save(self) -> bool:
+        """save_masks has something to save: the mask cache's token masks or the change mask."""
+        return self.mask_cache is not None or self.detail.mode == "masked"
 
 
 @dataclass(frozen=True)
@@ -247,7 +259,7 @@ class JobSpec:
         if not isinstance(data, dict):
             raise JobSpecError("a job must be an object with regions, output_dir and format")
         _reject_unknown(data, {"regions", "output_dir", "format", "label", "sampler", "mask_cache",
-                               "save_masks"}, "job")
+                               "save_masks", "detail"}, "job")
         regions = data.get("regions")
         if not isinstance(regions, list):
             raise JobSpecError("job.regions must be a list of regions")
@@ -275,8 +287,9 @@ def validate_spec(spec: JobSpec) -> JobSpec:
         raise JobSpecError(f"format {spec.format!r} is not supported; use one of {', '.join(FORMATS)}")
     if len(spec.label) > MAX_LABEL_CHARS:
         raise JobSpecError(f"label is longer than {MAX_LABEL_CHARS} characters; shorten it")
-    if spec.settings.save_masks and spec.settings.mask_cache is None:
-        raise JobSpecError("save_masks writes what the mask cache reused; set mask_cache too (or drop save_masks)")
+    if spec.settings.save_masks and not spec.settings.has_masks_to_save:
+        raise JobSpecError("save_masks writes what the mask cache reused or the change mask of masked detail; "
+                           'set mask_cache too, or detail {"mode": "masked"} (or drop save_masks)')
     output_dir = _prepare_output_dir(Path(spec.output_dir))
     regions = []
     for i, region in enumerate(spec.regions):
@@ -419,7 +432,8 @@ def stable_names(regions: Iterable, *, model: str, seed: int, handles: int, form
     sampler, mask_cache = settings.sampler_config(), settings.mask_cache_config()
     names: list[str | None] = []
     for region in regions:
-        key = settings_key(region, model, seed, sampler, handles=handles, format=format, mask_cache=mask_cache)
+        key = settings_key(region, model, seed, sampler, handles=handles, format=format, mask_cache=mask_cache,
+                           detail=settings.detail)
         name = segment_name(region, key)
         names.append(None if name in names else name)
     return names
@@ -1097,7 +1111,7 @@ class LocalExecutor:
                 progress=on_progress, cancel=cancel,
                 name=task.output_stem.relative_to(task.output_dir).as_posix(), job_id=task.job_id,
                 sampler=task.settings.sampler_config(), mask_cache=task.settings.mask_cache_config(),
-                save_masks=task.settings.save_masks,
+                save_masks=task.settings.save_masks, detail=task.settings.detail,
             )
             return result_from_segment(segment)
 

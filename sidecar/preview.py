@@ -242,10 +242,15 @@ def chunk_bounds(segment_start: int, segment_frames: int, offset: int) -> tuple[
 class PreviewSessions:
     def __init__(self, worker: GpuWorker, *, model_key: str, config: PreviewConfig = PreviewConfig(),
                  open_media: Callable[[Path, int], FrameSource] = open_media,
-                 editor_factory: EditorFactory | None = None):
+                 editor_factory: EditorFactory | None = None, detail=None):
         self.worker = worker
+        # How edits are delivered at the preview's size (a DetailConfig; None = "transfer"); the
+        # worker's factory (full quality) must deliver the same way: the Sidecar makes both.
+        from liveedit.engine.detail_config import DetailConfig
+
+        self.detail = detail or DetailConfig()
         # None: the quality's own (fast → tiny VAE + mask cache, full → the worker's factory)
-        self.editor_factory = editor_factory or preview_editor_factory(config.quality)
+        self.editor_factory = editor_factory or preview_editor_factory(config.quality, self.detail)
         self.model_key = model_key
         self.config = config
         self.cache = ChunkCache(config.cache_bytes)
@@ -342,7 +347,8 @@ class PreviewSessions:
 
     def _key(self, session: PreviewSession, segment_start: int, chunk_first: int) -> tuple:
         return (session.media_key, session.width, session.height, segment_start, chunk_first,
-                session.instruction, session.seed, self.model_key, self.config.quality)
+                session.instruction, session.seed, self.model_key, self.config.quality,
+                tuple(sorted(self.detail.pixel_settings().items())))
 
     async def _edit_through(self, session: PreviewSession, segment_start: int, segment_end: int,
                             target_first: int, owner: object, check: Callable[[], None]

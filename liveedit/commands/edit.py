@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from liveedit.commands._detail import add_detail_arguments, detail_config
 from liveedit.commands._mask_cache import add_mask_cache_arguments, mask_cache_config, reuse_report
 from liveedit.commands._models import add_model_arguments, load_models
 from liveedit.commands.render import add_sidecar_argument
@@ -29,6 +30,7 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true", help="redo even if the same edit exists in OUTDIR")
     add_model_arguments(p)
     add_mask_cache_arguments(p)
+    add_detail_arguments(p)
     add_sidecar_argument(p, ignored=("model", "weights", "ema", "device", "dtype", "force"))
     p.set_defaults(func=run)
 
@@ -54,6 +56,7 @@ def run(args) -> int:
     if args.sidecar is not None:
         return _edit_on_sidecar(args, count, info)
     mask_cache = mask_cache_config(args)  # before loading models: a bad option fails fast
+    detail = detail_config(args)
     models = load_models(args)
     region = RegionSpec(media=args.input.resolve(), first_frame=args.start, frame_count=count,
                         instruction=args.instruction, seed=args.seed)
@@ -69,7 +72,7 @@ def run(args) -> int:
     try:
         result = render_region(region, models, args.output_dir, format=args.format, seed=args.seed,
                                sampler=sampler, progress=progress, force=args.force,
-                               mask_cache=mask_cache, save_masks=args.save_masks)
+                               mask_cache=mask_cache, save_masks=args.save_masks, detail=detail)
     finally:
         bar.close()
     if result.skipped:
@@ -79,6 +82,8 @@ def run(args) -> int:
     print(f"timeline: {result.otio_path}")
     if result.masks_path is not None:
         print(f"token masks: {result.masks_path}")
+    if result.change_masks_path is not None:
+        print(f"change mask: {result.change_masks_path}")
     if mask_cache is not None:
         print(reuse_report(result.reused_token_fraction))
     if models.random_weights:
@@ -92,6 +97,7 @@ def _edit_on_sidecar(args, count: int, media) -> int:
     from liveedit.commands.render import (connect_sidecar, note_ignored_options, region_outcomes, rendered_by,
                                           run_sidecar_job, segment_from_result, server_model, sidecar_settings)
     from liveedit.errors import LiveEditError
+    from liveedit.sidecar.delivery import change_mask_path
     from liveedit.sidecar.jobs import RegionSpec, stable_names
     from liveedit.sidecar.mask_video import mask_video_path
     from liveedit.sidecar.render import as_region
@@ -118,6 +124,8 @@ def _edit_on_sidecar(args, count: int, media) -> int:
     print(f"timeline: {otio_path}")
     if settings.save_masks and mask_video_path(output).exists():
         print(f"token masks: {mask_video_path(output)}")
+    if settings.save_masks and change_mask_path(output).exists():
+        print(f"change mask: {change_mask_path(output)}")
     if info.random_weights:
         print("note: RANDOM weights (the sidecar runs --model tiny): the output shows the pipeline works; it is not an edit.")
     return 0

@@ -85,7 +85,9 @@ class FrameSource(Protocol):
 
 class MediaFrameSource:
     """Exact frames through sidecar/media_read (frame n is the media's n-th frame, its own
-    colour matrix and range), scaled down to ``max_height`` for previews when it is smaller."""
+    colour matrix and range), scaled down to ``max_height`` for previews when it is smaller.
+    Previews are shown at 8 bits, so frames are read as uint8 whatever the media's depth; the
+    edit is delivered onto these frames at the preview's size (sidecar/delivery.py)."""
 
     def __init__(self, path: Path, max_height: int = 0):
         from liveedit.sidecar.media_read import MediaError as ReadError, probe

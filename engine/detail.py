@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from liveedit.engine.detail_config import DetailConfig
+from liveedit.engine.config import DetailConfig
 from liveedit.engine.picture import resize
 from liveedit.errors import InputError
 

@@ -4,7 +4,7 @@ the model's edited picture becomes a frame of the source's size and bit depth.
 Everything that edits media builds its editor here: `liveedit edit` and `liveedit render`
 (render_region, also what the job queue's executors run), preview sessions and live edit
 streams (the GPU worker's editor factories), and takes for the OpenFX plugin. The detail
-modes are engine/detail_config.py's; the arithmetic is engine/detail.py's (float RGB on
+modes are engine/config.py's; the arithmetic is engine/detail.py's (float RGB on
 the model's device). What is decided here is the media side:
 
 - which precision a source is read at: 10/12-bit media as uint16 RGB (the reader converts
@@ -23,13 +23,13 @@ from typing import Callable
 
 import numpy as np
 
-from liveedit.engine.detail_config import DetailConfig
+from liveedit.engine.config import DetailConfig
 
 CHANGE_MASK_SUFFIX = ".change.mov"
 
 
 def read_dtype(info, detail: DetailConfig | None = None) -> type:
-    """The type to read ``info``'s frames as (a media_read.MediaInfo): uint16 for more than
+    """The type to read ``info``'s frames as (a media.read.MediaInfo): uint16 for more than
     8 bits per component when the edit is delivered at the source's precision."""
     detail = detail or DetailConfig()
     return np.uint16 if detail.delivers and int(getattr(info, "bit_depth", 8)) > 8 else np.uint8
@@ -78,7 +78,7 @@ def change_mask_path(segment_path: str | os.PathLike) -> Path:
 def open_change_mask_writer(path: Path, *, info, start_timecode: str | None, sources=()):
     """An H.264 segment writer for change masks at the source's size, rate and timecode
     (frames from :func:`mask_frame`); temporary name until closed, like every segment."""
-    from liveedit.sidecar.media_write import SegmentWriter
+    from liveedit.sidecar.media.write import SegmentWriter
 
     return SegmentWriter(path, rate=info.frame_rate, format="h264", width=info.width, height=info.height,
                          start_timecode=start_timecode, rotation=info.rotation, sources=sources)

@@ -36,7 +36,8 @@ from typing import AsyncIterator, Callable, Protocol
 
 import numpy as np
 
-from liveedit.errors import InputError, LiveEditError
+from liveedit.engine.config import DetailConfig
+from liveedit.errors import InputError, Kind, LiveEditError
 from liveedit.sidecar.validation import check_instruction, check_seed
 from liveedit.sidecar.worker import (EditorFactory, GpuWorker, Priority, check_preview_quality_name,
                                      preview_editor_factory)
@@ -50,21 +51,31 @@ CHUNK_FRAMES = 12
 class UnknownSessionError(LiveEditError):
     """No preview session has this id (never opened, closed, or the server restarted)."""
 
+    kind = Kind.NOT_FOUND
+
 
 class SupersededError(LiveEditError):
     """A newer request replaced this one; its results are not delivered."""
+
+    kind = Kind.SUPERSEDED
 
 
 class MediaNotFoundError(LiveEditError):
     """The media file does not exist."""
 
+    kind = Kind.NOT_FOUND
+
 
 class MediaError(InputError):
     """The media file exists but cannot be read as video."""
 
+    kind = Kind.INVALID
+
 
 class FrameOutOfRangeError(InputError):
     """A frame number outside the session's region."""
+
+    kind = Kind.OUT_OF_RANGE
 
 
 # -- media -----------------------------------------------------------------------------
@@ -84,13 +95,13 @@ class FrameSource(Protocol):
 
 
 class MediaFrameSource:
-    """Exact frames through sidecar/media_read (frame n is the media's n-th frame, its own
+    """Exact frames through sidecar/media/read.py (frame n is the media's n-th frame, its own
     colour matrix and range), scaled down to ``max_height`` for previews when it is smaller.
     Previews are shown at 8 bits, so frames are read as uint8 whatever the media's depth; the
     edit is delivered onto these frames at the preview's size (sidecar/delivery.py)."""
 
     def __init__(self, path: Path, max_height: int = 0):
-        from liveedit.sidecar.media_read import MediaError as ReadError, probe
+        from liveedit.sidecar.media.read import MediaError as ReadError, probe
 
         self.path = path
         try:
@@ -109,7 +120,7 @@ class MediaFrameSource:
     def read(self, first: int, count: int) -> list[np.ndarray]:
         from PIL import Image
 
-        from liveedit.sidecar.media_read import MediaError as ReadError, read_frames
+        from liveedit.sidecar.media.read import MediaError as ReadError, read_frames
 
         try:
             frames = list(read_frames(self.path, first, count))
@@ -248,8 +259,6 @@ class PreviewSessions:
         self.worker = worker
         # How edits are delivered at the preview's size (a DetailConfig; None = "transfer"); the
         # worker's factory (full quality) must deliver the same way: the Sidecar makes both.
-        from liveedit.engine.detail_config import DetailConfig
-
         self.detail = detail or DetailConfig()
         # None: the quality's own (fast → tiny VAE + mask cache, full → the worker's factory)
         self.editor_factory = editor_factory or preview_editor_factory(config.quality, self.detail)

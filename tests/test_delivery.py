@@ -18,11 +18,11 @@ import pytest
 
 from identity_editor import IdentityEditor
 from liveedit.cli import main
-from liveedit.engine.detail_config import DetailConfig
+from liveedit.engine.config import DetailConfig
 from liveedit.sidecar.delivery import change_mask_path, editor_factory, make_editor, read_dtype
 from liveedit.sidecar.jobs import JobSpec, JobSpecError, RegionSpec, RenderSettings, validate_spec
-from liveedit.sidecar.media_read import probe, read_frames
-from liveedit.sidecar.render import render_region
+from liveedit.sidecar.media import probe, read_frames
+from liveedit.sidecar.render import render_job_region as render_region  # job regions, as `liveedit edit` renders
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +167,7 @@ def test_make_editor_and_the_worker_factories_deliver_with_the_detail_asked_for(
 
 
 def test_the_sidecar_gives_previews_and_edit_streams_its_detail_setting(models):
-    from liveedit.sidecar.server import ServerOptions, Sidecar
+    from liveedit.sidecar.api.server import ServerOptions, Sidecar
 
     sidecar = Sidecar(models, ServerOptions(detail=DetailConfig("masked", 0.2, 1)))
     try:
@@ -183,7 +183,7 @@ def test_the_sidecar_gives_previews_and_edit_streams_its_detail_setting(models):
 
 def test_detail_travels_with_a_job_as_json_and_over_grpc(tmp_path, media_clips):
     from liveedit.clients.python.client import LiveEditClient
-    from liveedit.sidecar.server import _settings_dict
+    from liveedit.sidecar.api.convert import _settings
 
     settings = RenderSettings(detail=DetailConfig("masked", 0.07, 5), save_masks=True)
     spec = JobSpec((_region(media_clips["ntsc_film"], 9),), tmp_path, settings=settings)
@@ -201,22 +201,25 @@ def test_detail_travels_with_a_job_as_json_and_over_grpc(tmp_path, media_clips):
     client._call = lambda method, request: sent.append(request)
     client.submit_job([_region(media_clips["ntsc_film"], 9).to_dict()], tmp_path, settings=settings)
     (request,) = sent
-    assert RenderSettings.from_dict(_settings_dict(request)) == settings
+    assert _settings(request) == settings
     plain = type(request)()  # a client that sends no detail: the default
-    assert RenderSettings.from_dict(_settings_dict(plain)).detail == DetailConfig()
+    assert _settings(plain).detail == DetailConfig()
+    request.detail.softness = 99
+    with pytest.raises(JobSpecError, match="softness"):
+        _settings(request)
 
 
 def test_detail_command_line_options(tmp_path):
     from liveedit.cli import build_parser
     from liveedit.commands._detail import detail_config
-    from liveedit.commands.render import sidecar_settings
+    from liveedit.commands.render import render_settings
 
     parser = build_parser()
     base = ["edit", "in.mov", "-p", "x", "-o", str(tmp_path)]
     assert detail_config(parser.parse_args(base)) == DetailConfig()
     args = parser.parse_args(base + ["--detail", "masked", "--detail-threshold", "0.1", "--detail-softness", "3"])
     assert detail_config(args) == DetailConfig("masked", 0.1, 3)
-    assert sidecar_settings(args).detail == DetailConfig("masked", 0.1, 3)
+    assert render_settings(args).detail == DetailConfig("masked", 0.1, 3)
     render = parser.parse_args(["render", "t.otio", "-o", str(tmp_path), "--detail", "off"])
     assert detail_config(render) == DetailConfig("off")
     with pytest.raises(SystemExit):

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from identity_editor import IdentityEditor, editor_with
 from liveedit.engine.detail import SourceDetail, change_mask, deliver
-from liveedit.engine.detail_config import DetailConfig
+from liveedit.engine.config import DetailConfig
 from liveedit.engine.editor import EditorModels
 from liveedit.engine.picture import resize
 from liveedit.engine.presets import get_preset

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from liveedit.sidecar.preview import PreviewConfig
-from liveedit.sidecar.server import ServerOptions, Sidecar
+from liveedit.sidecar.api.server import ServerOptions, Sidecar
 from liveedit.sidecar.worker import PreviewQualityError, choose_preview_quality
 from preview_media import source_frame, write_clip
 
@@ -52,7 +52,7 @@ def clip(tmp_path_factory):
 def direct(models):
     """The whole clip edited in process: full quality, fast (tiny VAE + mask cache), and the
     tiny VAE alone (to show the mask cache is really on)."""
-    from liveedit.engine.mask_cache import MaskCacheConfig
+    from liveedit.engine.config import MaskCacheConfig
     from liveedit.sidecar.delivery import make_editor
 
     frames = [source_frame(i) for i in range(CLIP_FRAMES)]

@@ -1,9 +1,9 @@
 """The detail delivery options `liveedit edit` and `liveedit render` share: --detail,
---detail-threshold, --detail-softness (engine/detail_config.py says what they mean)."""
+--detail-threshold, --detail-softness (engine/config.py says what they mean)."""
 
 from __future__ import annotations
 
-from liveedit.engine.detail_config import (DEFAULT_MODE, DEFAULT_SOFTNESS, DEFAULT_THRESHOLD, DETAIL_MODES,
+from liveedit.engine.config import (DEFAULT_MODE, DEFAULT_SOFTNESS, DEFAULT_THRESHOLD, DETAIL_MODES,
                                            DetailConfig)
 
 

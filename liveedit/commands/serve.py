@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from liveedit.commands._detail import add_detail_arguments, detail_config
 from liveedit.commands._models import add_model_arguments, load_models
 from liveedit.engine.presets import get_preset
 
@@ -44,6 +45,7 @@ def register(sub) -> None:
                    help="preview seeks: fast = tiny preview VAE (taew2_1.pth in --weights) + mask cache, "
                    "full = edited like a render (default: fast when the tiny VAE is loaded, else full); "
                    "edit streams and renders are always full quality")
+    add_detail_arguments(p)  # previews and edit streams; render jobs carry their own
     p.set_defaults(func=run)
 
 
@@ -56,6 +58,7 @@ def run(args) -> int:
     if args.port is not None:
         config.check_loopback(args.host)  # before loading a model for minutes
     _check_fast_preview_files(args)  # likewise
+    detail = detail_config(args)  # likewise
     models = load_models(args)
     quality = choose_preview_quality(models, args.preview_quality)
     print(f"liveedit: previews at {quality} quality ({PREVIEW_QUALITY_WORDS[quality]})", file=sys.stderr)
@@ -66,7 +69,7 @@ def run(args) -> int:
         seconds = warm_up(models, preview=quality == "fast")
         print(f"liveedit: warm-up took {seconds:.1f} s", file=sys.stderr)
     options = ServerOptions(socket_path=args.socket, host=args.host, port=args.port, grace_seconds=args.grace,
-                            preview=PreviewConfig(quality=quality))
+                            preview=PreviewConfig(quality=quality), detail=detail)
     sidecar = Sidecar(models, options)
     if not args.no_jobs:
         from liveedit.sidecar.jobs import LocalExecutor, RenderQueue

@@ -93,7 +93,7 @@ class LocalExecutor:
                 seed=task.region.seed, progress=on_progress, cancel=cancel,
                 name=task.output_stem.relative_to(task.output_dir).as_posix(), job_id=task.job_id,
                 sampler=task.settings.sampler_config(), mask_cache=task.settings.mask_cache,
-                save_masks=task.settings.save_masks,
+                save_masks=task.settings.save_masks, detail=task.settings.detail,
             )
             return result_from_segment(segment)
 

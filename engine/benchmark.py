@@ -163,16 +163,18 @@ def bench_vae(models: EditorModels, *, chunks: int = 4, tiny: bool = False) -> d
 
 
 def bench_editor(models: EditorModels, *, frames: int = 81, backend: str = "auto", seed: int = 0,
-                 preview_vae: bool = False, mask_cache: MaskCacheConfig | None = None, label: str = "editor") -> dict:
+                 preview_vae: bool = False, mask_cache: MaskCacheConfig | None = None, label: str = "editor",
+                 delivery=None) -> dict:
     """End to end: uint8 frames in, edited uint8 frames out, at the model size, for a clip
     of ``frames`` frames (cache growing as in the released 81-frame setting). Reports the
     whole-clip rate, the per-chunk split and the first chunk's latency (from its last
-    source frame pushed to its first edited frame out)."""
+    source frame pushed to its first edited frame out). ``delivery``: the editor's detail
+    delivery hook (engine/detail.py); None scales the model picture up (here: a no-op)."""
     preset, device = models.preset, models.device
     rng = np.random.default_rng(seed)
     clip = [rng.integers(0, 256, (preset.height, preset.width, 3), dtype=np.uint8) for _ in range(frames)]
     with _attention_backend(backend):
-        options = dict(preview_vae=preview_vae, mask_cache=mask_cache)
+        options = dict(preview_vae=preview_vae, mask_cache=mask_cache, delivery=delivery)
         # Warm-up over a full window, twice: kernels, cuDNN plans per key count, the
         # allocator, then the CUDA graphs of every chunk position (captured by the second
         # stream, on the first one's pooled buffers), as `liveedit serve` does at start.
@@ -215,6 +217,59 @@ def bench_editor(models: EditorModels, *, frames: int = 81, backend: str = "auto
                            "decode": 1000 * editor.stats[0].decode_seconds},
         "peak_gb": _peak_gb(device),
     }
+
+
+# Source frames the detail bench delivers to, for the released model's 480x832 picture:
+# (label, height, width, frame type). Other presets scale them with their model picture.
+DETAIL_BENCH_SOURCES = (("uhd-10bit", 2160, 3840, torch.uint16), ("1080p-10bit", 1080, 1920, torch.uint16),
+                        ("480x832-8bit", 480, 832, torch.uint8))
+
+
+def bench_detail(preset: Preset, device: torch.device, *, frames: int = 4, repeats: int = 20, seed: int = 0) -> dict:
+    """Detail delivery (engine/detail.py) alone, per frame, at the sizes above: the source
+    frames and the edited and seen model pictures already on the device, as the editor has
+    them after a latent's decode (``frames`` frames per call: one latent). Also UHD with
+    the delivered frames' download to pinned host memory, which the editor does next.
+    Medians of ``repeats`` calls, the device synchronised around each."""
+    from liveedit.engine.detail import deliver
+    from liveedit.engine.config import DetailConfig
+    from liveedit.engine.picture import place
+
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    model_size = (preset.height, preset.width)
+    result: dict = {"what": "detail", "frames_per_call": frames}
+
+    def timed(fn) -> float:
+        for _ in range(3):
+            fn()
+        times = []
+        for _ in range(repeats):
+            _sync(device)
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            times.append(time.perf_counter() - start)
+        return 1000 * statistics.median(times) / frames
+
+    for label, height, width, dtype in DETAIL_BENCH_SOURCES:
+        h, w = round(height * preset.height / 480), round(width * preset.width / 832)
+        p = place((h, w), model_size)
+        full = 255 if dtype == torch.uint8 else 65535
+        source = torch.randint(0, full + 1, (frames, h, w, 3), generator=g, dtype=torch.int32).to(dtype).to(device)
+        seen = torch.rand(frames, 3, p.height, p.width, generator=g).to(device)
+        edited = (seen + 0.1 * torch.rand(frames, 3, p.height, p.width, generator=g).to(device)).clamp_(0, 1)
+        entry: dict = {"source": f"{w}x{h}", "model_picture": f"{p.width}x{p.height}"}
+        for mode in ("transfer", "masked"):
+            config = DetailConfig(mode)
+            entry[f"{mode}_ms_per_frame"] = timed(lambda: deliver(source, edited, seen, config))
+        if label.startswith("uhd"):
+            host = torch.empty(source.shape, dtype=dtype, pin_memory=device.type == "cuda")
+            config = DetailConfig("transfer")
+            entry["transfer_with_download_ms_per_frame"] = timed(
+                lambda: host.copy_(deliver(source, edited, seen, config)[0], non_blocking=True))
+        result[label] = entry
+        del source, seen, edited
+    return result
 
 
 @contextmanager

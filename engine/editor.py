@@ -10,7 +10,13 @@ Picture size: the model works at one size (480x832 for the released model). Fram
 any other size are scaled to fit inside it without distortion and the rest is padded
 by repeating the edge pixels ("fit"); the edited picture is cropped back out and scaled
 to the source size. "stretch" reproduces the released code's behaviour (resize to the
-model size, aspect ratio ignored).
+model size, aspect ratio ignored). engine/picture.py holds that mapping.
+
+Precision: frames may be uint8, uint16 (10/12-bit sources) or float RGB; the model sees
+them at 8 bits. With a ``delivery`` hook (engine/detail.py's SourceDetail, built by
+sidecar/delivery.py) the edited picture is not scaled up: the hook gets it with the
+model picture the editor built from the same frames and the full-precision frames
+themselves, and returns the frames to hand out (same size and type as the source).
 """
 
 from __future__ import annotations
@@ -18,18 +24,17 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Iterator, Literal
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from liveedit.errors import InputError
 from liveedit.engine.config import TAEHV_PRESETS, VAE_TEMPORAL_STRIDE, MaskCacheConfig, SamplerConfig, SpeedOptions
+from liveedit.engine.picture import FrameMapping, Placement, place, resize, to_model_picture
 from liveedit.engine.presets import Preset
 from liveedit.engine.stream import LatentStream
 
-FrameMapping = Literal["fit", "stretch"]
 CHUNK_LATENT_FRAMES = 3
 FIRST_CHUNK_FRAMES = 1 + VAE_TEMPORAL_STRIDE * (CHUNK_LATENT_FRAMES - 1)  # 9
 CHUNK_FRAMES = VAE_TEMPORAL_STRIDE * CHUNK_LATENT_FRAMES  # 12
@@ -134,14 +139,11 @@ class _Span:
         return self._begin.elapsed_time(self._end) / 1000
 
 
-@dataclass
-class Placement:
-    """Where the source picture sits inside the model picture ("fit")."""
-
-    top: int
-    left: int
-    height: int
-    width: int
+# (edited, seen, source) -> delivered frames; see engine/detail.py SourceDetail.
+# edited, seen: float [n, 3, h, w], the source's rectangle of the model pictures;
+# source: the frames as pushed, [n, H, W, 3] on the model's device.
+Delivery = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+FRAME_DTYPES = (np.uint8, np.uint16, np.float32)
 
 
 class StreamingEditor:
@@ -160,6 +162,7 @@ class StreamingEditor:
         mask_cache: MaskCacheConfig | None = None,  # None = off; MaskCacheConfig() = reference settings
         preview_vae: bool = False,  # True: the tiny VAE (TAEHV) both ways, for fast previews
         on_frames=None,  # called with each latent's edited frames as soon as they are decoded
+        delivery: Delivery | None = None,  # None: the edited picture scaled up, 8-bit (detail "off")
     ):
         if frame_mapping not in ("fit", "stretch"):
             raise InputError(f"frame_mapping must be 'fit' or 'stretch', not {frame_mapping!r}")
@@ -170,6 +173,7 @@ class StreamingEditor:
             )
         self.models = models
         self.on_frames = on_frames
+        self.delivery = delivery
         self.preview_vae = preview_vae
         self.frame_mapping = frame_mapping
         self.sampler = sampler or SamplerConfig()
@@ -207,6 +211,8 @@ class StreamingEditor:
         self._vae_stream = torch.cuda.Stream(self.models.device) if overlap else None
         self._pending: list[np.ndarray] = []  # this chunk's frames not yet encoded
         self._latents: list[torch.Tensor] = []  # this chunk's source latents so far
+        self._seen: list[torch.Tensor] = []  # with a delivery hook: this chunk's model pictures (crops)
+        self._sources: list[torch.Tensor] = []  # ... and its frames as pushed, on the device
         self._chunk_in = 0  # this chunk's frames pushed so far
         self._encode_spans: list[_Span] = []  # this chunk's encodes
         self._frame_size: tuple[int, int] | None = None
@@ -282,7 +288,13 @@ class StreamingEditor:
     def _encode_pending(self) -> None:
         with self._on_vae_stream():
             span = _Span(self.models.device)
-            self._latents.append(self._vae.encode(self._to_model(self._pending)))
+            source = self._upload(self._pending)
+            model_in = self._to_model(source)
+            self._latents.append(self._vae.encode(model_in))
+            if self.delivery is not None:
+                self._sources.append(source)
+                # What the model saw of each frame, copied: the VAE may reuse its input's memory.
+                self._seen.append(self._placement.crop(model_in[0].transpose(0, 1)).to(torch.float32, copy=True))
             self._encode_spans.append(span.end())
         self._pending = []
 
@@ -291,61 +303,72 @@ class StreamingEditor:
         return context.to(device=self.models.device, dtype=self.models.dtype)
 
     def _check_frame(self, frame: np.ndarray) -> None:
-        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        if not isinstance(frame, np.ndarray) or frame.dtype not in FRAME_DTYPES or frame.ndim != 3 \
+                or frame.shape[2] != 3:
             shape = getattr(frame, "shape", None)
             dtype = getattr(frame, "dtype", type(frame).__name__)
             raise InputError(
-                f"frame {self.frames_in}: expected an RGB uint8 array of shape [H, W, 3], got {dtype} {shape}"
+                f"frame {self.frames_in}: expected an RGB array of shape [H, W, 3] (uint8, uint16 or float32), "
+                f"got {dtype} {shape}"
             )
         size = frame.shape[:2]
         if self._frame_size is None:
             self._frame_size = size
+            self._frame_dtype = frame.dtype
             self._placement = self._place(size)
         elif size != self._frame_size:
             raise InputError(
                 f"frame {self.frames_in} is {size[1]}x{size[0]} but this stream started at "
                 f"{self._frame_size[1]}x{self._frame_size[0]}; start a new stream for a new size"
             )
+        elif frame.dtype != self._frame_dtype:
+            raise InputError(
+                f"frame {self.frames_in} is {frame.dtype} but this stream started with {self._frame_dtype} "
+                "frames; keep one type per stream"
+            )
 
     def _place(self, size: tuple[int, int]) -> Placement:
-        model_h, model_w = self.models.preset.height, self.models.preset.width
-        if self.frame_mapping == "stretch":
-            return Placement(0, 0, model_h, model_w)
-        h, w = size
-        scale = min(model_h / h, model_w / w)
-        fit_h = max(1, min(model_h, round(h * scale)))
-        fit_w = max(1, min(model_w, round(w * scale)))
-        return Placement((model_h - fit_h) // 2, (model_w - fit_w) // 2, fit_h, fit_w)
+        return place(size, (self.models.preset.height, self.models.preset.width), self.frame_mapping)
 
-    def _to_model(self, frames: list[np.ndarray]) -> torch.Tensor:
-        """uint8 [T, H, W, 3] → float [1, 3, T, h, w] in [0, 1] at the model size."""
-        p = self._placement
-        x = torch.from_numpy(np.stack(frames)).to(self.models.device)
-        x = x.permute(0, 3, 1, 2).to(torch.float32) / 255.0  # [T, 3, H, W]
-        x = F.interpolate(x, size=(p.height, p.width), mode="bilinear", antialias=True, align_corners=False)
-        model_h, model_w = self.models.preset.height, self.models.preset.width
-        pad = (p.left, model_w - p.width - p.left, p.top, model_h - p.height - p.top)
-        if any(pad):
-            x = F.pad(x, pad, mode="replicate")
+    def _upload(self, frames: list[np.ndarray]) -> torch.Tensor:
+        """Frames [T, H, W, 3] as pushed, on the model's device."""
+        return torch.from_numpy(np.stack(frames)).to(self.models.device)
+
+    def _to_model(self, frames: torch.Tensor | list[np.ndarray]) -> torch.Tensor:
+        """Frames [T, H, W, 3] → float [1, 3, T, h, w] in [0, 1] at the model size. The
+        model sees 8 bits: uint16 and float frames are rounded to the nearest 8-bit level."""
+        x = frames if isinstance(frames, torch.Tensor) else self._upload(frames)
+        dtype = x.dtype
+        x = x.permute(0, 3, 1, 2).to(torch.float32)  # [T, 3, H, W]
+        if dtype == torch.uint8:
+            x = x / 255.0
+        else:
+            scale = 255.0 / 65535.0 if dtype == torch.uint16 else 255.0
+            x = (x * scale).clamp_(0.0, 255.0).round_() / 255.0
+        x = to_model_picture(x, self._placement, (self.models.preset.height, self.models.preset.width))
         return x.permute(1, 0, 2, 3).unsqueeze(0).to(self.models.dtype)
 
     def _from_model(self, video: torch.Tensor) -> torch.Tensor:
         """float [1, 3, T, h, w] in [0, 1] → uint8 [T, H, W, 3] at the source size, on the
         model's device (the download is queued separately, see _download)."""
-        p = self._placement
-        h, w = self._frame_size
-        x = video[0].permute(1, 0, 2, 3).float()  # [T, 3, h, w]
-        x = x[:, :, p.top : p.top + p.height, p.left : p.left + p.width]
-        if (p.height, p.width) != (h, w):
-            x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+        x = self._placement.crop(video[0].permute(1, 0, 2, 3).float())  # [T, 3, h, w]
+        x = resize(x, self._frame_size)
         return (x.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1)
 
+    def _deliver(self, video: torch.Tensor, offset: int, count: int) -> torch.Tensor:
+        """Frames offset .. offset+count-1 of this chunk through the delivery hook: the
+        edited picture with the model picture and the frames it was made from."""
+        if count == 0:
+            return torch.empty((0, *self._frame_size, 3), dtype=self._sources[0].dtype, device=video.device)
+        edited = self._placement.crop(video[0, :, :count].transpose(0, 1).float())
+        return self.delivery(edited, _frames(self._seen, offset, count), _frames(self._sources, offset, count))
+
     def _download(self, frames: torch.Tensor):
-        """Queue the copy of uint8 frames to the host; returns (host tensor, event to wait
+        """Queue the copy of frames to the host; returns (host tensor, event to wait
         for, or None when the copy is already done)."""
         if frames.device.type != "cuda":
             return frames, None
-        host = torch.empty(frames.shape, dtype=torch.uint8, pin_memory=True)
+        host = torch.empty(frames.shape, dtype=frames.dtype, pin_memory=True)
         host.copy_(frames, non_blocking=True)
         ready = torch.cuda.Event()
         ready.record()
@@ -375,12 +398,19 @@ class StreamingEditor:
         with self._on_vae_stream():
             decode = _Span(device)
         edited: list[np.ndarray] = []
+        decoded = 0  # frames of this chunk decoded so far, padding included
         for i in range(edited_latents.shape[2]):
             # One latent at a time: queueing the next decode before handing these frames out
             # gained ~1% throughput on the H100 but cost the first frames ~75 ms of latency
             # (the host's launch time of the queued decode).
             with self._on_vae_stream():
-                host, ready = self._download(self._from_model(self._vae.decode(edited_latents[:, :, i : i + 1])))
+                video = self._vae.decode(edited_latents[:, :, i : i + 1])
+                if self.delivery is None:
+                    frames = self._from_model(video)
+                else:  # the padded frames of a partial last chunk are not delivered
+                    frames = self._deliver(video, decoded, max(0, min(video.shape[2], real - decoded)))
+                decoded += video.shape[2]
+                host, ready = self._download(frames)
             if overlap and i == 0:
                 self._stream.refresh_pending()  # main stream, beside the decode just queued
             if ready is not None:
@@ -405,5 +435,18 @@ class StreamingEditor:
         )
         self._chunks_done += 1
         self._latents, self._chunk_in, self._encode_spans = [], 0, []
+        self._seen, self._sources = [], []
         self.frames_out += len(edited)
         return edited
+
+
+def _frames(groups: list[torch.Tensor], offset: int, count: int) -> torch.Tensor:
+    """Frames offset .. offset+count-1 of tensors [n_i, ...] taken one after the other (a
+    view when they lie in one tensor, as a latent's frames lie in one encode group)."""
+    parts, start = [], 0
+    for group in groups:
+        lo, hi = max(offset - start, 0), min(offset + count - start, group.shape[0])
+        if lo < hi:
+            parts.append(group[lo:hi])
+        start += group.shape[0]
+    return parts[0] if len(parts) == 1 else torch.cat(parts)

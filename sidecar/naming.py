@@ -61,11 +61,21 @@ def mask_cache_settings(mask_cache) -> dict | None:
     return settings
 
 
+def detail_settings(detail) -> dict:
+    """The detail delivery settings that decide pixels (a DetailConfig; None: the default,
+    "transfer"), as settings keys and the provenance record hold them."""
+    from liveedit.engine.config import DetailConfig
+
+    return (detail or DetailConfig()).pixel_settings()
+
+
 def settings_key(region, model: str, seed: int, sampler=None, *, handles: int = 0, format: str = "prores",
-                 mask_cache=None) -> str:
+                 mask_cache=None, detail=None) -> str:
     """A short, deterministic hash of everything that decides the pixels of a segment:
     the same key means the same render, so finished regions are recognised and skipped.
-    The source file's size and modification time are in it, so a replaced source re-renders."""
+    The source file's size and modification time are in it, so a replaced source re-renders.
+    ``detail`` (a DetailConfig; None = the default, "transfer") is in it unless it is "off":
+    renders made before detail delivery existed scaled the model picture up, which is "off"."""
     try:
         stat = os.stat(region.media_path)
         source = [str(Path(region.media_path).resolve()), stat.st_size, stat.st_mtime_ns]
@@ -84,6 +94,9 @@ def settings_key(region, model: str, seed: int, sampler=None, *, handles: int = 
     }
     if mask_cache is not None:  # only when on, so keys of renders without it stay as they were
         payload["mask_cache"] = mask_cache_settings(mask_cache)
+    detail = detail_settings(detail)
+    if detail["mode"] != "off":
+        payload["detail"] = detail
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
@@ -133,7 +146,8 @@ def stable_names(regions: Iterable, *, model: str, seed: int, handles: int, form
     sampler, mask_cache = settings.sampler_config(), settings.mask_cache
     names: list[str | None] = []
     for region in regions:
-        key = settings_key(region, model, seed, sampler, handles=handles, format=format, mask_cache=mask_cache)
+        key = settings_key(region, model, seed, sampler, handles=handles, format=format, mask_cache=mask_cache,
+                           detail=settings.detail)
         name = segment_name(region, key)
         names.append(None if name in names else name)
     return names

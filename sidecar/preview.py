@@ -36,6 +36,7 @@ from typing import AsyncIterator, Callable, Protocol
 
 import numpy as np
 
+from liveedit.engine.config import DetailConfig
 from liveedit.errors import InputError, Kind, LiveEditError
 from liveedit.sidecar.validation import check_instruction, check_seed
 from liveedit.sidecar.worker import (EditorFactory, GpuWorker, Priority, check_preview_quality_name,
@@ -95,7 +96,9 @@ class FrameSource(Protocol):
 
 class MediaFrameSource:
     """Exact frames through sidecar/media/read.py (frame n is the media's n-th frame, its own
-    colour matrix and range), scaled down to ``max_height`` for previews when it is smaller."""
+    colour matrix and range), scaled down to ``max_height`` for previews when it is smaller.
+    Previews are shown at 8 bits, so frames are read as uint8 whatever the media's depth; the
+    edit is delivered onto these frames at the preview's size (sidecar/delivery.py)."""
 
     def __init__(self, path: Path, max_height: int = 0):
         from liveedit.sidecar.media.read import MediaError as ReadError, probe
@@ -252,10 +255,13 @@ def chunk_bounds(segment_start: int, segment_frames: int, offset: int) -> tuple[
 class PreviewSessions:
     def __init__(self, worker: GpuWorker, *, model_key: str, config: PreviewConfig = PreviewConfig(),
                  open_media: Callable[[Path, int], FrameSource] = open_media,
-                 editor_factory: EditorFactory | None = None):
+                 editor_factory: EditorFactory | None = None, detail=None):
         self.worker = worker
+        # How edits are delivered at the preview's size (a DetailConfig; None = "transfer"); the
+        # worker's factory (full quality) must deliver the same way: the Sidecar makes both.
+        self.detail = detail or DetailConfig()
         # None: the quality's own (fast → tiny VAE + mask cache, full → the worker's factory)
-        self.editor_factory = editor_factory or preview_editor_factory(config.quality)
+        self.editor_factory = editor_factory or preview_editor_factory(config.quality, self.detail)
         self.model_key = model_key
         self.config = config
         self.cache = ChunkCache(config.cache_bytes)
@@ -352,7 +358,8 @@ class PreviewSessions:
 
     def _key(self, session: PreviewSession, segment_start: int, chunk_first: int) -> tuple:
         return (session.media_key, session.width, session.height, segment_start, chunk_first,
-                session.instruction, session.seed, self.model_key, self.config.quality)
+                session.instruction, session.seed, self.model_key, self.config.quality,
+                tuple(sorted(self.detail.pixel_settings().items())))
 
     async def _edit_through(self, session: PreviewSession, segment_start: int, segment_end: int,
                             target_first: int, owner: object, check: Callable[[], None]

@@ -20,14 +20,16 @@ from uuid import uuid4
 
 import opentimelineio as otio
 
+from liveedit.engine.config import DetailConfig
 from liveedit.errors import InputError, Kind, LiveEditError
+from liveedit.sidecar import delivery
 from liveedit.sidecar.intake import timeline_region
 from liveedit.sidecar.jobs.spec import RegionSpec
 from liveedit.sidecar.media import SegmentWriter, clamp_handles, probe, read_frames
 from liveedit.sidecar.media.mask_video import (MAX_MASK_CHUNKS, Placement, chunks_for_frames, mask_video_path,
                                                write_mask_video)
-from liveedit.sidecar.naming import (confined_path, mask_cache_settings, model_identity, sampler_settings,
-                                     segment_name, settings_key)
+from liveedit.sidecar.naming import (confined_path, detail_settings, mask_cache_settings, model_identity,
+                                     sampler_settings, segment_name, settings_key)
 from liveedit.sidecar.timeline import Region, writeback
 from liveedit.sidecar.timeline.timebase import same_rate
 from liveedit.sidecar.validation import check_instruction
@@ -61,6 +63,7 @@ class RenderedSegment:
     segment: writeback.EditedSegment
     masks_path: Path | None = None  # the mask cache's token masks as video (save_masks)
     reused_token_fraction: float | None = None  # mask cache: share of tokens reused on pruned steps
+    change_masks_path: Path | None = None  # detail "masked": its change mask as video (save_masks)
 
 
 # -- the render -----------------------------------------------------------------------
@@ -83,6 +86,7 @@ def render_region(
     force: bool = False,
     mask_cache=None,
     save_masks: bool = False,
+    detail: DetailConfig | None = None,
 ) -> RenderedSegment:
     """Edit ``region``'s source frames with ``models`` and write the segment (plus
     handles) and its OTIO into ``output_dir``. ``timeline`` is the editor's timeline
@@ -90,13 +94,18 @@ def render_region(
     A finished segment with the same settings is reused unless ``force``.
     ``mask_cache`` (a MaskCacheConfig) turns on token pruning; ``save_masks`` also writes
     its token masks as ``<segment name>.masks.mov`` (sidecar/media/mask_video.py).
+    ``detail`` (default "transfer") says how the edited picture is delivered at the source's
+    size and bit depth (sidecar/delivery.py); with "masked", ``save_masks`` also writes the
+    change mask as ``<segment name>.change.mov``.
     Everything is checked before a frame is decoded."""
+    detail = detail or DetailConfig()
     if format not in FORMATS:
         raise RenderError(f"unknown output format {format!r}; choose one of {', '.join(FORMATS)}")
     if handles < 0:
         raise RenderError(f"handles must be 0 or more frames, not {handles}")
-    if save_masks and mask_cache is None:
-        raise RenderError("saving token masks needs the mask cache; turn it on (--mask-cache) or drop --save-masks")
+    if save_masks and mask_cache is None and detail.mode != "masked":
+        raise RenderError("saving masks needs the mask cache (--mask-cache) or masked detail (--detail masked); "
+                          "turn one on or drop --save-masks")
     try:  # the same check, in the same words, as a job's or a preview's instruction
         check_instruction(region.instruction)
     except InputError as exc:
@@ -118,12 +127,14 @@ def render_region(
     tc_start = region.media_timecode_start + first
 
     model = model_identity(models)
-    key = settings_key(region, model, seed, sampler, handles=handles, format=format, mask_cache=mask_cache)
+    key = settings_key(region, model, seed, sampler, handles=handles, format=format, mask_cache=mask_cache,
+                       detail=detail)
     stem = confined_path(output_dir, name or segment_name(region, key))
     output = stem.with_name(stem.name + FORMATS[format])
     otio_path = stem.with_name(stem.name + ".otio")
-    masks_path = mask_video_path(output) if save_masks else None
-    if save_masks and chunks_for_frames(count) > MAX_MASK_CHUNKS:
+    masks_path = mask_video_path(output) if save_masks and mask_cache is not None else None
+    change_path = delivery.change_mask_path(output) if save_masks and detail.mode == "masked" else None
+    if masks_path is not None and chunks_for_frames(count) > MAX_MASK_CHUNKS:
         raise RenderError(
             f"{region.describe()} is {count} frames, {chunks_for_frames(count)} chunks; token masks are kept for at "
             f"most {MAX_MASK_CHUNKS} chunks, so split the region or render without --save-masks"
@@ -133,9 +144,10 @@ def render_region(
     def finished(skipped: bool, prov: dict, reused: float | None = None) -> RenderedSegment:
         edited = writeback.EditedSegment(region, str(output), tc_start, count, prov)
         return RenderedSegment(output, otio_path, count, first, (before, after), tc_start, key, skipped, edited,
-                               masks_path, reused)
+                               masks_path, reused, change_path)
 
-    if not force and (masks_path is None or masks_path.exists()):  # asked-for masks missing: render again
+    # Asked-for masks missing: render again.
+    if not force and all(path is None or path.exists() for path in (masks_path, change_path)):
         previous = _previous_render(otio_path, output, key, count)
         if previous is not None:
             return finished(True, previous)
@@ -153,9 +165,10 @@ def render_region(
         job_id=job_id,
         settings_key=key,
         handles=(before, after),
+        detail=detail_settings(detail),
     )
     editor = _edit_frames(region, models, info, first, count, output, format, seed, sampler, tc_start, progress, cancel,
-                          mask_cache, masks_path)
+                          mask_cache, masks_path, detail, change_path)
     result = finished(False, prov, reused_token_fraction(editor.stats))
     segment_timeline = writeback.edited_timeline(timeline or writeback.source_timeline(region), [result.segment])
     writeback.write_otio(segment_timeline, otio_path)
@@ -201,19 +214,35 @@ def reused_token_fraction(stats) -> float | None:
 
 
 def _edit_frames(region, models, info, first, count, output, format, seed, sampler, tc_start, progress, cancel,
-                 mask_cache=None, masks_path=None):
-    from liveedit.engine.editor import StreamingEditor
-
+                 mask_cache=None, masks_path=None, detail=None, change_path=None):
     if masks_path is not None:
         mask_cache = dataclasses.replace(mask_cache, save_masks=True)
-    editor = StreamingEditor(models, instruction=region.instruction, seed=seed, sampler=sampler,
-                             mask_cache=mask_cache)
+    editor = delivery.make_editor(models, instruction=region.instruction, seed=seed, detail=detail,
+                                  keep_masks=change_path is not None, sampler=sampler, mask_cache=mask_cache)
     writer = open_segment_writer(output, format=format, info=info, first=first, count=count,
                                  start_timecode=info.timecode_of(first))
+    writers = [writer]
+    change_writer = None
     written = 0
     reading = first
+
+    def deliver(edited) -> None:
+        nonlocal written
+        for frame in edited:
+            writer.write(frame)
+            written += 1
+            if progress:
+                progress(written, count)
+        if change_writer is not None:
+            for mask in delivery.take_change_masks(editor):
+                change_writer.write(delivery.mask_frame(mask))
+
     try:
-        frames = read_frames(region.media_path, first, count)
+        if change_path is not None:
+            change_writer = delivery.open_change_mask_writer(change_path, info=info, start_timecode=info.timecode_of(first),
+                                                             sources=[info.path])
+            writers.append(change_writer)
+        frames = read_frames(region.media_path, first, count, dtype=delivery.read_dtype(info, detail))
         while True:
             if cancel is not None and cancel.is_set():
                 raise RenderCancelled(f"render of {region.describe()} was cancelled")
@@ -226,25 +255,20 @@ def _edit_frames(region, models, info, first, count, output, format, seed, sampl
             except Exception as exc:  # decoder errors come in many types
                 raise RenderError(f"{region.media_path}: frame {reading} could not be decoded ({type(exc).__name__}: {exc}); the file may be damaged") from exc
             reading += 1
-            for edited in editor.push(frame):
-                writer.write(edited)
-                written += 1
-                if progress:
-                    progress(written, count)
+            deliver(editor.push(frame))
         if reading - first != count:
             raise RenderError(f"{region.media_path}: frame {reading} could not be read (the file ends early); the file may be truncated")
-        for edited in editor.finish():
-            writer.write(edited)
-            written += 1
-            if progress:
-                progress(written, count)
+        deliver(editor.finish())
         if written != count:
             raise RenderError(f"the editor returned {written} frames for {count} source frames of {region.media_path}")
         if masks_path is not None:
             _write_masks(editor, masks_path, info, first, count, models)
+        if change_writer is not None:
+            change_writer.close()
         writer.close()
     except BaseException:
-        writer.abort()
+        for w in writers:
+            w.abort()
         raise
     return editor
 

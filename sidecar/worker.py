@@ -69,15 +69,17 @@ class Editor(Protocol):
     def finish(self) -> list[np.ndarray]: ...
 
 
-# (models, instruction, seed) -> Editor. The default builds a StreamingEditor; tests may pass
-# a simpler one with the same chunking.
+# (models, instruction, seed) -> Editor. The default builds a StreamingEditor through
+# sidecar/delivery.py (edits delivered at the frames' own size and type, detail "transfer");
+# delivery.editor_factory(detail) makes one for other detail settings; tests may pass a
+# simpler one with the same chunking.
 EditorFactory = Callable[[Any, str, int], Editor]
 
 
 def streaming_editor_factory(models, instruction: str, seed: int) -> Editor:
-    from liveedit.engine.editor import StreamingEditor
+    from liveedit.sidecar.delivery import make_editor
 
-    return StreamingEditor(models, instruction=instruction, seed=seed)
+    return make_editor(models, instruction=instruction, seed=seed)
 
 
 # -- preview quality ---------------------------------------------------------------------
@@ -94,18 +96,21 @@ class PreviewQualityError(LiveEditError):
     kind = Kind.FAILED_PRECONDITION
 
 
-def fast_preview_editor_factory(models, instruction: str, seed: int) -> Editor:
-    from liveedit.engine.editor import StreamingEditor
+def fast_preview_editor_factory(models, instruction: str, seed: int, detail=None) -> Editor:
     from liveedit.engine.mask_cache import MaskCacheConfig
+    from liveedit.sidecar.delivery import make_editor
 
-    return StreamingEditor(models, instruction=instruction, seed=seed, preview_vae=True,
-                           mask_cache=MaskCacheConfig())
+    return make_editor(models, instruction=instruction, seed=seed, detail=detail, preview_vae=True,
+                       mask_cache=MaskCacheConfig())
 
 
-def preview_editor_factory(quality: str) -> EditorFactory | None:
-    """The factory of preview streams for a quality; None = the worker's own (full quality)."""
+def preview_editor_factory(quality: str, detail=None) -> EditorFactory | None:
+    """The factory of preview streams for a quality; None = the worker's own (full quality).
+    ``detail``: a DetailConfig for fast previews (None: the default, "transfer")."""
     check_preview_quality_name(quality)
-    return fast_preview_editor_factory if quality == "fast" else None
+    if quality != "fast":
+        return None
+    return lambda models, instruction, seed: fast_preview_editor_factory(models, instruction, seed, detail)
 
 
 def check_preview_quality_name(quality: str) -> str:

@@ -114,6 +114,24 @@ RECIPES: dict[str, ClipRecipe] = {
             Fraction(24000, 1001), 8, description="10-bit ProRes 422 HQ with a fine ramp",
         ),
         ClipRecipe(
+            "twelvebit_444_full", ".mkv",
+            # 12-bit 4:4:4, full range, odd size: every precision and range the reader converts.
+            ("-f", "lavfi", "-i",
+             "nullsrc=s=65x49:r=25,format=yuv444p12le,"
+             "geq=lum='200+X*55+Y*3+N*7':cb='2048+X*20-Y*9':cr='2048-X*11+Y*17'",
+             "-c:v", "ffv1", "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709",
+             "-color_range", "pc"),
+            Fraction(25), 4, width=65, height=49, description="12-bit 4:4:4 full-range FFV1, odd size",
+        ),
+        ClipRecipe(
+            "tenbit_420", ".mkv",
+            ("-f", "lavfi", "-i",
+             "nullsrc=s=64x48:r=25,format=yuv420p10le,"
+             "geq=lum='64+X*13+Y*2+N*5':cb='512+X*3':cr='512-Y*3'",
+             "-c:v", "ffv1") + _TAGS_709,
+            Fraction(25), 4, description="10-bit 4:2:0 limited-range FFV1",
+        ),
+        ClipRecipe(
             "odd", ".mkv",
             _pattern("66x50", "24000/1001") + ("-vf", "scale=65:49", "-c:v", "ffv1", "-pix_fmt", "yuv420p"),
             Fraction(24000, 1001), 12, width=65, height=49,

@@ -27,3 +27,20 @@ def test_bench_writes_json_and_a_dated_markdown_table(tmp_path, capsys):
     table = record.read_text()
     assert "random weights" in table and "| editor |" in table
     assert "RANDOM" in capsys.readouterr().out
+
+
+def test_bench_detail_entries_run_on_the_cpu(tmp_path):
+    """`--what detail` (delivery at UHD 10-bit, 1080p 10-bit and the model size, scaled with the
+    tiny preset's picture) and `editor-detail` (the editor with delivery) run and report."""
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--model", "tiny", "--device", "cpu", "--dtype", "fp32", "--window", "6",
+                 "--what", "detail,editor-detail", "--json", str(out)]) == 0
+    results = {r["what"]: r for r in json.loads(out.read_text())["results"]}
+    detail = results["detail"]
+    assert detail["uhd-10bit"]["source"] == "517x288"  # 3840x2160 scaled like 480x832 -> 64x112
+    assert detail["480x832-8bit"]["source"] == "112x64"
+    for label in ("uhd-10bit", "1080p-10bit", "480x832-8bit"):
+        assert detail[label]["transfer_ms_per_frame"] > 0 and detail[label]["masked_ms_per_frame"] > 0
+    assert detail["uhd-10bit"]["transfer_with_download_ms_per_frame"] > 0
+    editor = results["editor-detail (transfer)"]
+    assert editor["frames"] == 81 and editor["fps"] > 0

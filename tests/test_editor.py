@@ -105,13 +105,15 @@ def test_set_instruction_mid_stream_keeps_history(models):
 
 def test_bad_frames_are_refused_clearly(models):
     editor = StreamingEditor(models, instruction="x", seed=0)
-    with pytest.raises(InputError, match=r"uint8"):
-        editor.push(np.zeros((50, 90, 3), dtype=np.float32))
+    with pytest.raises(InputError, match=r"uint8, uint16 or float32"):
+        editor.push(np.zeros((50, 90, 3), dtype=np.float64))
     with pytest.raises(InputError, match=r"\[H, W, 3\]"):
         editor.push(np.zeros((50, 90), dtype=np.uint8))
     editor.push(np.zeros((50, 90, 3), dtype=np.uint8))
     with pytest.raises(InputError, match=r"90x50"):
         editor.push(np.zeros((60, 90, 3), dtype=np.uint8))
+    with pytest.raises(InputError, match=r"one type per stream"):
+        editor.push(np.zeros((50, 90, 3), dtype=np.uint16))
     with pytest.raises(InputError, match="empty"):
         StreamingEditor(models, instruction="   ", seed=0)
     with pytest.raises(InputError, match="frame_mapping"):

@@ -52,13 +52,13 @@ def clip(tmp_path_factory):
 def direct(models):
     """The whole clip edited in process: full quality, fast (tiny VAE + mask cache), and the
     tiny VAE alone (to show the mask cache is really on)."""
-    from liveedit.engine.editor import StreamingEditor
     from liveedit.engine.config import MaskCacheConfig
+    from liveedit.sidecar.delivery import make_editor
 
     frames = [source_frame(i) for i in range(CLIP_FRAMES)]
     settings = {"full": {}, "fast": dict(preview_vae=True, mask_cache=MaskCacheConfig()),
                 "tiny_vae_only": dict(preview_vae=True)}
-    return {name: list(StreamingEditor(models, instruction=INSTRUCTION, seed=SEED, **kw).edit(frames))
+    return {name: list(make_editor(models, instruction=INSTRUCTION, seed=SEED, **kw).edit(frames))
             for name, kw in settings.items()}
 
 

@@ -1,5 +1,5 @@
 """End to end with the real tiny model (random weights, CPU): the server's output equals a
-direct StreamingEditor run, over a Unix socket (shared memory) and over TCP with the token;
+direct in-process run (sidecar.delivery.make_editor), over a Unix socket (shared memory) and over TCP with the token;
 preview seeks; `liveedit serve` + `liveedit status` as processes."""
 
 from __future__ import annotations
@@ -40,9 +40,10 @@ def dirs(tmp_path_factory):
 
 
 def direct_edit(models, frames, instruction, seed):
-    from liveedit.engine.editor import StreamingEditor
+    """In process, as the server edits: through sidecar/delivery.py with the default detail."""
+    from liveedit.sidecar.delivery import make_editor
 
-    return list(StreamingEditor(models, instruction=instruction, seed=seed).edit(frames))
+    return list(make_editor(models, instruction=instruction, seed=seed).edit(frames))
 
 
 def test_unix_socket_and_tcp_streams_match_a_direct_edit(models, dirs):

@@ -376,3 +376,49 @@ def test_revision_overrides_must_be_commits():
     for text in (f"{weights.LIVEEDIT_REPO}=main", weights.LIVEEDIT_REPO, f"={LIVEEDIT_COMMIT}"):
         with pytest.raises(LiveEditError, match="40-character commit"):
             weights.parse_revision(text)
+
+
+def test_files_reach_the_engine_one_part_at_a_time(tmp_path):
+    """weight_files.FileWeights over released-format files (tiny shapes) → the engine's
+    load_editor_models: every part loads strictly from its file, the files read in
+    loading order."""
+    from test_text import random_wan_t5
+    from test_vae import diffusers_vae_to_wan
+
+    from liveedit.engine import loading
+    from liveedit.engine.presets import get_preset
+    from liveedit.engine.transformer import LiveEditTransformer
+    from liveedit.engine.vae import build_vae
+    from liveedit.sidecar import weight_files
+
+    preset = get_preset("tiny")
+    torch.manual_seed(0)
+    vae, transformer = build_vae(preset.vae), LiveEditTransformer(preset.transformer)
+    torch.save(diffusers_vae_to_wan(vae.state_dict()), tmp_path / "Wan2.1_VAE.pth")
+    torch.save(random_wan_t5(preset.text_encoder), tmp_path / "t5.pth")
+    torch.save({"generator": {f"model.{k}": v for k, v in transformer.state_dict().items()}}, tmp_path / "ar.pt")
+    paths = weights.WeightPaths(vae=tmp_path / "Wan2.1_VAE.pth", text_encoder=tmp_path / "t5.pth",
+                                tokenizer_dir=tmp_path, transformer=tmp_path / "ar.pt", tiny_vae=None,
+                                source=str(tmp_path))
+
+    read: list[str] = []
+
+    class Recording(weight_files.FileWeights):
+        def vae(self):
+            read.append("vae")
+            return super().vae()
+
+        def text_encoder(self):
+            read.append("text_encoder")
+            return super().text_encoder()
+
+        def transformer(self):
+            read.append("transformer")
+            return super().transformer()
+
+    models = loading.load_editor_models(preset, Recording(paths, preset), device="cpu", dtype=torch.float32)
+    assert read == ["vae", "text_encoder", "transformer"] and not models.random_weights and models.tiny_vae is None
+    assert models.description == f"tiny: LiveEdit ar.pt (generator) from {tmp_path}"
+    for key, value in transformer.state_dict().items():
+        assert torch.equal(models.transformer.state_dict()[key], value), key
+    assert models.text_encoder.encode("snow").shape == (1, 512, preset.text_encoder.d_model)

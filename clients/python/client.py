@@ -255,8 +255,9 @@ class LiveEditClient:
         """regions: dicts with media, first_frame, frame_count, instruction, seed?, handles?,
         name?, record_start? ({"frame": int, "rate": [num, den]}) — the bridge's JSON shape.
         settings: render settings for the whole job (an object with ``warped_steps``,
-        ``save_masks`` and ``mask_cache`` (None, or with ``keep_ratio`` and
-        ``pruned_sublayers``), e.g. the sidecar's RenderSettings); None = defaults."""
+        ``save_masks``, ``mask_cache`` (None, or with ``keep_ratio`` and
+        ``pruned_sublayers``) and optionally ``detail`` (with ``mode``, ``threshold``,
+        ``softness``), e.g. the sidecar's RenderSettings); None = defaults."""
         formats = {"prores": render_pb2.OUTPUT_FORMAT_PRORES, "h264": render_pb2.OUTPUT_FORMAT_H264,
                    "png": render_pb2.OUTPUT_FORMAT_PNG}
         if format not in formats:
@@ -268,6 +269,10 @@ class LiveEditClient:
             if settings.mask_cache is not None:
                 request.mask_cache.CopyFrom(render_pb2.MaskCacheSettings(
                     keep_ratio=settings.mask_cache.keep_ratio, pruned_sublayers=settings.mask_cache.pruned_sublayers))
+            detail = getattr(settings, "detail", None)
+            if detail is not None:
+                request.detail.CopyFrom(render_pb2.DetailSettings(
+                    mode=detail.mode, threshold=detail.threshold, softness=detail.softness))
         for r in regions:
             region = request.regions.add(media_path=str(r["media"]), first_frame=r["first_frame"],
                                          frame_count=r["frame_count"], instruction=r["instruction"],

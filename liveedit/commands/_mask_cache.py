@@ -31,13 +31,15 @@ def add_mask_cache_arguments(parser) -> None:
                         "slightly different pixels")
     g.add_argument("--save-masks", action="store_true",
                    help="with --mask-cache: also write which tokens were computed (white) or reused (black) as "
-                        "<segment>.masks.mov beside each segment, frame for frame")
+                        "<segment>.masks.mov beside each segment, frame for frame; with --detail masked: the "
+                        "change mask (white = the edit applied in full) as <segment>.change.mov")
 
 
 def mask_cache_config(args):
     """MaskCacheConfig for the parsed options, or None when the mask cache is off."""
-    if args.save_masks and args.mask_cache is None:
-        raise InputError("--save-masks shows what the mask cache reused; add --mask-cache (or drop --save-masks)")
+    if args.save_masks and args.mask_cache is None and getattr(args, "detail", None) != "masked":
+        raise InputError("--save-masks shows what the mask cache reused or where --detail masked applied the edit; "
+                         "add --mask-cache or --detail masked (or drop --save-masks)")
     if args.mask_cache is None:
         return None
     return MaskCacheConfig(keep_ratio=args.mask_cache)

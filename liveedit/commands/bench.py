@@ -26,7 +26,7 @@ def register(sub) -> None:
     p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when available)")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
     p.add_argument("--what", default="transformer,vae,editor",
-                   help="comma list of: transformer, transformer-reference, vae, editor, editor-sustained, editor-mask-cache, editor-sustained-mask-cache, editor-preview, editor-reference, check-fused, check-vae, check-graphs, check-overlap, tiny-vae, transformer-mask-cache[-RATIO], profile, profile-mask-cache")
+                   help="comma list of: transformer, transformer-reference, vae, editor, editor-detail, detail, editor-sustained, editor-mask-cache, editor-sustained-mask-cache, editor-preview, editor-reference, check-fused, check-vae, check-graphs, check-overlap, tiny-vae, transformer-mask-cache[-RATIO], profile, profile-mask-cache")
     p.add_argument("--window", type=int, default=21, help="KV window in latent frames (default 21, as released)")
     p.add_argument("--plain", action="store_true",
                    help="the reference's choices: no fusion, no cuDNN autotuning, default layouts")
@@ -98,6 +98,14 @@ def run(args) -> int:
             r = benchmark.profile_transformer(models, window_frames=args.window, mask_cache=MaskCacheConfig())
         elif what == "editor":
             r = benchmark.bench_editor(models, frames=81)
+        elif what == "detail":  # delivery at the source's size and bit depth (UHD 10-bit, 1080p, 480x832)
+            r = benchmark.bench_detail(preset, device)
+        elif what == "editor-detail":  # the editor at 480x832 with detail delivery, against "editor"
+            from liveedit.engine.detail import SourceDetail
+            from liveedit.engine.config import DetailConfig
+
+            r = benchmark.bench_editor(models, frames=81, delivery=SourceDetail(DetailConfig("transfer")),
+                                       label="editor-detail (transfer)")
         elif what == "editor-reference":
             r = benchmark.bench_editor(models, frames=81, backend="sdpa", label="editor-reference (FA2 kernel)")
         elif what == "editor-sustained":

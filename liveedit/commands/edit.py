@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from liveedit.commands._detail import add_detail_arguments
 from liveedit.commands._mask_cache import add_mask_cache_arguments, reuse_report
 from liveedit.commands._models import add_model_arguments, load_models
 from liveedit.commands.render import add_sidecar_argument, render_settings
@@ -29,6 +30,7 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true", help="redo even if the same edit exists in OUTDIR")
     add_model_arguments(p)
     add_mask_cache_arguments(p)
+    add_detail_arguments(p)
     add_sidecar_argument(p, ignored=("model", "weights", "ema", "device", "dtype", "force"))
     p.set_defaults(func=run)
 
@@ -69,7 +71,8 @@ def run(args) -> int:
     try:
         result = render_job_region(region, models, args.output_dir, format=args.format, seed=args.seed, progress=progress,
                                    force=args.force, sampler=settings.sampler_config(),
-                                   mask_cache=settings.mask_cache, save_masks=settings.save_masks)
+                                   mask_cache=settings.mask_cache, save_masks=settings.save_masks,
+                                   detail=settings.detail)
     finally:
         bar.close()
     if result.skipped:
@@ -79,6 +82,8 @@ def run(args) -> int:
     print(f"timeline: {result.otio_path}")
     if result.masks_path is not None:
         print(f"token masks: {result.masks_path}")
+    if result.change_masks_path is not None:
+        print(f"change mask: {result.change_masks_path}")
     if settings.mask_cache is not None:
         print(reuse_report(result.reused_token_fraction))
     if models.random_weights:
@@ -94,6 +99,7 @@ def _edit_on_sidecar(args, count: int, media) -> int:
     from liveedit.commands.render import (connect_sidecar, note_ignored_options, region_outcomes, rendered_by,
                                           run_sidecar_job, segment_from_result, server_model)
     from liveedit.errors import LiveEditError
+    from liveedit.sidecar.delivery import change_mask_path
     from liveedit.sidecar.intake import timeline_region
     from liveedit.sidecar.jobs import RegionSpec
     from liveedit.sidecar.media.mask_video import mask_video_path
@@ -121,6 +127,8 @@ def _edit_on_sidecar(args, count: int, media) -> int:
     print(f"timeline: {otio_path}")
     if settings.save_masks and mask_video_path(output).exists():
         print(f"token masks: {mask_video_path(output)}")
+    if settings.save_masks and change_mask_path(output).exists():
+        print(f"change mask: {change_mask_path(output)}")
     if info.random_weights:
         print("note: RANDOM weights (the sidecar runs --model tiny): the output shows the pipeline works; it is not an edit.")
     return 0

@@ -21,6 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from liveedit.commands._detail import add_detail_arguments, detail_config
 from liveedit.commands._models import add_model_arguments, load_models, model_spec
 from liveedit.commands._ray import add_ray_arguments, check_ray_arguments, ray_executor
 from liveedit.commands._mask_cache import add_mask_cache_arguments, mask_cache_config, reuse_report
@@ -50,6 +51,7 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true", help="render again even if a finished render has the same settings")
     p.add_argument("--edl-rate", type=float, help="frame rate of an EDL timeline (EDLs do not state it)")
     add_mask_cache_arguments(p)
+    add_detail_arguments(p)
     add_model_arguments(p)
     add_sidecar_argument(p, ignored=("model", "weights", "ema", "device", "dtype", "force"))
     add_ray_arguments(p, fallback=False)
@@ -133,7 +135,7 @@ def render_settings(args):
     from liveedit.sidecar.jobs import RenderSettings
 
     return RenderSettings(warped_steps=bool(getattr(args, "warped_steps", False)), mask_cache=mask_cache_config(args),
-                          save_masks=args.save_masks)
+                          save_masks=args.save_masks, detail=detail_config(args))
 
 
 def server_model(info) -> str:
@@ -295,7 +297,7 @@ def _render_here(args, timeline, regions, failures: list[str]) -> list:
                 result = render_region(
                     region, models, args.output, format=args.format, handles=args.handles, seed=args.seed,
                     progress=progress, timeline=timeline, force=args.force, sampler=settings.sampler_config(),
-                    mask_cache=settings.mask_cache, save_masks=settings.save_masks,
+                    mask_cache=settings.mask_cache, save_masks=settings.save_masks, detail=settings.detail,
                 )
             except LiveEditError as exc:
                 failures.append(f"{region.describe()}: {exc}")
@@ -305,6 +307,8 @@ def _render_here(args, timeline, regions, failures: list[str]) -> list:
         print(f"{label}: {state}: {result.path}")
         if result.masks_path is not None:
             print(f"{label}: token masks: {result.masks_path}")
+        if result.change_masks_path is not None:
+            print(f"{label}: change mask: {result.change_masks_path}")
         if result.reused_token_fraction is not None:
             reuse.append((result.reused_token_fraction, result.frame_count))
         segments.append(result.segment)
@@ -391,6 +395,7 @@ def job_segments(regions, job, settings, failures: list[str]) -> list:
     """The EditedSegments of a finished liveedit.v1.Job's regions, for the timeline; failed
     regions go to `failures`."""
     from liveedit.errors import LiveEditError
+    from liveedit.sidecar.delivery import change_mask_path
     from liveedit.sidecar.media.mask_video import mask_video_path
 
     segments = []
@@ -405,9 +410,11 @@ def job_segments(regions, job, settings, failures: list[str]) -> list:
             else:
                 segments.append(segment)
                 print(f"{label}: {'rendered' if rendered_by(segment, job) else SKIPPED}: {output}")
-                masks = mask_video_path(output)
+                masks, change = mask_video_path(output), change_mask_path(output)
                 if settings.save_masks and masks.exists():
                     print(f"{label}: token masks: {masks}")
+                if settings.save_masks and change.exists():
+                    print(f"{label}: change mask: {change}")
                 continue
         failures.append(f"{region.describe()}: {error}")
         print(f"FAILED: {region.describe()}: {error}", file=sys.stderr)
@@ -457,6 +464,7 @@ def segment_from_result(region, output: Path, otio_path: Path | None, frame_coun
     provenance = writeback.provenance(
         region, seed=int(prov["seed"]), model=prov["model"], checkpoint_hash=prov.get("checkpoint_hash"),
         random_weights=bool(prov["random_weights"]), sampler=prov["sampler"], job_id=prov["job_id"],
-        settings_key=prov["settings_key"], handles=(before, after), created=datetime.fromisoformat(prov["created"]))
+        settings_key=prov["settings_key"], handles=(before, after), created=datetime.fromisoformat(prov["created"]),
+        detail=prov.get("detail"))
     timecode_start = region.media_timecode_start + region.first_frame - before
     return writeback.EditedSegment(region, str(output), timecode_start, frame_count, provenance)

@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from liveedit.commands._detail import add_detail_arguments, detail_config
 from liveedit.commands._models import add_model_arguments, load_models, model_spec
 from liveedit.commands._ray import add_ray_arguments, check_ray_arguments, ray_executor
 from liveedit.engine.presets import get_preset
@@ -45,6 +46,7 @@ def register(sub) -> None:
                    help="preview seeks: fast = tiny preview VAE (taew2_1.pth in --weights) + mask cache, "
                    "full = edited like a render (default: fast when the tiny VAE is loaded, else full); "
                    "edit streams and renders are always full quality")
+    add_detail_arguments(p)  # previews and edit streams; render jobs carry their own
     add_ray_arguments(p, fallback=True)
     p.set_defaults(func=run)
 
@@ -55,6 +57,7 @@ def run(args) -> int:
     if args.port is not None:
         config.check_loopback(args.host)  # before loading a model for minutes
     _check_fast_preview_files(args)  # likewise
+    detail = detail_config(args)  # likewise
     check_ray_arguments(args)  # likewise
     if args.ray is not None and args.no_jobs:
         from liveedit.errors import LiveEditError
@@ -64,13 +67,13 @@ def run(args) -> int:
     if args.ray is not None:  # first: its workers load their models while this one does
         executor = ray_executor(args, model_spec(args), warm_up=not args.no_warm_up)
     try:
-        return _run(args, executor)
+        return _run(args, executor, detail)
     finally:
         if executor is not None:
             executor.close()
 
 
-def _run(args, ray) -> int:
+def _run(args, ray, detail) -> int:
     from liveedit.sidecar import config
     from liveedit.sidecar.preview import PreviewConfig
     from liveedit.sidecar.api.server import ServerOptions, Sidecar
@@ -86,7 +89,7 @@ def _run(args, ray) -> int:
         seconds = warm_up(models, preview=quality == "fast")
         print(f"liveedit: warm-up took {seconds:.1f} s", file=sys.stderr)
     options = ServerOptions(socket_path=args.socket, host=args.host, port=args.port, grace_seconds=args.grace,
-                            preview=PreviewConfig(quality=quality))
+                            preview=PreviewConfig(quality=quality), detail=detail)
     sidecar = Sidecar(models, options)
     if not args.no_jobs:
         from liveedit.sidecar.jobs import LocalExecutor, RenderQueue

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from liveedit.engine.config import DetailConfig
 from liveedit.errors import InputError
 from liveedit.protos.liveedit.v1 import render_pb2
 from liveedit.sidecar.intake import TimelineSource, timeline_job_regions
@@ -72,8 +73,22 @@ def _settings(request: render_pb2.SubmitJobRequest) -> RenderSettings:
         if request.mask_cache.pruned_sublayers:
             fields["pruned_sublayers"] = list(request.mask_cache.pruned_sublayers)
         mask_cache = mask_cache_config(fields)  # the same checks, in the same words, as the JSON form
+    detail = None
+    if request.HasField("detail"):
+        fields = {}
+        if request.detail.mode:
+            fields["mode"] = request.detail.mode
+        if request.detail.HasField("threshold"):
+            fields["threshold"] = request.detail.threshold
+        if request.detail.HasField("softness"):
+            fields["softness"] = request.detail.softness
+        detail = fields
+    try:  # the same checks, in the same words, as the JSON form; absent: "transfer"
+        detail = DetailConfig.from_dict(detail)
+    except InputError as exc:
+        raise JobSpecError(str(exc)) from None
     return RenderSettings(warped_steps=request.HasField("sampler") and request.sampler.warped_steps,
-                          mask_cache=mask_cache, save_masks=request.save_masks)
+                          mask_cache=mask_cache, save_masks=request.save_masks, detail=detail)
 
 
 def job_message(job: Job) -> render_pb2.Job:

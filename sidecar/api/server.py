@@ -26,13 +26,15 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
 from liveedit import __version__
+from liveedit.engine.config import DetailConfig
 from liveedit.errors import Kind, LiveEditError
 from liveedit.protos.liveedit.v1 import edit_pb2, preview_pb2, render_pb2, server_info_pb2
 from liveedit.sidecar import config
+from liveedit.sidecar.delivery import editor_factory as delivery_factory
 from liveedit.sidecar.api.servicers import (EditServicer, ModelCard, PreviewServicer, RenderServicer,
                                             ServerInfoServicer, check_parsed, safe_parser)
 from liveedit.sidecar.preview import PreviewConfig, PreviewSessions
-from liveedit.sidecar.worker import GpuWorker, choose_preview_quality, streaming_editor_factory
+from liveedit.sidecar.worker import GpuWorker, choose_preview_quality
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +178,9 @@ class ServerOptions:
     max_concurrent_rpcs: int = 256
     grace_seconds: float = 10.0
     preview: PreviewConfig = field(default_factory=PreviewConfig)
+    # How previews and live edit streams deliver edits at their frames' size and type (render
+    # jobs carry their own); None: the default, "transfer".
+    detail: DetailConfig | None = None
 
 
 class Sidecar:
@@ -184,14 +189,18 @@ class Sidecar:
     SERVICES = ("liveedit.v1.ServerInfo", "liveedit.v1.Edit", "liveedit.v1.Preview", "liveedit.v1.Render")
 
     def __init__(self, models, options: ServerOptions | None = None, *, render_queue=None,
-                 editor_factory=streaming_editor_factory, worker: GpuWorker | None = None,
+                 editor_factory=None, worker: GpuWorker | None = None,
                  card: ModelCard | None = None):
         self.options = options or ServerOptions()
         # before the worker thread starts: fast previews without the tiny VAE are refused here
         choose_preview_quality(models, self.options.preview.quality)
         self.card = card or ModelCard.of(models)
+        detail = self.options.detail or DetailConfig()
+        if editor_factory is None:  # live streams and full-quality previews
+            editor_factory = delivery_factory(detail)
         self.worker = worker or GpuWorker(models, editor_factory=editor_factory)
-        self.previews = PreviewSessions(self.worker, model_key=self.card.identity, config=self.options.preview)
+        self.previews = PreviewSessions(self.worker, model_key=self.card.identity, config=self.options.preview,
+                                        detail=detail)
         self.render_queue = render_queue
         self.address: str | None = None
         self.socket_path: Path | None = None

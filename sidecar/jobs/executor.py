@@ -111,7 +111,7 @@ def render_task(task: RegionTask, models, progress: ProgressCallback, cancel: th
         seed=task.region.seed, progress=progress, cancel=cancel,
         name=task.output_stem.relative_to(task.output_dir).as_posix(), job_id=task.job_id,
         sampler=task.settings.sampler_config(), mask_cache=task.settings.mask_cache,
-        save_masks=task.settings.save_masks,
+        save_masks=task.settings.save_masks, detail=task.settings.detail,
     )
     return result_from_segment(segment)
 

@@ -11,6 +11,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
+from liveedit.engine.config import DetailConfig
 from liveedit.errors import InputError, Kind, LiveEditError
 from liveedit.sidecar.naming import OutputNameError, confined_path
 from liveedit.sidecar.validation import check_instruction, check_seed
@@ -112,7 +113,7 @@ class RegionSpec:
 @dataclass(frozen=True)
 class RenderSettings:
     """How every region of a job is rendered, beyond what the region says: the choices of
-    `liveedit edit --warped-steps --mask-cache --save-masks`."""
+    `liveedit edit --warped-steps --mask-cache --save-masks --detail`."""
 
     warped_steps: bool = False
     # The engine's own config, the one form of the mask cache setting from the command line or
@@ -120,6 +121,7 @@ class RenderSettings:
     # reference's. None: off.
     mask_cache: MaskCacheConfig | None = None
     save_masks: bool = False
+    detail: DetailConfig = DetailConfig()  # delivery at the source's size and precision
 
     def sampler_config(self):
         from liveedit.engine.sampler import SamplerConfig
@@ -131,7 +133,7 @@ class RenderSettings:
         mask_cache = self.mask_cache and {"keep_ratio": self.mask_cache.keep_ratio,
                                           "pruned_sublayers": list(self.mask_cache.pruned_sublayers)}
         return {"sampler": {"warped_steps": self.warped_steps}, "mask_cache": mask_cache,
-                "save_masks": self.save_masks}
+                "save_masks": self.save_masks, "detail": self.detail.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict) -> "RenderSettings":
@@ -145,7 +147,16 @@ class RenderSettings:
             if not isinstance(value, bool):
                 raise JobSpecError(f"{key} must be true or false; got {value!r}")
         mask_cache = data.get("mask_cache")
-        return cls(warped, None if mask_cache is None else mask_cache_config(mask_cache), save_masks)
+        try:  # absent or null: the default ("transfer")
+            detail = DetailConfig.from_dict(data.get("detail"))
+        except InputError as exc:
+            raise JobSpecError(str(exc)) from None
+        return cls(warped, None if mask_cache is None else mask_cache_config(mask_cache), save_masks, detail)
+
+    @property
+    def has_masks_to_save(self) -> bool:
+        """save_masks has something to save: the mask cache's token masks or the change mask."""
+        return self.mask_cache is not None or self.detail.mode == "masked"
 
 
 def mask_cache_config(data: object, where: str = "mask_cache") -> MaskCacheConfig:
@@ -196,7 +207,7 @@ class JobSpec:
         if not isinstance(data, dict):
             raise JobSpecError("a job must be an object with regions, output_dir and format")
         _reject_unknown(data, {"regions", "output_dir", "format", "label", "sampler", "mask_cache",
-                               "save_masks"}, "job")
+                               "save_masks", "detail"}, "job")
         regions = data.get("regions")
         if not isinstance(regions, list):
             raise JobSpecError("job.regions must be a list of regions")
@@ -234,8 +245,9 @@ def validate_spec(spec: JobSpec) -> JobSpec:
         raise JobSpecError(f"format {spec.format!r} is not supported; use one of {', '.join(FORMATS)}")
     if len(spec.label) > MAX_LABEL_CHARS:
         raise JobSpecError(f"label is longer than {MAX_LABEL_CHARS} characters; shorten it")
-    if spec.settings.save_masks and spec.settings.mask_cache is None:
-        raise JobSpecError("save_masks writes what the mask cache reused; set mask_cache too (or drop save_masks)")
+    if spec.settings.save_masks and not spec.settings.has_masks_to_save:
+        raise JobSpecError("save_masks writes what the mask cache reused or the change mask of masked detail; "
+                           'set mask_cache too, or detail {"mode": "masked"} (or drop save_masks)')
     output_dir = _prepare_output_dir(Path(spec.output_dir))
     regions = []
     for i, region in enumerate(spec.regions):

@@ -59,9 +59,12 @@ def provenance(
     settings_key: str,
     handles: tuple[int, int],
     created: datetime | None = None,
+    detail: dict | None = None,
 ) -> dict:
-    """What made this segment, enough to reproduce it (plain JSON types only)."""
-    return {
+    """What made this segment, enough to reproduce it (plain JSON types only). ``detail``:
+    how the edit was delivered at the source's size and precision ({"mode": ...}, plus the
+    mask's threshold and softness when "masked"); None for renders that predate it."""
+    prov = {
         "schema_version": PROVENANCE_SCHEMA,
         "job_id": job_id,
         "instruction": region.instruction,
@@ -89,6 +92,9 @@ def provenance(
         },
         "created": (created or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
     }
+    if detail is not None:
+        prov["detail"] = dict(detail)
+    return prov
 
 
 def _rt(value: Fraction | int, rate: Fraction) -> otio.opentime.RationalTime:

@@ -97,8 +97,18 @@ class MaskCacheSettings(_message.Message):
     pruned_sublayers: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, keep_ratio: _Optional[float] = ..., pruned_sublayers: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class DetailSettings(_message.Message):
+    __slots__ = ("mode", "threshold", "softness")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    SOFTNESS_FIELD_NUMBER: _ClassVar[int]
+    mode: str
+    threshold: float
+    softness: int
+    def __init__(self, mode: _Optional[str] = ..., threshold: _Optional[float] = ..., softness: _Optional[int] = ...) -> None: ...
+
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("regions", "timeline", "output_dir", "format", "label", "sampler", "mask_cache", "save_masks")
+    __slots__ = ("regions", "timeline", "output_dir", "format", "label", "sampler", "mask_cache", "save_masks", "detail")
     REGIONS_FIELD_NUMBER: _ClassVar[int]
     TIMELINE_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_DIR_FIELD_NUMBER: _ClassVar[int]
@@ -107,6 +117,7 @@ class SubmitJobRequest(_message.Message):
     SAMPLER_FIELD_NUMBER: _ClassVar[int]
     MASK_CACHE_FIELD_NUMBER: _ClassVar[int]
     SAVE_MASKS_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
     regions: _containers.RepeatedCompositeFieldContainer[RenderRegion]
     timeline: TimelineSource
     output_dir: str
@@ -115,7 +126,8 @@ class SubmitJobRequest(_message.Message):
     sampler: SamplerSettings
     mask_cache: MaskCacheSettings
     save_masks: bool
-    def __init__(self, regions: _Optional[_Iterable[_Union[RenderRegion, _Mapping]]] = ..., timeline: _Optional[_Union[TimelineSource, _Mapping]] = ..., output_dir: _Optional[str] = ..., format: _Optional[_Union[OutputFormat, str]] = ..., label: _Optional[str] = ..., sampler: _Optional[_Union[SamplerSettings, _Mapping]] = ..., mask_cache: _Optional[_Union[MaskCacheSettings, _Mapping]] = ..., save_masks: _Optional[bool] = ...) -> None: ...
+    detail: DetailSettings
+    def __init__(self, regions: _Optional[_Iterable[_Union[RenderRegion, _Mapping]]] = ..., timeline: _Optional[_Union[TimelineSource, _Mapping]] = ..., output_dir: _Optional[str] = ..., format: _Optional[_Union[OutputFormat, str]] = ..., label: _Optional[str] = ..., sampler: _Optional[_Union[SamplerSettings, _Mapping]] = ..., mask_cache: _Optional[_Union[MaskCacheSettings, _Mapping]] = ..., save_masks: _Optional[bool] = ..., detail: _Optional[_Union[DetailSettings, _Mapping]] = ...) -> None: ...
 
 class RegionProgress(_message.Message):
     __slots__ = ("index", "state", "frames_done", "frame_count", "fps", "eta_seconds", "output", "otio", "error")

@@ -132,6 +132,16 @@ def rendering(ex, job_id, index, pids_to_skip=()):
     return None
 
 
+def all_idle(ex, timeout=300.0):
+    """Wait until every worker is loaded and idle: a test that needs two regions in flight
+    must not start while a worker replaced by an earlier test is still loading its model."""
+    deadline = time.monotonic() + timeout
+    while not (workers := ex.workers()) or any(w.state != "idle" for w in workers):
+        assert time.monotonic() < deadline, workers
+        time.sleep(0.05)
+    return ex
+
+
 def region(clip, first, count, name, seed=0):
     return RegionSpec(media=clip, first_frame=first, frame_count=count, instruction="make the fur snowy white",
                       seed=seed, handles=1, name=name)
@@ -218,7 +228,7 @@ def test_six_regions_from_two_clips_render_two_at_a_time_and_match_the_local_exe
                region(pal, 5, 12, "pal-b", seed=5), region(pal, 8, 12, "pal-c", seed=6))
     snapshots = []
 
-    ex = shared
+    ex = all_idle(shared)
     assert ex.slots == 2  # one worker per GPU of the cluster
     with RenderQueue(tmp_path / "ray.db", ex) as queue:
         # ProRes: libx264's output differs between processes even for identical frames.
@@ -265,7 +275,7 @@ def test_a_worker_killed_mid_region_has_it_rendered_again_elsewhere_and_a_killer
         shared, media_clips, tmp_path):
     film = media_clips["ntsc_film"]
     out = tmp_path / "out"
-    ex = shared  # max_attempts=2
+    ex = all_idle(shared)  # max_attempts=2
     with RenderQueue(tmp_path / "jobs.db", ex) as queue:
         job = queue.submit(JobSpec((region(film, 0, 24, "a"), region(film, 4, 24, "b")), out, format="h264"))
         deadline = time.monotonic() + 240
@@ -307,7 +317,7 @@ def test_cancel_stops_the_regions_on_the_workers_and_an_unreadable_clip_fails_on
         shared, media_clips, tmp_path):
     film = media_clips["ntsc_film"]
     out = tmp_path / "out"
-    ex = shared
+    ex = all_idle(shared)
     with RenderQueue(tmp_path / "jobs.db", ex, autostart=False) as queue:
         job = queue.submit(JobSpec(tuple(region(film, i, 28, f"r{i}") for i in range(3)), out, format="h264"))
         doomed = tmp_path / "media" / "doomed clip.mp4"

@@ -79,3 +79,24 @@ def test_the_server_lists_the_render_workers_and_status_prints_them():
         "(40/81 frames), 2 region(s) done")
     assert worker_line(again.render_workers[1]) == (
         "  worker 1   ?, GPU - [not loaded yet]: failed - worker 1: could not load the models: no weights in /shared/w")
+
+
+def test_liveedit_status_lists_the_workers_of_a_running_sidecar(tmp_path, monkeypatch, capsys):
+    """The whole way: the queue's executor → the server's GetInfo → `liveedit status`."""
+    from liveedit.sidecar.api.server import ServerOptions, Sidecar
+    from liveedit.sidecar.jobs import RenderQueue
+    from server_fakes import InvertEditor, ServerThread
+
+    monkeypatch.setenv("LIVEEDIT_CONFIG_DIR", str(tmp_path / "cfg"))
+    monkeypatch.setenv("LIVEEDIT_RUNTIME_DIR", str(tmp_path / "run"))
+    queue = RenderQueue(tmp_path / "jobs.sqlite", FakeRayExecutor())
+    card = ModelCard(preset="fake", random_weights=True, description="fake editor with RANDOM weights")
+    server = ServerThread(Sidecar(None, ServerOptions(), editor_factory=InvertEditor, card=card, render_queue=queue))
+    try:
+        assert main(["status"]) == 0
+    finally:
+        server.stop()
+    out = capsys.readouterr().out
+    assert "renders     ray cluster at 10.0.0.5:6379, 2 GPU worker(s)" in out
+    assert "worker 0   gpu-a (10.0.0.7) pid 4242, GPU 0 [NVIDIA H200]: rendering job 0123456789ab region 3" in out
+    assert "worker 1   ?, GPU - [not loaded yet]: failed - worker 1: could not load the models" in out

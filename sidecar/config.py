@@ -184,6 +184,19 @@ def read_bridge_info(path: Path | None = None) -> dict | None:
     return info
 
 
+def cache_dir() -> Path:
+    """The per-user cache folder (not created): edited take frames (sidecar/takes.py).
+    LIVEEDIT_CACHE_DIR overrides it."""
+    override = os.environ.get("LIVEEDIT_CACHE_DIR")
+    if override:
+        return Path(override)
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "LiveEdit" / "Cache"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "LiveEdit"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "liveedit"
+
+
 def default_jobs_db() -> Path:
     """The render queue's database (jobs survive restarts)."""
     return config_dir() / JOBS_DB_FILE

@@ -39,7 +39,8 @@ if(NOT TARGET liveedit_ofx_support)
   endif()
 endif()
 
-if(NOT TARGET liveedit_ofx_hostsupport)
+# only for the test host: a plug-in-only build (-DLIVEEDIT_OFX_TESTHOST=OFF) needs no libexpat
+if(NOT TARGET liveedit_ofx_hostsupport AND (NOT DEFINED LIVEEDIT_OFX_TESTHOST OR LIVEEDIT_OFX_TESTHOST))
   find_package(EXPAT REQUIRED)  # Debian: libexpat1-dev
   file(GLOB _ofx_host_sources CONFIGURE_DEPENDS "${OFX_SDK_DIR}/HostSupport/src/*.cpp")
   add_library(liveedit_ofx_hostsupport STATIC EXCLUDE_FROM_ALL ${_ofx_host_sources})

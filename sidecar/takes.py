@@ -466,6 +466,7 @@ class TakeService:
         self.replayed_frames = 0  # frames re-run only to rebuild a stream's causal state
         self.replay_mismatches = 0  # replayed chunks whose pixels differ from the stored ones
         self.chunks_edited = 0
+        self.edit_seconds = 0.0  # wall time of the worker's chunk edits (edited and replayed)
         self.source_frames = 0  # source frames received
 
     # -- public ---------------------------------------------------------------------------
@@ -478,6 +479,7 @@ class TakeService:
     def stats(self) -> dict:
         return {"edited_frames": self.edited_frames, "replayed_frames": self.replayed_frames,
                 "replay_mismatches": self.replay_mismatches, "chunks_edited": self.chunks_edited,
+                "edit_seconds": round(self.edit_seconds, 6),
                 "memory_hits": self.store.memory_hits, "disk_hits": self.store.disk_hits,
                 "source_frames": self.source_frames, "takes": len(self._takes), "live_streams": len(self._live),
                 "memory_bytes": self.store.memory.bytes, "disk_bytes": self.store.disk_total,
@@ -725,10 +727,12 @@ class TakeService:
                                 "(start a new one at the change with the edit start parameter)")
         partial = last < chunk_span(k)[1]
         take.busy = True
+        started = time.perf_counter()
         try:
             edited = await take.stream.push_many([s.rgb for s in sources], finish=partial)
         finally:
             take.busy = False
+            self.edit_seconds += time.perf_counter() - started
         if len(edited) != len(sources):
             raise TakeError(f"the editor returned {len(edited)} frames for a chunk of {len(sources)}")
         key = target.chain[last]

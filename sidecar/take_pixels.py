@@ -163,9 +163,14 @@ def _window_of(plane: np.ndarray, window: tuple[int, int, int, int], fill) -> np
 
 
 def encode_output(rgb: np.ndarray, alpha: np.ndarray | None, fmt: PixelFormat, colour: str,
-                  window, premultiplied: bool = False) -> tuple[dict, list[bytes]]:
-    """One render window of an edited frame for the host. Returns (description, byte parts);
-    the parts concatenated are the payload the description's byte counts refer to."""
+                  window, premultiplied: bool = False, alpha_from_source: bool = False) -> tuple[dict, list]:
+    """One render window of an edited frame for the host. Returns (description, parts): numpy
+    arrays (possibly views, any strides) or bytes whose bytes, concatenated in order, are the
+    payload the description's byte counts refer to (`payload_bytes`).
+
+    `alpha_from_source`: the client copies alpha from its own source frame (the one this edit was
+    made from), so the plane is not sent: "alpha": "source". Not when the output is premultiplied
+    by a non-opaque alpha: that comes back "raw", alpha included."""
     x1, y1, x2, y2 = check_window(window)
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise TypeError(f"edited frames are uint8 [H, W, 3], not {rgb.dtype} {rgb.shape}")
@@ -193,17 +198,25 @@ def encode_output(rgb: np.ndarray, alpha: np.ndarray | None, fmt: PixelFormat, c
         out = np.empty((y2 - y1, x2 - x1, 4), dtype=fmt.dtype)
         out[..., :3] = values
         out[..., 3] = plane
-        data = out.tobytes()
-        meta.update(encoding="raw", raw_bytes=len(data))
-        return meta, [data]
-    parts = [lut.tobytes(), codes.tobytes()]
-    meta.update(lut_bytes=len(parts[0]), rgb_bytes=len(parts[1]), alpha="opaque" if plane is None else "plane")
-    if fmt.channels == 4 and plane is not None:
-        parts.append(np.ascontiguousarray(plane).tobytes())
-        meta["alpha_bytes"] = len(parts[2])
-    elif fmt.channels == 3:
+        meta.update(encoding="raw", raw_bytes=out.nbytes)
+        return meta, [out]
+    parts = [lut, codes]
+    meta.update(lut_bytes=lut.nbytes, rgb_bytes=codes.nbytes, alpha="opaque" if plane is None else "plane")
+    if fmt.channels == 3:
         meta["alpha"] = "none"
+    elif alpha_from_source:
+        meta["alpha"] = "source"
+    elif plane is not None:
+        parts.append(plane)
+        meta["alpha_bytes"] = plane.nbytes
     return meta, parts
+
+
+def payload_bytes(parts) -> bytes:
+    """The payload of encode_output's parts (for tests and Python clients; the bridge writes the
+    parts straight into its answer)."""
+    return b"".join(p if isinstance(p, (bytes, bytearray, memoryview)) else np.ascontiguousarray(p).tobytes()
+                    for p in parts)
 
 
 def expand_output(meta: dict, payload: bytes) -> np.ndarray:
@@ -222,6 +235,8 @@ def expand_output(meta: dict, payload: bytes) -> np.ndarray:
     if fmt.channels == 4:
         if meta["alpha"] == "plane":
             out[..., 3] = np.frombuffer(payload[rgb_end:], dtype=fmt.dtype).reshape(h, w)
-        else:
+        elif meta["alpha"] == "opaque":
             out[..., 3] = DEPTH_MAX[fmt.depth]
+        else:  # "source": the client fills it from its own source frame
+            out[..., 3] = 0
     return out

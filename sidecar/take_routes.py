@@ -9,7 +9,7 @@ bridge's middlewares (token, Host, Origin, JSON errors) apply as to every route.
 | route | body | answer |
 | --- | --- | --- |
 | `GET /v1/takes/info` | | chunk layout, qualities, colours, depths, whether weights are random |
-| `POST /v1/takes/frame` | JSON (framed or plain): `take`, `frame`, `hashes` (hex, frames 0..end of the frame's chunk), `format` `{depth, channels}`, `window` `[x1, y1, x2, y2]`, `wait_ms` | 200 framed: `{encoding, width, height, depth, channels, lut_bytes, rgb_bytes, alpha, alpha_bytes?, raw_bytes?, frame, premultiplied, status}` + payload; 202 JSON `{state: "need_sources", need: [frames]}` or `{state: "pending"}`, both with `status` |
+| `POST /v1/takes/frame` | JSON (framed or plain): `take`, `frame`, `hashes` (hex, frames 0..end of the frame's chunk), `format` `{depth, channels}`, `window` `[x1, y1, x2, y2]`, `wait_ms`, `alpha` (`send`, or `source`: the client copies its own source's alpha) | 200 framed: `{encoding, width, height, depth, channels, lut_bytes, rgb_bytes, alpha, alpha_bytes?, raw_bytes?, frame, premultiplied, status}` + payload; 202 JSON `{state: "need_sources", need: [frames]}` or `{state: "pending"}`, both with `status` |
 | `POST /v1/takes/sources` | framed: `take`, `frames: [{index, hash, width, height, depth, channels, premultiplied, bytes}]` + the frames' pixels one after another | `{stored: n}` |
 | `GET /v1/takes/stats` | | counters: edited, replayed, cache hits, bytes held |
 | `POST /v1/takes/clear` | | drops every take, edited and source frame (memory and disk) |
@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import struct
 
+import numpy as np
 from aiohttp import web
 
 from liveedit.errors import InputError, LiveEditError
@@ -80,9 +81,24 @@ def split_framed(body: bytes) -> tuple[dict, memoryview]:
     return header, memoryview(body)[4 + n:]
 
 
-def framed(header: dict, parts: list[bytes]) -> bytes:
+def framed(header: dict, parts: list) -> bytearray:
+    """`[u32 n][JSON][parts]`, the parts (bytes or numpy arrays of any layout) copied once, straight
+    into the answer. The JSON is padded with spaces so that the payload starts 16-byte aligned."""
     blob = json.dumps(header, separators=(",", ":")).encode()
-    return b"".join([struct.pack("<I", len(blob)), blob, *parts])
+    blob += b" " * (-(4 + len(blob)) % 16)
+    sizes = [p.nbytes if isinstance(p, np.ndarray) else len(p) for p in parts]
+    out = bytearray(4 + len(blob) + sum(sizes))
+    struct.pack_into("<I", out, 0, len(blob))
+    out[4:4 + len(blob)] = blob
+    offset = 4 + len(blob)
+    for part, size in zip(parts, sizes):
+        if isinstance(part, np.ndarray):
+            target = np.frombuffer(out, dtype=part.dtype, count=part.size, offset=offset).reshape(part.shape)
+            np.copyto(target, part)
+        else:
+            out[offset:offset + size] = part
+        offset += size
+    return out
 
 
 def _integer(data: dict, name: str, default=None) -> int:
@@ -104,6 +120,9 @@ def parse_frame_request(body: dict) -> FrameRequest:
         raise InputError('"hashes" must list the source frames\' hashes from the edit start on')
     window = body.get("window")
     wait_ms = _integer(body, "wait_ms", 0)
+    alpha = body.get("alpha", "send")
+    if alpha not in ("send", "source"):
+        raise InputError('"alpha" is "send" (in the answer) or "source" (the client copies its source\'s alpha)')
     if not 0 <= wait_ms <= 60_000:
         raise InputError(f"wait_ms {wait_ms} is outside 0..60000")
     return FrameRequest(
@@ -113,6 +132,7 @@ def parse_frame_request(body: dict) -> FrameRequest:
         fmt=_format(body.get("format")),
         window=check_window(tuple(window) if isinstance(window, list) else window),
         wait_seconds=wait_ms / 1000.0,
+        alpha_from_source=alpha == "source",
     )
 
 

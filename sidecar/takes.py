@@ -165,6 +165,7 @@ class FrameRequest:
     fmt: PixelFormat
     window: tuple[int, int, int, int]  # pixels of the frame, y up from the bottom row (OpenFX)
     wait_seconds: float = 0.0
+    alpha_from_source: bool = False  # the client fills alpha from its own source frame
 
 
 @dataclass
@@ -180,7 +181,7 @@ class SourceUpload:
 @dataclass
 class FrameReady:
     meta: dict  # take_pixels.encode_output's description
-    parts: list[bytes]
+    parts: list  # its parts: numpy arrays or bytes (take_pixels.payload_bytes)
     status: dict
 
 
@@ -630,7 +631,8 @@ class TakeService:
         # Detail transfer (issue 17) belongs here: the edit back at the source's own resolution and
         # precision. It would need the source frame at the host's precision, kept beside the edit.
         meta, parts = await asyncio.to_thread(take_pixels.encode_output, frame, alpha, request.fmt,
-                                              request.settings.colour, request.window, premultiplied)
+                                              request.settings.colour, request.window, premultiplied,
+                                              request.alpha_from_source)
         meta["frame"] = request.frame
         meta["premultiplied"] = premultiplied
         take = self._takes.get(request.settings.key(self.model_key))

@@ -111,7 +111,7 @@ async def render_frame(service, settings: TakeSettings, clip: HostClip, frame: i
     for _ in range(rounds):
         answer = await service.frame(request)
         if isinstance(answer, FrameReady):
-            return take_pixels.expand_output(answer.meta, b"".join(answer.parts))
+            return take_pixels.expand_output(answer.meta, take_pixels.payload_bytes(answer.parts))
         if answer.need:
             await service.add_sources(settings, [clip.upload(i) for i in answer.need])
     raise AssertionError(f"frame {frame} was not ready after {rounds} rounds")

@@ -13,6 +13,7 @@ from liveedit.sidecar.take_pixels import (
     encode_output,
     expand_output,
     output_lut,
+    payload_bytes,
     srgb_decode,
     srgb_encode,
 )
@@ -28,7 +29,7 @@ def test_8bit_display_frames_pass_through_exactly():
     rgb, alpha = decode_source(bottom_up(rgba), 7, 5, PixelFormat("u8", 4), "display")
     assert np.array_equal(rgb, rgba[..., :3]) and np.array_equal(alpha, rgba[..., 3])
     meta, parts = encode_output(rgb, alpha, PixelFormat("u8", 4), "display", (0, 0, 7, 5))
-    assert np.array_equal(expand_output(meta, b"".join(parts))[::-1], rgba)
+    assert np.array_equal(expand_output(meta, payload_bytes(parts))[::-1], rgba)
 
 
 def test_16bit_and_float_quantize_to_the_nearest_code_and_come_back_on_the_codes():
@@ -39,7 +40,7 @@ def test_16bit_and_float_quantize_to_the_nearest_code_and_come_back_on_the_codes
         assert alpha is None and np.array_equal(back, rgb), depth
         meta, parts = encode_output(back, None, PixelFormat(depth, 3), "display", (0, 0, 16, 16))
         assert meta["alpha"] == "none"
-        assert np.array_equal(expand_output(meta, b"".join(parts))[::-1], values), depth
+        assert np.array_equal(expand_output(meta, payload_bytes(parts))[::-1], values), depth
     # float values outside [0, 1] and NaN clip; half steps round up
     odd = np.array([[[-0.5, 1.7, np.nan], [0.5 / 255, 1.49 / 255, 1.0]]], np.float32)
     back, _ = decode_source(bottom_up(odd), 2, 1, PixelFormat("f32", 3), "display")
@@ -61,14 +62,14 @@ def test_premultiplied_sources_are_unpremultiplied_and_the_output_premultiplied_
     assert rgb.tolist() == [[[128, 51, 0], [0, 0, 0]]] and alpha.tolist() == [[0.5, 0.0]]
     meta, parts = encode_output(rgb, alpha, PixelFormat("f32", 4), "display", (0, 0, 2, 1), premultiplied=True)
     assert meta["encoding"] == "raw"
-    out = expand_output(meta, b"".join(parts))
+    out = expand_output(meta, payload_bytes(parts))
     assert np.allclose(out, rgba, atol=0.5 / 255 * 0.5 + 1e-6)
 
 
 def test_windows_outside_the_frame_are_transparent_black_and_bad_windows_are_refused():
     rgb = np.full((4, 4, 3), 200, np.uint8)
     meta, parts = encode_output(rgb, None, PixelFormat("u8", 4), "display", (2, 2, 6, 5))
-    out = expand_output(meta, b"".join(parts))
+    out = expand_output(meta, payload_bytes(parts))
     assert out.shape == (3, 4, 4) and meta["alpha"] == "plane"
     assert np.all(out[:2, :2] == [200, 200, 200, 255]) and np.all(out[2:] == 0) and np.all(out[:, 2:] == 0)
     for window in ((0, 0, 0, 4), (0, 0, 4), (0, 0, 4.5, 4), (0, 0, 40000, 4)):
@@ -85,3 +86,15 @@ def test_bad_uploads_name_the_problem():
         PixelFormat("u8", 2)
     with pytest.raises(InputError, match="input colour"):
         decode_source(b"\0" * 4, 1, 1, PixelFormat("u8", 4), "aces")
+
+
+def test_alpha_from_the_source_is_left_out_of_the_answer():
+    rgb = np.full((2, 3, 3), 7, np.uint8)
+    alpha = np.full((2, 3), 0.5, np.float32)
+    meta, parts = encode_output(rgb, alpha, PixelFormat("f32", 4), "display", (0, 0, 3, 2), alpha_from_source=True)
+    assert meta["alpha"] == "source" and "alpha_bytes" not in meta
+    assert len(payload_bytes(parts)) == 256 * 4 + 2 * 3 * 3
+    # premultiplied by a real alpha: the answer is raw, alpha included, whatever the client offers
+    meta, parts = encode_output(rgb, alpha, PixelFormat("f32", 4), "display", (0, 0, 3, 2), premultiplied=True,
+                                alpha_from_source=True)
+    assert meta["encoding"] == "raw" and np.all(expand_output(meta, payload_bytes(parts))[..., 3] == 0.5)

@@ -155,8 +155,11 @@ def test_take_routes_need_the_token_and_answer_json_errors(tmp_path):
     assert out["too big"][0] == 413 and "take limit" in out["too big"][1]["error"]["message"]
 
 
-def test_framing_round_trip():
-    body = framed({"a": 1}, [b"xy", b"z"])
-    assert struct.unpack_from("<I", body)[0] == len(b'{"a":1}')
-    header, payload = split_framed(body)
-    assert header == {"a": 1} and bytes(payload) == b"xyz"
+def test_framing_round_trip_with_an_aligned_payload():
+    view = np.arange(12, dtype=np.float32).reshape(3, 4)[::-1, 1:3]  # a non-contiguous view
+    body = framed({"a": 1}, [b"xy", view])
+    n = struct.unpack_from("<I", body)[0]
+    assert (4 + n) % 16 == 0, "the payload starts 16-byte aligned"
+    header, payload = split_framed(bytes(body))
+    assert header == {"a": 1}
+    assert bytes(payload) == b"xy" + np.ascontiguousarray(view).tobytes()

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <vector>
 
 #ifdef _WIN32
 #  ifndef WIN32_LEAN_AND_MEAN
@@ -276,20 +277,24 @@ HttpResponse httpRequest(const Endpoint& endpoint, const char* method, const std
     }
     if (chunked) throw SidecarError("the sidecar sent a chunked answer, which this plug-in does not read");
     if (contentLength < 0) {  // read to the end of the stream
-        response.body.assign(buffer.begin() + long(headEnd), buffer.begin() + long(have));
+        std::vector<uint8_t> body(buffer.begin() + long(headEnd), buffer.begin() + long(have));
         std::vector<uint8_t> more(65536);
         while (size_t n = receiveSome(raw, more.data(), more.size(), timeouts)) {
-            if (response.body.size() + n > maxBodyBytes) throw SidecarError("the sidecar's answer is too large");
-            response.body.insert(response.body.end(), more.begin(), more.begin() + long(n));
+            if (body.size() + n > maxBodyBytes) throw SidecarError("the sidecar's answer is too large");
+            body.insert(body.end(), more.begin(), more.begin() + long(n));
         }
+        response.size = body.size();
+        response.body.reset(new uint8_t[response.size + 1]);
+        if (response.size) std::memcpy(response.body.get(), body.data(), response.size);
         return response;
     }
     if (size_t(contentLength) > maxBodyBytes) throw SidecarError("the sidecar's answer is too large");
-    response.body.resize(size_t(contentLength));
-    size_t got = std::min(size_t(contentLength), have - headEnd);
-    if (got) std::memcpy(response.body.data(), buffer.data() + headEnd, got);
-    while (got < size_t(contentLength)) {
-        size_t n = receiveSome(raw, response.body.data() + got, size_t(contentLength) - got, timeouts);
+    response.size = size_t(contentLength);
+    response.body.reset(new uint8_t[response.size + 1]);
+    size_t got = std::min(response.size, have - headEnd);
+    if (got) std::memcpy(response.body.get(), buffer.data() + headEnd, got);
+    while (got < response.size) {
+        size_t n = receiveSome(raw, response.body.get() + got, response.size - got, timeouts);
         if (n == 0) throw SidecarError("the sidecar closed the connection in the middle of its answer");
         got += n;
     }

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -39,7 +40,9 @@ struct Slice {  // a piece of a request body, sent without copying
 struct HttpResponse {
     int status = 0;
     std::string contentType;
-    std::vector<uint8_t> body;
+    std::unique_ptr<uint8_t[]> body;  // not zero-filled first: answers are megabytes
+    size_t size = 0;
+    const char* text() const { return reinterpret_cast<const char*>(body.get()); }
 };
 
 // Sends one request and reads the whole answer. Throws SidecarError on any failure (refused,

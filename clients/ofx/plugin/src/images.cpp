@@ -1,7 +1,10 @@
 #include "images.hpp"
 
+#include "ofxsMultiThread.h"
+
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <stdexcept>
 
@@ -57,30 +60,75 @@ SourceInfo sourceInfo(const OFX::Image& image) {
     return info;
 }
 
+// Rows [begin, end) of the window from 8-bit codes through the table; alpha from a plane, from
+// the source image, or opaque.
 template <class T>
-void expandLut(OFX::Image& dst, const OfxRectI& window, int channels, const T* lut, const uint8_t* codes,
-               const T* alpha, bool opaque) {
+void expandLutRows(OFX::Image& dst, const OfxRectI& window, int channels, const T* lut, const uint8_t* codes,
+                   const T* alphaPlane, const OFX::Image* alphaSource, int begin, int end) {
     const int width = window.x2 - window.x1;
     const T top = std::numeric_limits<T>::is_integer ? std::numeric_limits<T>::max() : T(1);
-    for (int r = 0; r < window.y2 - window.y1; ++r) {
-        T* out = static_cast<T*>(dst.getPixelAddress(window.x1, window.y1 + r));
+    const OfxRectI srcBounds = alphaSource ? alphaSource->getBounds() : OfxRectI{0, 0, 0, 0};
+    const int ax1 = std::max(window.x1, srcBounds.x1), ax2 = std::min(window.x2, srcBounds.x2);
+    for (int r = begin; r < end; ++r) {
+        const int y = window.y1 + r;
+        T* out = static_cast<T*>(dst.getPixelAddress(window.x1, y));
         const uint8_t* c = codes + size_t(r) * size_t(width) * 3;
-        const T* a = alpha ? alpha + size_t(r) * size_t(width) : nullptr;
-        if (channels == 4) {
-            for (int x = 0; x < width; ++x, out += 4, c += 3) {
-                out[0] = lut[c[0]];
-                out[1] = lut[c[1]];
-                out[2] = lut[c[2]];
-                out[3] = a ? a[x] : (opaque ? top : T(0));
-            }
-        } else {
+        if (channels == 3) {
             for (int x = 0; x < width; ++x, out += 3, c += 3) {
                 out[0] = lut[c[0]];
                 out[1] = lut[c[1]];
                 out[2] = lut[c[2]];
             }
+            continue;
+        }
+        const T* a = alphaPlane ? alphaPlane + size_t(r) * size_t(width) : nullptr;
+        for (int x = 0; x < width; ++x, c += 3) {
+            out[4 * x + 0] = lut[c[0]];
+            out[4 * x + 1] = lut[c[1]];
+            out[4 * x + 2] = lut[c[2]];
+            out[4 * x + 3] = a ? a[x] : (alphaSource ? T(0) : top);
+        }
+        if (alphaSource && y >= srcBounds.y1 && y < srcBounds.y2 && ax1 < ax2) {
+            const T* s = static_cast<const T*>(alphaSource->getPixelAddress(ax1, y));
+            T* o = out + size_t(ax1 - window.x1) * 4;
+            for (int x = 0; x < ax2 - ax1; ++x) o[4 * x + 3] = s[4 * x + 3];
         }
     }
+}
+
+// Runs fn(beginRow, endRow) over the host's render threads (OpenFX multithread suite); on one
+// thread when the window is small or the host has no such suite. fn must not throw.
+class RowSplitter : public OFX::MultiThread::Processor {
+public:
+    RowSplitter(int rows, std::function<void(int, int)> fn) : rows_(rows), fn_(std::move(fn)) {}
+    void multiThreadFunction(unsigned int index, unsigned int count) override {
+        const int begin = int(int64_t(rows_) * index / count), end = int(int64_t(rows_) * (index + 1) / count);
+        try {
+            fn_(begin, end);
+        } catch (...) {  // host threads: nothing may escape
+        }
+    }
+    void run(size_t pixels) {
+        if (pixels < (size_t(1) << 16)) return fn_(0, rows_);
+        try {
+            multiThread(std::min(OFX::MultiThread::getNumCPUs(), 16u));
+        } catch (...) {
+            fn_(0, rows_);
+        }
+    }
+
+private:
+    int rows_;
+    std::function<void(int, int)> fn_;
+};
+
+template <class T>
+void expandLut(OFX::Image& dst, const OfxRectI& window, int channels, const T* lut, const uint8_t* codes,
+               const T* alphaPlane, const OFX::Image* alphaSource) {
+    RowSplitter split(window.y2 - window.y1, [&](int begin, int end) {
+        expandLutRows(dst, window, channels, lut, codes, alphaPlane, alphaSource, begin, end);
+    });
+    split.run(size_t(window.x2 - window.x1) * size_t(window.y2 - window.y1));
 }
 
 }  // namespace
@@ -149,7 +197,8 @@ PackedFrame::PackedFrame(std::unique_ptr<OFX::Image> image) : image_(std::move(i
     info_.hash = hasher.finish();
 }
 
-void writeWindow(OFX::Image& dst, const OfxRectI& window, const Json& meta, const uint8_t* payload, size_t size) {
+void writeWindow(OFX::Image& dst, const OfxRectI& window, const Json& meta, const uint8_t* payload, size_t size,
+                 const OFX::Image* source) {
     const PixelFormat f = formatOf(dst);
     const int width = window.x2 - window.x1, height = window.y2 - window.y1;
     if (meta["width"].asInt(-1) != width || meta["height"].asInt(-1) != height || meta["depth"].asString() != f.depth ||
@@ -169,26 +218,30 @@ void writeWindow(OFX::Image& dst, const OfxRectI& window, const Json& meta, cons
     const size_t lutBytes = 256 * f.componentBytes();
     const std::string& alphaMode = meta["alpha"].asString();
     const bool plane = alphaMode == "plane";
+    const bool fromSource = alphaMode == "source";
     const size_t alphaBytes = plane ? pixels * f.componentBytes() : 0;
     if (meta["lut_bytes"].asInt(-1) != int64_t(lutBytes) || meta["rgb_bytes"].asInt(-1) != int64_t(pixels * 3) ||
-        size != lutBytes + pixels * 3 + alphaBytes || (plane && f.channels != 4) ||
-        (!plane && alphaMode != (f.channels == 4 ? "opaque" : "none")))
+        size != lutBytes + pixels * 3 + alphaBytes || ((plane || fromSource) && f.channels != 4) ||
+        (!plane && !fromSource && alphaMode != (f.channels == 4 ? "opaque" : "none")))
         throw std::runtime_error("the sidecar's frame has the wrong size");
+    if (fromSource && (!source || formatOf(*source).depth != f.depth || formatOf(*source).channels != 4))
+        throw std::runtime_error("the source frame to take alpha from is missing or of another format");
     const uint8_t* codes = payload + lutBytes;
     const uint8_t* alpha = plane ? codes + pixels * 3 : nullptr;
-    // The table and the alpha plane are copied out: the payload's alignment is the JSON header's.
+    const OFX::Image* alphaSource = fromSource ? source : nullptr;
+    // The table and an alpha plane are copied out when the payload is not aligned for their type.
     if (f.depth == "u8") {
-        expandLut<uint8_t>(dst, window, f.channels, payload, codes, alpha, true);
+        expandLut<uint8_t>(dst, window, f.channels, payload, codes, alpha, alphaSource);
     } else if (f.depth == "u16") {
         std::vector<uint16_t> lut(256), a(plane ? pixels : 0);
         std::memcpy(lut.data(), payload, lutBytes);
         if (plane) std::memcpy(a.data(), alpha, alphaBytes);
-        expandLut<uint16_t>(dst, window, f.channels, lut.data(), codes, plane ? a.data() : nullptr, true);
+        expandLut<uint16_t>(dst, window, f.channels, lut.data(), codes, plane ? a.data() : nullptr, alphaSource);
     } else {
         std::vector<float> lut(256), a(plane ? pixels : 0);
         std::memcpy(lut.data(), payload, lutBytes);
         if (plane) std::memcpy(a.data(), alpha, alphaBytes);
-        expandLut<float>(dst, window, f.channels, lut.data(), codes, plane ? a.data() : nullptr, true);
+        expandLut<float>(dst, window, f.channels, lut.data(), codes, plane ? a.data() : nullptr, alphaSource);
     }
 }
 

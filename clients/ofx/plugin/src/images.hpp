@@ -53,7 +53,10 @@ private:
 
 // Writes a ready answer into `window` (pixels, inside dst's bounds) of dst. Checks every size
 // against the answer before touching the image; throws std::runtime_error if they disagree.
-void writeWindow(OFX::Image& dst, const OfxRectI& window, const Json& meta, const uint8_t* payload, size_t size);
+// `source` is the source frame the edit was made from: alpha "source" answers take its alpha
+// (outside its bounds: 0). Rows are shared out over the host's render threads.
+void writeWindow(OFX::Image& dst, const OfxRectI& window, const Json& meta, const uint8_t* payload, size_t size,
+                 const OFX::Image* source);
 
 // dst's window from src (the same depth and components); outside src's bounds: transparent black.
 void copyWindow(OFX::Image& dst, const OfxRectI& window, const OFX::Image* src);

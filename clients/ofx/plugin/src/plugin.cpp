@@ -16,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <condition_variable>
 #include <cstdlib>
 #include <map>
@@ -58,6 +59,19 @@ double envSeconds(const char* name, double fallback) {
     char* end = nullptr;
     double seconds = std::strtod(value, &end);
     return (end && *end == '\0' && seconds > 0 && seconds < 86400) ? seconds : fallback;
+}
+
+// LIVEEDIT_OFX_TRACE=1: each render's phases on stderr (diagnosing a slow host or sidecar).
+bool tracing() {
+    static const bool on = [] {
+        const char* v = std::getenv("LIVEEDIT_OFX_TRACE");
+        return v && *v && *v != '0';
+    }();
+    return on;
+}
+
+double msSince(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
 }
 
 Timeouts timeouts() {
@@ -314,6 +328,7 @@ void LiveEditEffect::renderEdit(const OFX::RenderArguments& args) {
     const int64_t index = t - start;
     const int64_t last = std::min(l.chunkEnd(index), range.last - start);
 
+    const auto began = std::chrono::steady_clock::now();
     std::vector<Hash128> hashes(size_t(last + 1));
     SourceInfo frame;
     for (int64_t k = 0; k <= last; ++k) {
@@ -324,6 +339,9 @@ void LiveEditEffect::renderEdit(const OFX::RenderArguments& args) {
     }
     std::unique_ptr<OFX::Image> dst(dst_->fetchImage(args.time));
     if (!dst) throw SidecarError("the host gave no output image");
+    // RGBA: the edit keeps this frame's alpha, copied from here rather than sent back and forth
+    std::unique_ptr<OFX::Image> srcImage(frame.format.channels == 4 ? src_->fetchImage(args.time) : nullptr);
+    if (frame.format.channels == 4 && !srcImage) throw SidecarError("the host gave no source image for frame " + std::to_string(t));
     const PixelFormat out = formatOf(*dst);
     if (out.depth != frame.format.depth || out.channels != frame.format.channels)
         throw SidecarError("the output image's format differs from the source's; LiveEdit keeps one format");
@@ -331,14 +349,21 @@ void LiveEditEffect::renderEdit(const OFX::RenderArguments& args) {
     if (window.x2 <= window.x1 || window.y2 <= window.y1) return;  // nothing to draw
     const int relative[4] = {window.x1 - frame.rod.x1, window.y1 - frame.rod.y1, window.x2 - frame.rod.x1,
                              window.y2 - frame.rod.y1};
+    const double hashedMs = msSince(began);
 
     while (true) {
         if (abort()) throw Aborted();
+        const auto asked = std::chrono::steady_clock::now();
         FrameAnswer answer = client.requestFrame(s.take, index, hashes, out, relative, kWaitMs);
         if (answer.state == FrameAnswer::State::Ready) {
-            writeWindow(*dst, window, answer.meta, answer.body.data() + answer.payloadOffset,
-                        answer.body.size() - answer.payloadOffset);
+            const auto answered = std::chrono::steady_clock::now();
+            writeWindow(*dst, window, answer.meta, answer.payload(), answer.payloadSize(), srcImage.get());
             succeeded(answer.status);
+            if (tracing())
+                std::fprintf(stderr, "liveedit-ofx: frame %lld: sources and hashes %.1f ms, last request %.1f ms, "
+                             "writing %.1f ms, total %.1f ms\n", (long long)t, hashedMs,
+                             std::chrono::duration<double, std::milli>(answered - asked).count(), msSince(answered),
+                             msSince(began));
             return;
         }
         lastReady_ = answer.status.framesReady;

@@ -34,7 +34,7 @@ const char kFramed[] = "application/x-liveedit-frame";
 
 std::string errorMessage(const HttpResponse& r) {
     try {
-        Json answer = Json::parse(reinterpret_cast<const char*>(r.body.data()), r.body.size());
+        Json answer = Json::parse(r.text(), r.size);
         const std::string& message = answer["error"]["message"].asString();
         if (!message.empty()) return message;
     } catch (const JsonError&) {
@@ -129,7 +129,7 @@ HttpResponse SidecarClient::call(const char* method, const std::string& path, co
 Json SidecarClient::info() {
     HttpResponse r = call("GET", "/v1/takes/info", "", {});
     if (r.status != 200) throw SidecarError("unexpected answer to /v1/takes/info: " + std::to_string(r.status));
-    return Json::parse(reinterpret_cast<const char*>(r.body.data()), r.body.size());
+    return Json::parse(r.text(), r.size);
 }
 
 FrameAnswer SidecarClient::requestFrame(const TakeSettings& take, int64_t frame, const std::vector<Hash128>& hashes,
@@ -143,25 +143,28 @@ FrameAnswer SidecarClient::requestFrame(const TakeSettings& take, int64_t frame,
         json += hashes[i].hex();
         json += '"';
     }
-    json += "],\"format\":{\"depth\":\"" + format.depth + "\",\"channels\":" + std::to_string(format.channels) +
+    // RGBA: alpha is copied from the host's own source frame, not sent back (writeWindow)
+    json += format.channels == 4 ? "],\"alpha\":\"source\"" : "]";
+    json += ",\"format\":{\"depth\":\"" + format.depth + "\",\"channels\":" + std::to_string(format.channels) +
             "},\"window\":[" + std::to_string(window[0]) + "," + std::to_string(window[1]) + "," +
             std::to_string(window[2]) + "," + std::to_string(window[3]) + "],\"wait_ms\":" + std::to_string(waitMs) + "}";
     std::string header = frameHeader(json);
     HttpResponse r = call("POST", "/v1/takes/frame", kFramed, {{header.data(), header.size()}}, waitMs);
     FrameAnswer answer;
     if (r.status == 200) {
-        if (r.contentType != kFramed || r.body.size() < 4) throw SidecarError("the sidecar's frame answer is malformed");
-        uint32_t n = uint32_t(r.body[0]) | uint32_t(r.body[1]) << 8 | uint32_t(r.body[2]) << 16 | uint32_t(r.body[3]) << 24;
-        if (size_t(n) + 4 > r.body.size()) throw SidecarError("the sidecar's frame answer is truncated");
-        answer.meta = Json::parse(reinterpret_cast<const char*>(r.body.data()) + 4, n);
+        if (r.contentType != kFramed || r.size < 4) throw SidecarError("the sidecar's frame answer is malformed");
+        const uint8_t* b = r.body.get();
+        uint32_t n = uint32_t(b[0]) | uint32_t(b[1]) << 8 | uint32_t(b[2]) << 16 | uint32_t(b[3]) << 24;
+        if (size_t(n) + 4 > r.size) throw SidecarError("the sidecar's frame answer is truncated");
+        answer.meta = Json::parse(r.text() + 4, n);
         answer.payloadOffset = 4 + size_t(n);
         answer.status = parseStatus(answer.meta["status"]);
-        answer.body = std::move(r.body);
+        answer.answer = std::move(r);
         answer.state = FrameAnswer::State::Ready;
         return answer;
     }
     if (r.status != 202) throw SidecarError("unexpected answer to a frame request: HTTP " + std::to_string(r.status));
-    Json body = Json::parse(reinterpret_cast<const char*>(r.body.data()), r.body.size());
+    Json body = Json::parse(r.text(), r.size);
     answer.status = parseStatus(body["status"]);
     for (const Json& i : body["need"].items()) answer.need.push_back(i.asInt(-1));
     answer.state = answer.need.empty() ? FrameAnswer::State::Pending : FrameAnswer::State::NeedSources;

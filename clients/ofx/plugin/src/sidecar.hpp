@@ -54,10 +54,12 @@ struct FrameAnswer {
     enum class State { Ready, NeedSources, Pending } state = State::Pending;
     std::vector<int64_t> need;  // take frames to upload (NeedSources)
     TakeStatus status;
-    // Ready: the window's description and the raw answer holding the payload.
+    // Ready: the window's description and the answer holding the payload.
     Json meta;
-    std::vector<uint8_t> body;
+    HttpResponse answer;
     size_t payloadOffset = 0;
+    const uint8_t* payload() const { return answer.body.get() + payloadOffset; }
+    size_t payloadSize() const { return answer.size - payloadOffset; }
 };
 
 struct SourceFrame {  // one frame to upload: the same bytes that were hashed

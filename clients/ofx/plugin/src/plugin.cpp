@@ -70,6 +70,8 @@ bool tracing() {
     return on;
 }
 
+thread_local std::chrono::steady_clock::time_point tRenderStart;  // this thread's render action began
+
 double msSince(std::chrono::steady_clock::time_point t) {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
 }
@@ -208,17 +210,19 @@ FrameRange LiveEditEffect::frameRange() {
 }
 
 Layout LiveEditEffect::layout(SidecarClient* client) {
-    std::lock_guard<std::mutex> lock(layoutMutex_);
-    if (!haveLayout_ && client) {
-        Json info = client->info();
-        Layout l;
-        l.first = int(info["first_chunk_frames"].asInt(9));
-        l.chunk = int(info["chunk_frames"].asInt(12));
-        if (l.first < 1 || l.chunk < 1) throw SidecarError("the sidecar reported an impossible chunk layout");
-        layout_ = l;
-        haveLayout_ = true;
+    {
+        std::lock_guard<std::mutex> lock(layoutMutex_);
+        if (haveLayout_ || !client) return layout_;  // the editor's layout (9, then 12) until the sidecar is asked
     }
-    return layout_;  // the editor's layout (9, then 12) until the sidecar has been asked
+    Json info = client->info();  // not under the lock: other render threads never wait on the network
+    Layout l;
+    l.first = int(info["first_chunk_frames"].asInt(9));
+    l.chunk = int(info["chunk_frames"].asInt(12));
+    if (l.first < 1 || l.chunk < 1) throw SidecarError("the sidecar reported an impossible chunk layout");
+    std::lock_guard<std::mutex> lock(layoutMutex_);
+    layout_ = l;
+    haveLayout_ = true;
+    return layout_;
 }
 
 // -- source hashes ----------------------------------------------------------------------------
@@ -286,6 +290,7 @@ void LiveEditEffect::getFramesNeeded(const OFX::FramesNeededArguments& args, OFX
 // -- rendering ----------------------------------------------------------------------------------
 
 void LiveEditEffect::render(const OFX::RenderArguments& args) {
+    tRenderStart = std::chrono::steady_clock::now();
     try {
         renderEdit(args);
         return;
@@ -361,9 +366,9 @@ void LiveEditEffect::renderEdit(const OFX::RenderArguments& args) {
             succeeded(answer.status);
             if (tracing())
                 std::fprintf(stderr, "liveedit-ofx: frame %lld: sources and hashes %.1f ms, last request %.1f ms, "
-                             "writing %.1f ms, total %.1f ms\n", (long long)t, hashedMs,
+                             "writing %.1f ms, render action %.1f ms\n", (long long)t, hashedMs,
                              std::chrono::duration<double, std::milli>(answered - asked).count(), msSince(answered),
-                             msSince(began));
+                             msSince(tRenderStart));
             return;
         }
         lastReady_ = answer.status.framesReady;

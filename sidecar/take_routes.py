@@ -36,7 +36,7 @@ from liveedit.sidecar.takes import (
     parse_hash,
 )
 
-# One 3840x2160 float RGBA frame is 127 MiB; 8K float frames go one per request at 506 MiB.
+# One 3840x2160 float RGBA frame is 127 MiB and fits; an 8K float RGBA frame (506 MiB) does not.
 MAX_TAKE_BODY_BYTES = 160 * 2**20
 MAX_HEADER_BYTES = 4 * 2**20  # the JSON part: 100,000 hashes are 3.4 MB
 FRAMED = "application/x-liveedit-frame"
@@ -60,8 +60,9 @@ async def _read_body(request: web.Request) -> bytes | web.Response:
         return _error(411, "length_required", "send the body with a Content-Length header")
     if length > MAX_TAKE_BODY_BYTES:
         return _error(413, "request_entity_too_large",
-                      f"request body of {length} bytes is over the take limit of {MAX_TAKE_BODY_BYTES // 2**20} MiB; "
-                      "send fewer frames per request")
+                      f"request body of {length} bytes is over the take limit of {MAX_TAKE_BODY_BYTES // 2**20} MiB "
+                      "(a 4K float RGBA frame is 127 MiB); send fewer frames per request, or work at a lower "
+                      "resolution or depth")
     return await request.content.readexactly(length)
 
 

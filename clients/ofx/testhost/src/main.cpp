@@ -611,7 +611,10 @@ class Session {
         }
         o.status = e.renderAction(job.time, kOfxImageFieldNone, job.window, job.scale, sequential, interactive, draft);
         --inRender;
-        if (o.status != kOfxStatOK) o.error = "kOfxImageEffectActionRender returned " + statusName(o.status);
+        if (o.status != kOfxStatOK) {
+          o.error = "kOfxImageEffectActionRender returned " + statusName(o.status);
+          if (job.abort.load()) o.error += " after the host aborted it (frame timeout)";
+        }
       }
       for (size_t i = 0; i < RenderJob::kGuard; i++)
         if (job.buffer[i] != 0xA5 || job.buffer[job.buffer.size() - 1 - i] != 0xA5) o.overrun = true;

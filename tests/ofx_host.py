@@ -100,7 +100,8 @@ class OfxHost:
         env: dict[str, str] | None = None,
         timeout: float = 60.0,
     ):
-        exe = Path(executable) if executable else BUILD_DIR / "bin" / "ofx-testhost"
+        # LIVEEDIT_OFX_TESTHOST: another build of the host (a sanitizer build, say)
+        exe = Path(executable or os.environ.get("LIVEEDIT_OFX_TESTHOST") or BUILD_DIR / "bin" / "ofx-testhost")
         paths = ":".join(str(Path(p)) for p in plugin_paths)
         full_env = dict(os.environ)
         full_env.pop("OFX_PLUGIN_PATH", None)  # only the given folders, unless the caller says so

@@ -9,6 +9,7 @@ a crash is an exit status."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 
@@ -335,9 +336,34 @@ def test_messages_persistent_messages_and_plugin_set_parameters(host):
     host.call("goto", frame=2)
     answer = host.render([1, 3], interactive=True)
     echoes = sorted(e["text"] for e in answer["events"] if e.get("id") == "probe.echo")
-    assert echoes == ["t=1 text=echo me interactive=1 timeline=2", "t=3 text=echo me interactive=1 timeline=2"]
+    assert echoes == [
+        "t=1 text=echo me interactive=1 sequential=0 draft=0 timeline=2",
+        "t=3 text=echo me interactive=1 sequential=0 draft=0 timeline=2",
+    ]
     assert [e["what"] for e in answer["events"] if e["event"] == "progress"] == ["start", "end"] * 2
     assert host.status()["progress_updates"] > 0
+
+
+def test_sequence_render_actions(host):
+    host.source(width=6, height=4, first=0, last=5)
+    host.create(PROBE)
+    host.set("echo", True)
+
+    def seen(answer, ident):
+        return [e["text"] for e in answer["events"] if e.get("id") == ident]
+
+    # a final render: one Begin/EndSequenceRender around the frames, sequential status 1
+    final = host.render([2, 3, 4], sequential=True, draft=False)
+    assert final["ok"] and final["begin_status"] == "kOfxStatOK" and final["end_status"] == "kOfxStatOK"
+    assert seen(final, "probe.sequence") == ["begin 2..4 sequential=1 interactive=0", "end 2..4 sequential=1 interactive=0"]
+    assert all("sequential=1 draft=0" in t for t in seen(final, "probe.echo"))
+    # scrubbing: each frame alone, sequential status 0, draft as asked
+    scrub = host.render([5, 1], interactive=True, draft=True)
+    assert seen(scrub, "probe.sequence") == [
+        "begin 5..5 sequential=0 interactive=1", "end 5..5 sequential=0 interactive=1",
+        "begin 1..1 sequential=0 interactive=1", "end 1..1 sequential=0 interactive=1",
+    ]
+    assert all("interactive=1 sequential=0 draft=1" in t for t in seen(scrub, "probe.echo"))
 
 
 @pytest.mark.parametrize(
@@ -425,8 +451,9 @@ def test_source_frames_from_files(host, tmp_path):
 
 
 def test_malformed_commands_get_error_answers(ofx):
+    exe = os.environ.get("LIVEEDIT_OFX_TESTHOST") or ofx.host
     proc = subprocess.Popen(
-        [str(ofx.host), "--plugin-path", str(ofx.examples)],
+        [str(exe), "--plugin-path", str(ofx.examples)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     lines = ['{"cmd": "list"', "[1, 2]", '{"cmd": "fly"}', '{"cmd": "render", "frames": [0]}',

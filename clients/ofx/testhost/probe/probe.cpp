@@ -337,10 +337,13 @@ OfxStatus renderFrame(OfxImageEffectHandle effect, OfxPropertySetHandle inArgs) 
     gParam->paramGetValueAtTime(p->text, time, &text);
     double now = -1;
     if (gTimeLine) gTimeLine->getTime(effect, &now);
-    int interactive = 0;
+    int interactive = 0, sequential = 0, draft = 0;
     gProp->propGetInt(inArgs, kOfxImageEffectPropInteractiveRenderStatus, 0, &interactive);
-    gMessage->message(effect, kOfxMessageLog, "probe.echo", "t=%g text=%s interactive=%d timeline=%g", time,
-                      text ? text : "(null)", interactive, now);
+    gProp->propGetInt(inArgs, kOfxImageEffectPropSequentialRenderStatus, 0, &sequential);
+    gProp->propGetInt(inArgs, kOfxImageEffectPropRenderQualityDraft, 0, &draft);
+    gMessage->message(effect, kOfxMessageLog, "probe.echo",
+                      "t=%g text=%s interactive=%d sequential=%d draft=%d timeline=%g", time, text ? text : "(null)",
+                      interactive, sequential, draft, now);
   }
   if (progress && gProgress) gProgress->progressStart(effect, "probe render");
 
@@ -437,6 +440,22 @@ OfxStatus getFramesNeeded(OfxImageEffectHandle effect, OfxPropertySetHandle inAr
   return kOfxStatOK;
 }
 
+// Begin/EndSequenceRender, posted as log messages when echo is on
+OfxStatus sequence(OfxImageEffectHandle effect, OfxPropertySetHandle inArgs, const char *what) {
+  Params *p = params(effect);
+  int echo = 0;
+  if (p) gParam->paramGetValue(p->echo, &echo);
+  if (!echo) return kOfxStatOK;
+  double range[2] = {0, 0};
+  int sequential = 0, interactive = 0;
+  gProp->propGetDoubleN(inArgs, kOfxImageEffectPropFrameRange, 2, range);
+  gProp->propGetInt(inArgs, kOfxImageEffectPropSequentialRenderStatus, 0, &sequential);
+  gProp->propGetInt(inArgs, kOfxImageEffectPropInteractiveRenderStatus, 0, &interactive);
+  gMessage->message(effect, kOfxMessageLog, "probe.sequence", "%s %g..%g sequential=%d interactive=%d", what, range[0],
+                    range[1], sequential, interactive);
+  return kOfxStatOK;
+}
+
 OfxStatus mainEntry(const char *action, const void *handle, OfxPropertySetHandle inArgs, OfxPropertySetHandle outArgs) {
   auto effect = (OfxImageEffectHandle)handle;
   if (std::strcmp(action, kOfxActionLoad) == 0) return onLoad();
@@ -447,6 +466,8 @@ OfxStatus mainEntry(const char *action, const void *handle, OfxPropertySetHandle
   if (std::strcmp(action, kOfxActionInstanceChanged) == 0) return instanceChanged(effect, inArgs);
   if (std::strcmp(action, kOfxImageEffectActionRender) == 0) return render(effect, inArgs);  // may throw: on purpose
   if (std::strcmp(action, kOfxImageEffectActionGetFramesNeeded) == 0) return getFramesNeeded(effect, inArgs, outArgs);
+  if (std::strcmp(action, kOfxImageEffectActionBeginSequenceRender) == 0) return sequence(effect, inArgs, "begin");
+  if (std::strcmp(action, kOfxImageEffectActionEndSequenceRender) == 0) return sequence(effect, inArgs, "end");
   return kOfxStatReplyDefault;
 }
 

@@ -275,6 +275,12 @@ class OfxHost:
         self.close()
 
 
+def exported_symbols(binary: os.PathLike | str) -> set[str]:
+    """The dynamic symbols a bundle's binary defines (nm -D --defined-only)."""
+    out = subprocess.run(["nm", "-D", "--defined-only", str(binary)], capture_output=True, text=True, check=True)
+    return {line.split()[-1] for line in out.stdout.splitlines() if line.strip()}
+
+
 def read_frame(path: os.PathLike | str) -> tuple[np.ndarray, dict]:
     """A frame the host wrote (render "out" or dump_source): array [height, width, channels] in the
     file's depth (uint8, uint16 or float32), row 0 = the bottom row (OFX order), and its metadata."""

@@ -16,9 +16,10 @@ import subprocess
 import numpy as np
 import pytest
 
-from ofx_host import OfxHost, OfxHostDied, OfxHostError, build_ofx, read_frame, write_frame
+from ofx_host import OfxHost, OfxHostDied, OfxHostError, build_ofx, exported_symbols, read_frame, write_frame
 
 INVERT = "uk.co.thefoundry.OfxInvertExample"
+SUPPORT_INVERT = "net.sf.openfx.invertPlugin"  # the same effect on the SDK's C++ Support library
 GAIN = "uk.co.thefoundry.BasicGainPlugin"
 PROBE = "org.liveedit.testhost.Probe"
 
@@ -51,7 +52,7 @@ def rendered(answer: dict, i: int = 0) -> np.ndarray:
 
 def test_plugin_cache_finds_and_describes_the_sdk_examples(host):
     plugins = {p["identifier"]: p for p in host.list()}
-    assert set(plugins) == {INVERT, GAIN, PROBE}
+    assert set(plugins) == {INVERT, SUPPORT_INVERT, GAIN, PROBE}
     inv = plugins[INVERT]
     assert inv["label"] == "OFX Invert Example"
     assert inv["bundle"].endswith("Invert.ofx.bundle")
@@ -165,6 +166,30 @@ def test_invert_gets_8_bit_from_a_float_source(host, tmp_path):
     as_float = source_frame(host, tmp_path / "f", 0, depth="float")
     assert np.array_equal(src, np.round(np.clip(as_float, 0, 1) * 255).astype(np.uint8))
     assert np.array_equal(rendered(host.render([0], out=tmp_path / "out")), 255 - src)
+
+
+@pytest.mark.parametrize("depth, top", [("byte", 255), ("short", 65535), ("float", 1.0)])
+def test_support_library_invert_in_every_depth(host, tmp_path, depth, top):
+    """A plugin on the SDK's C++ Support library (as LiveEdit's is) runs in this host."""
+    host.source(width=19, height=11, depth=depth, first=0, last=2, pattern="noise", seed=21)
+    created = host.create(SUPPORT_INVERT)
+    assert {c["depth"] for c in created["instance"]["clips"]} == {f"OfxBitDepth{depth.capitalize()}"}
+    answer = host.render([0, 2], out=tmp_path / "full", threads=2)
+    for i, t in enumerate([0, 2]):
+        src = source_frame(host, tmp_path, t)
+        assert np.array_equal(rendered(answer, i), (top - src).astype(src.dtype))
+    half = host.render([1], out=tmp_path / "half", render_scale=0.5, window=[1, 1, 9, 5])
+    src = source_frame(host, tmp_path, 1, render_scale=0.5)
+    assert src.shape == (6, 10, 4)
+    assert np.array_equal(rendered(half), (top - src[1:5, 1:9]).astype(src.dtype))
+
+
+def test_bundles_export_only_the_openfx_entry_points(ofx):
+    binaries = sorted(ofx.examples.glob("*.ofx.bundle/Contents/Linux-x86-64/*.ofx"))
+    assert len(binaries) == 4
+    for binary in binaries:
+        assert exported_symbols(binary) <= {"OfxGetPlugin", "OfxGetNumberOfPlugins", "OfxSetHost"}, binary
+        assert {"OfxGetPlugin", "OfxGetNumberOfPlugins"} <= exported_symbols(binary), binary
 
 
 # -- Basic gain: byte / short / float, params, identity, multithread suite ------------------------
@@ -471,7 +496,7 @@ def test_malformed_commands_get_error_answers(ofx):
 def test_build_is_incremental(ofx):
     """A second scripts/build-ofx with nothing changed rebuilds nothing (the plugin's tests call it)."""
     stamps = {p: p.stat().st_mtime_ns for p in [ofx.host, *ofx.examples.glob("*.ofx.bundle/Contents/*/*.ofx")]}
-    assert len(stamps) == 4
+    assert len(stamps) == 5
     again = build_ofx()
     assert again.host == ofx.host
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps

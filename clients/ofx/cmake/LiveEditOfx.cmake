@@ -4,8 +4,8 @@
 #   liveedit_ofx_support        STATIC (built only when linked): the SDK's C++ plugin Support library
 #   liveedit_ofx_hostsupport    STATIC (built only when linked): the SDK's C++ HostSupport library
 #   liveedit_ofx_bundle(TARGET NAME DIR [SOURCES...])
-#       a MODULE library laid out as DIR/NAME.ofx.bundle/Contents/<arch>/NAME.ofx, every symbol
-#       hidden but the ones the sources export, static libraries' symbols kept private.
+#       a MODULE library laid out as DIR/NAME.ofx.bundle/Contents/<arch>/NAME.ofx that exports
+#       only the OpenFX entry points (OfxGetPlugin, OfxGetNumberOfPlugins, OfxSetHost).
 
 set(_LIVEEDIT_OFX_CMAKE_DIR "${CMAKE_CURRENT_LIST_DIR}")
 
@@ -64,8 +64,15 @@ function(liveedit_ofx_bundle TARGET NAME DIR)
     C_VISIBILITY_PRESET hidden CXX_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)
   target_link_libraries(${TARGET} PRIVATE ofx_api)
   if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
-    # symbols of linked static libraries stay inside the bundle; nothing left unresolved
-    target_link_options(${TARGET} PRIVATE "LINKER:--exclude-libs,ALL" "LINKER:--no-undefined")
+    # Only the OpenFX entry points leave the bundle: visibility alone still exports libstdc++'s
+    # template instantiations (namespace std has default visibility), and linked static libraries'
+    # symbols (protobuf, gRPC, ...) must never meet a host's own copies. Nothing left unresolved.
+    target_link_options(${TARGET} PRIVATE "LINKER:--version-script=${_LIVEEDIT_OFX_CMAKE_DIR}/ofx-exports.map"
+                        "LINKER:--no-undefined")
+    set_property(TARGET ${TARGET} APPEND PROPERTY LINK_DEPENDS "${_LIVEEDIT_OFX_CMAKE_DIR}/ofx-exports.map")
+  elseif(APPLE)
+    target_link_options(${TARGET} PRIVATE "LINKER:-exported_symbol,_OfxGetPlugin"
+                        "LINKER:-exported_symbol,_OfxGetNumberOfPlugins" "LINKER:-exported_symbol,_OfxSetHost")
   endif()
   set(PLUGIN_NAME "${NAME}")
   set(PLUGIN_EXE "${NAME}.ofx")

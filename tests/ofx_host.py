@@ -100,7 +100,8 @@ class OfxHost:
         env: dict[str, str] | None = None,
         timeout: float = 60.0,
     ):
-        exe = Path(executable) if executable else BUILD_DIR / "bin" / "ofx-testhost"
+        # LIVEEDIT_OFX_TESTHOST: another build of the host (a sanitizer build, say)
+        exe = Path(executable or os.environ.get("LIVEEDIT_OFX_TESTHOST") or BUILD_DIR / "bin" / "ofx-testhost")
         paths = ":".join(str(Path(p)) for p in plugin_paths)
         full_env = dict(os.environ)
         full_env.pop("OFX_PLUGIN_PATH", None)  # only the given folders, unless the caller says so
@@ -272,6 +273,12 @@ class OfxHost:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def exported_symbols(binary: os.PathLike | str) -> set[str]:
+    """The dynamic symbols a bundle's binary defines (nm -D --defined-only)."""
+    out = subprocess.run(["nm", "-D", "--defined-only", str(binary)], capture_output=True, text=True, check=True)
+    return {line.split()[-1] for line in out.stdout.splitlines() if line.strip()}
 
 
 def read_frame(path: os.PathLike | str) -> tuple[np.ndarray, dict]:

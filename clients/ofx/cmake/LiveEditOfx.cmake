@@ -4,8 +4,11 @@
 #   liveedit_ofx_support        STATIC (built only when linked): the SDK's C++ plugin Support library
 #   liveedit_ofx_hostsupport    STATIC (built only when linked): the SDK's C++ HostSupport library
 #   liveedit_ofx_bundle(TARGET NAME DIR [SOURCES...])
-#       a MODULE library laid out as DIR/NAME.ofx.bundle/Contents/<arch>/NAME.ofx, every symbol
-#       hidden but the ones the sources export, static libraries' symbols kept private.
+#       a MODULE library laid out as DIR/NAME.ofx.bundle/Contents/<arch>/NAME.ofx, hidden
+#       visibility, nothing left unresolved
+#   liveedit_ofx_export_entry_points_only(TARGET)
+#       export exactly OfxGetPlugin, OfxGetNumberOfPlugins and OfxSetHost (a linker version
+#       script; a target with a version script of its own must not call this: GNU ld refuses two)
 
 set(_LIVEEDIT_OFX_CMAKE_DIR "${CMAKE_CURRENT_LIST_DIR}")
 
@@ -65,12 +68,24 @@ function(liveedit_ofx_bundle TARGET NAME DIR)
     C_VISIBILITY_PRESET hidden CXX_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)
   target_link_libraries(${TARGET} PRIVATE ofx_api)
   if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
-    # symbols of linked static libraries stay inside the bundle; nothing left unresolved
-    target_link_options(${TARGET} PRIVATE "LINKER:--exclude-libs,ALL" "LINKER:--no-undefined")
+    target_link_options(${TARGET} PRIVATE "LINKER:--no-undefined")
   endif()
   set(PLUGIN_NAME "${NAME}")
   set(PLUGIN_EXE "${NAME}.ofx")
   set(PLUGIN_VERSION "${PROJECT_VERSION}")
   set(BUNDLE_IDENTIFIER "org.liveedit.ofx.${NAME}")
   configure_file("${_LIVEEDIT_OFX_CMAKE_DIR}/Info.plist.in" "${_bundle}/Contents/Info.plist" @ONLY)
+endfunction()
+
+# Visibility alone still exports libstdc++'s template instantiations (namespace std has default
+# visibility), and --exclude-libs would hide entry points that a static library defines (the
+# Support library's OfxGetPlugin): a version script exports exactly the entry points.
+function(liveedit_ofx_export_entry_points_only TARGET)
+  if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
+    target_link_options(${TARGET} PRIVATE "LINKER:--version-script=${_LIVEEDIT_OFX_CMAKE_DIR}/ofx-exports.map")
+    set_property(TARGET ${TARGET} APPEND PROPERTY LINK_DEPENDS "${_LIVEEDIT_OFX_CMAKE_DIR}/ofx-exports.map")
+  elseif(APPLE)
+    target_link_options(${TARGET} PRIVATE "LINKER:-exported_symbol,_OfxGetPlugin"
+                        "LINKER:-exported_symbol,_OfxGetNumberOfPlugins" "LINKER:-exported_symbol,_OfxSetHost")
+  endif()
 endfunction()

@@ -7,7 +7,9 @@
 // Output: for every pixel of the render window, the mean over frames t+offset-radius ..
 // t+offset+radius (clamped to the source range) of the source pixel, rounded half up for
 // integer depths. Thread-safety declared from LIVEEDIT_PROBE_THREAD_SAFETY (default fully safe).
+#include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -49,8 +51,13 @@ const char *kFailOptions[] = {"none", "render_failed", "render_memory", "throw",
                               "create_failed"};
 
 struct Params {
-  OfxParamHandle offset, radius, fetchThreads, fail, text, echo, status, persistent, progress;
+  OfxParamHandle offset, radius, fetchThreads, fail, text, echo, status, persistent, progress, barrier;
 };
+
+// renders inside the render action right now, and the most at once since it was last zero
+// (for the "barrier" parameter)
+std::mutex gInRenderMutex;
+int gInRender = 0, gPeak = 0;
 
 Params *params(OfxImageEffectHandle effect) {
   OfxPropertySetHandle props;
@@ -142,6 +149,8 @@ OfxStatus describeInContext(OfxImageEffectHandle effect, OfxPropertySetHandle) {
   defineBool(set, "echo", "Post a log message with the time and text from every render");
   defineBool(set, "persistent", "Set a persistent message (message suite v2) while text is not empty");
   defineBool(set, "progress", "Report progress through the progress suite while rendering");
+  defineInt(set, "barrier", 0, 0, 64,
+            "Each render waits until this many renders are inside the plugin at once (fails after 20 s)");
   gParam->paramDefine(set, kOfxParamTypeString, "status", &p);
   gProp->propSetString(p, kOfxParamPropStringMode, 0, kOfxParamStringIsLabel);
   gProp->propSetString(p, kOfxParamPropDefault, 0, "idle");
@@ -170,6 +179,7 @@ OfxStatus createInstance(OfxImageEffectHandle effect) {
   gParam->paramGetHandle(set, "status", &p->status, nullptr);
   gParam->paramGetHandle(set, "persistent", &p->persistent, nullptr);
   gParam->paramGetHandle(set, "progress", &p->progress, nullptr);
+  gParam->paramGetHandle(set, "barrier", &p->barrier, nullptr);
   if (std::string(kFailOptions[choice(p->fail, 0)]) == "create_failed") {
     delete p;
     return kOfxStatFailed;
@@ -256,7 +266,45 @@ double component(const unsigned char *p, int bytes) {
   return f;
 }
 
+OfxStatus renderFrame(OfxImageEffectHandle effect, OfxPropertySetHandle inArgs);
+
+// Proves renders run at the same time: each waits until `barrier` renders are inside at once.
 OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle inArgs) {
+  Params *p = params(effect);
+  if (!p) return kOfxStatErrBadHandle;
+  OfxTime time = 0;
+  gProp->propGetDouble(inArgs, kOfxPropTime, 0, &time);
+  int barrier = 0;
+  gParam->paramGetValueAtTime(p->barrier, time, &barrier);
+  {
+    std::lock_guard<std::mutex> l(gInRenderMutex);
+    if (++gInRender == 1) gPeak = 0;  // a new batch of renders
+    gPeak = std::max(gPeak, gInRender);
+  }
+  struct Leave {
+    ~Leave() {
+      std::lock_guard<std::mutex> l(gInRenderMutex);
+      --gInRender;
+    }
+  } leave;
+  if (barrier > 1) {
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (true) {
+      {
+        std::lock_guard<std::mutex> l(gInRenderMutex);
+        if (gPeak >= barrier) break;
+      }
+      if (std::chrono::steady_clock::now() > until || gEffect->abort(effect)) {
+        gMessage->message(effect, kOfxMessageError, "probe.barrier", "fewer than %d renders at once", barrier);
+        return kOfxStatFailed;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  return renderFrame(effect, inArgs);
+}
+
+OfxStatus renderFrame(OfxImageEffectHandle effect, OfxPropertySetHandle inArgs) {
   Params *p = params(effect);
   if (!p) return kOfxStatErrBadHandle;
   OfxTime time = 0;
@@ -289,10 +337,13 @@ OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle inArgs) {
     gParam->paramGetValueAtTime(p->text, time, &text);
     double now = -1;
     if (gTimeLine) gTimeLine->getTime(effect, &now);
-    int interactive = 0;
+    int interactive = 0, sequential = 0, draft = 0;
     gProp->propGetInt(inArgs, kOfxImageEffectPropInteractiveRenderStatus, 0, &interactive);
-    gMessage->message(effect, kOfxMessageLog, "probe.echo", "t=%g text=%s interactive=%d timeline=%g", time,
-                      text ? text : "(null)", interactive, now);
+    gProp->propGetInt(inArgs, kOfxImageEffectPropSequentialRenderStatus, 0, &sequential);
+    gProp->propGetInt(inArgs, kOfxImageEffectPropRenderQualityDraft, 0, &draft);
+    gMessage->message(effect, kOfxMessageLog, "probe.echo",
+                      "t=%g text=%s interactive=%d sequential=%d draft=%d timeline=%g", time, text ? text : "(null)",
+                      interactive, sequential, draft, now);
   }
   if (progress && gProgress) gProgress->progressStart(effect, "probe render");
 
@@ -389,6 +440,22 @@ OfxStatus getFramesNeeded(OfxImageEffectHandle effect, OfxPropertySetHandle inAr
   return kOfxStatOK;
 }
 
+// Begin/EndSequenceRender, posted as log messages when echo is on
+OfxStatus sequence(OfxImageEffectHandle effect, OfxPropertySetHandle inArgs, const char *what) {
+  Params *p = params(effect);
+  int echo = 0;
+  if (p) gParam->paramGetValue(p->echo, &echo);
+  if (!echo) return kOfxStatOK;
+  double range[2] = {0, 0};
+  int sequential = 0, interactive = 0;
+  gProp->propGetDoubleN(inArgs, kOfxImageEffectPropFrameRange, 2, range);
+  gProp->propGetInt(inArgs, kOfxImageEffectPropSequentialRenderStatus, 0, &sequential);
+  gProp->propGetInt(inArgs, kOfxImageEffectPropInteractiveRenderStatus, 0, &interactive);
+  gMessage->message(effect, kOfxMessageLog, "probe.sequence", "%s %g..%g sequential=%d interactive=%d", what, range[0],
+                    range[1], sequential, interactive);
+  return kOfxStatOK;
+}
+
 OfxStatus mainEntry(const char *action, const void *handle, OfxPropertySetHandle inArgs, OfxPropertySetHandle outArgs) {
   auto effect = (OfxImageEffectHandle)handle;
   if (std::strcmp(action, kOfxActionLoad) == 0) return onLoad();
@@ -399,6 +466,8 @@ OfxStatus mainEntry(const char *action, const void *handle, OfxPropertySetHandle
   if (std::strcmp(action, kOfxActionInstanceChanged) == 0) return instanceChanged(effect, inArgs);
   if (std::strcmp(action, kOfxImageEffectActionRender) == 0) return render(effect, inArgs);  // may throw: on purpose
   if (std::strcmp(action, kOfxImageEffectActionGetFramesNeeded) == 0) return getFramesNeeded(effect, inArgs, outArgs);
+  if (std::strcmp(action, kOfxImageEffectActionBeginSequenceRender) == 0) return sequence(effect, inArgs, "begin");
+  if (std::strcmp(action, kOfxImageEffectActionEndSequenceRender) == 0) return sequence(effect, inArgs, "end");
   return kOfxStatReplyDefault;
 }
 

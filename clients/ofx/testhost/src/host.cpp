@@ -78,16 +78,31 @@ void unregisterJob(RenderJob *job) {
 
 // The job a fetch belongs to: the calling render thread's own, else the only job rendering
 // that time (a plugin's own worker thread fetching for a render in flight).
-static RenderJob *jobFor(double time, bool matchTime) {
+static RenderJob *jobFor(double time) {
   if (tCurrentJob) return tCurrentJob;
   std::lock_guard<std::mutex> l(gJobsMutex);
   RenderJob *found = nullptr;
   for (RenderJob *j : gJobs) {
-    if (matchTime && j->time != time) continue;
+    if (j->time != time) continue;
     if (found) return nullptr;  // ambiguous
     found = j;
   }
   return found;
+}
+
+// The render scale for a fetch: the calling render thread's, else the one all renders in flight
+// share (a plugin's own thread), else 1 (outside renders).
+static OfxPointD renderScaleNow() {
+  if (tCurrentJob) return tCurrentJob->scale;
+  std::lock_guard<std::mutex> l(gJobsMutex);
+  OfxPointD s{1, 1};
+  bool first = true;
+  for (RenderJob *j : gJobs) {
+    if (!first && (j->scale.x != s.x || j->scale.y != s.y)) return OfxPointD{1, 1};
+    s = j->scale;
+    first = false;
+  }
+  return s;
 }
 
 ////////////////////////////////////////////////////////////////////////////////
@@ -443,7 +458,7 @@ OfxRectD Clip::getRegionOfDefinition(OfxTime) const {
 
 OFX::Host::ImageEffect::Image *Clip::getImage(OfxTime time, const OfxRectD *) {
   if (isOutput()) {
-    RenderJob *job = jobFor(time, true);
+    RenderJob *job = jobFor(time);
     if (!job) {
       emitEvent("warning", Json::object().set("text", "output image asked for outside a render (time " +
                                                           std::to_string(time) + ")"));
@@ -457,9 +472,8 @@ OFX::Host::ImageEffect::Image *Clip::getImage(OfxTime time, const OfxRectD *) {
                                              job->rowBytes, kOfxImageFieldNone, "output");
   }
   if (!connected_) return nullptr;
-  // source frames: any time in the range, from any thread
-  RenderJob *job = jobFor(time, false);
-  OfxPointD scale = job ? job->scale : OfxPointD{1, 1};
+  // source frames: any time in the range, from any thread, at the scale of the render(s) in flight
+  OfxPointD scale = renderScaleNow();
   double frameTime = std::floor(time + 0.5);
   std::string uid, reason;
   auto pic = gHost->source.picture(int(frameTime), scale.x, scale.y, depth(), channels(), &uid, &reason);

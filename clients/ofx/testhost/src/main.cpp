@@ -524,7 +524,8 @@ class Session {
     bool ok = false;
     OfxStatus status = kOfxStatFailed;
     std::string error;
-    double ms = 0;
+    double ms = 0;        // the whole frame on the host's side: every action, allocation, checks
+    double renderMs = 0;  // inside kOfxImageEffectActionRender alone (or the identity copy)
     std::string identityClip;
     double identityTime = 0;
     std::vector<double> framesNeeded;
@@ -600,7 +601,9 @@ class Session {
       if (c.boolean("identity", true) &&
           e.isIdentityAction(idTime, kOfxImageFieldNone, job.window, job.scale, idClip) == kOfxStatOK &&
           !idClip.empty()) {
+        auto r0 = std::chrono::steady_clock::now();
         copyIdentity(job, idClip, idTime);
+        o.renderMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - r0).count();
         o.identityClip = idClip;
         o.identityTime = idTime;
         o.status = kOfxStatOK;
@@ -609,9 +612,14 @@ class Session {
         int prev = maxInRender.load();
         while (now > prev && !maxInRender.compare_exchange_weak(prev, now)) {
         }
+        auto r0 = std::chrono::steady_clock::now();
         o.status = e.renderAction(job.time, kOfxImageFieldNone, job.window, job.scale, sequential, interactive, draft);
+        o.renderMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - r0).count();
         --inRender;
-        if (o.status != kOfxStatOK) o.error = "kOfxImageEffectActionRender returned " + statusName(o.status);
+        if (o.status != kOfxStatOK) {
+          o.error = "kOfxImageEffectActionRender returned " + statusName(o.status);
+          if (job.abort.load()) o.error += " after the host aborted it (frame timeout)";
+        }
       }
       for (size_t i = 0; i < RenderJob::kGuard; i++)
         if (job.buffer[i] != 0xA5 || job.buffer[job.buffer.size() - 1 - i] != 0xA5) o.overrun = true;
@@ -778,7 +786,7 @@ class Session {
       Json fj2 = Json::object();
       fj2.set("frame", frames[i]).set("ok", o.ok).set("status", statusName(o.status)).set("code", int(o.status));
       if (!o.error.empty()) fj2.set("error", o.error);
-      fj2.set("ms", o.ms);
+      fj2.set("ms", o.ms).set("render_ms", o.renderMs);
       if (sh->state[i] == 2) {
         fj2.set("window", rectJson(job.window)).set("bounds", rectJson(job.bounds)).set("rod", rectJson(job.rod));
         if (!o.identityClip.empty())

@@ -82,16 +82,19 @@ void expandLutRows(OFX::Image& dst, const OfxRectI& window, int channels, const 
             continue;
         }
         const T* a = alphaPlane ? alphaPlane + size_t(r) * size_t(width) : nullptr;
-        for (int x = 0; x < width; ++x, c += 3) {
+        // Alpha from the source image where it has pixels: columns [from, to) of this row.
+        const T* s = nullptr;
+        int from = 0, to = 0;
+        if (alphaSource && y >= srcBounds.y1 && y < srcBounds.y2 && ax1 < ax2) {
+            s = static_cast<const T*>(alphaSource->getPixelAddress(ax1, y));  // column `from`
+            from = ax1 - window.x1;
+            to = ax2 - window.x1;
+        }
+        for (int x = 0; x < width; ++x, c += 3) {  // one pass over the row: colour and alpha together
             out[4 * x + 0] = lut[c[0]];
             out[4 * x + 1] = lut[c[1]];
             out[4 * x + 2] = lut[c[2]];
-            out[4 * x + 3] = a ? a[x] : (alphaSource ? T(0) : top);
-        }
-        if (alphaSource && y >= srcBounds.y1 && y < srcBounds.y2 && ax1 < ax2) {
-            const T* s = static_cast<const T*>(alphaSource->getPixelAddress(ax1, y));
-            T* o = out + size_t(ax1 - window.x1) * 4;
-            for (int x = 0; x < ax2 - ax1; ++x) o[4 * x + 3] = s[4 * x + 3];
+            out[4 * x + 3] = a ? a[x] : s ? (x >= from && x < to ? s[4 * (x - from) + 3] : T(0)) : (alphaSource ? T(0) : top);
         }
     }
 }

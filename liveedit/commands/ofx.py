@@ -199,6 +199,10 @@ def install_bundle(bundle: Path, dest: Path) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise OfxSetupError(f"no permission to write {dest}; run the install as an administrator (e.g. `sudo`), or "
                             "install into a folder of yours with --dest and add it to OFX_PLUGIN_PATH") from None
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise OfxSetupError(f"cannot install into {dest} ({exc.strerror or exc}); choose another folder with "
+                            "--dest") from None
     return target
 
 

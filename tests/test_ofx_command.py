@@ -54,12 +54,15 @@ def test_install_goes_to_the_first_ofx_plugin_path_folder_and_replaces_an_older_
     assert f"installed {installed}" in capsys.readouterr().out
 
 
-def test_install_refuses_what_is_not_a_bundle_and_says_how_to_fix_permissions(tmp_path):
+def test_install_refuses_what_is_not_a_bundle_and_folders_it_cannot_write(tmp_path):
     with pytest.raises(LiveEditError, match="liveedit ofx build"):
         ofx.install_bundle(tmp_path / "nothing", tmp_path / "dest")
     (tmp_path / "a-file").write_text("not a folder")
     with pytest.raises(LiveEditError, match="cannot install into .* choose another folder"):
         ofx.install_bundle(fake_bundle(tmp_path / "c"), tmp_path / "a-file" / "plugins")
+
+
+def test_install_without_permission_says_how_to_fix_it(tmp_path):
     if os.geteuid() == 0:
         pytest.skip("root writes anywhere")
     locked = tmp_path / "locked"

@@ -163,6 +163,31 @@ def test_a_changed_instruction_or_source_frame_re_edits_exactly_from_that_point(
     assert host.proc.returncode == 0
 
 
+def test_trusted_image_ids_keep_hashes_between_renders_and_still_see_silent_changes(built, sidecar, tmp_path):
+    """LIVEEDIT_OFX_TRUST_IMAGE_IDS=1: hashes are kept between renders under the host's image
+    identifiers; a host that changes an identifier with its picture still gets exact re-edits."""
+    with host_for(built, sidecar.config, LIVEEDIT_OFX_TRUST_IMAGE_IDS="1", LIVEEDIT_OFX_TRACE="1") as host:
+        host.source(width=32, height=24, depth="byte", first=0, last=11, pattern="noise", seed=6)
+        host.create(PLUGIN, params={"instruction": INSTRUCTION})
+        frames = list(range(12))
+        first = checksums(host.render(frames))
+        mark = len(host.stderr.splitlines())
+        assert checksums(host.render(frames)) == first
+        deadline = time.monotonic() + 10  # stderr is read on its own thread: it may trail the answer
+        while True:
+            traces = [line for line in host.stderr.splitlines()[mark:] if line.startswith("liveedit-ofx: frame")]
+            if len(traces) >= 12 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert len(traces) == 12 and all(": 0 of " in line for line in traces), "no frame hashed again"
+        before = sidecar.stats()
+        host.change_frame(10, seed=5, notify=False)  # the identifier changes; nobody says so
+        changed = checksums(host.render(frames))
+        assert edited(sidecar, before) == (3, 9), "frames 9..11 edited again, chunk 0 replayed"
+        assert changed[:9] == first[:9]
+    assert host.proc.returncode == 0
+
+
 def test_frames_before_the_edit_start_pass_through(built, sidecar, tmp_path):
     with host_for(built, sidecar.config) as host:
         host.source(width=32, height=24, depth="byte", first=10, last=24, pattern="noise", seed=3)

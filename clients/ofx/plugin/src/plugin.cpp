@@ -76,6 +76,14 @@ double msSince(std::chrono::steady_clock::time_point t) {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
 }
 
+bool trustImageIds() {
+    static const bool on = [] {
+        const char* v = std::getenv("LIVEEDIT_OFX_TRUST_IMAGE_IDS");
+        return v && *v && *v != '0';
+    }();
+    return on;
+}
+
 Timeouts timeouts() {
     Timeouts t;
     t.ioMs = int(envSeconds("LIVEEDIT_OFX_IO_TIMEOUT", 10.0) * 1000);
@@ -136,7 +144,7 @@ private:
     Settings settings();
     FrameRange frameRange();
     Layout layout(SidecarClient* client);
-    SourceInfo source(int64_t time, const OfxPointD& scale);
+    SourceInfo source(int64_t time, const OfxPointD& scale, int* hashed);
     void renderEdit(const OFX::RenderArguments& args);
     void upload(SidecarClient& client, const TakeSettings& take, int64_t start, const std::vector<int64_t>& need,
                 const std::vector<Hash128>& hashes);
@@ -161,6 +169,10 @@ private:
     std::mutex memoMutex_;
     int sequences_ = 0;
     std::map<std::tuple<int64_t, double, double>, SourceInfo> memo_;
+    // LIVEEDIT_OFX_TRUST_IMAGE_IDS=1: hashes also kept between renders, under the host's
+    // kOfxImagePropUniqueIdentifier (the spec's way to tell a plug-in an image changed). Off by
+    // default: a host whose identifiers do not change with the picture would get stale edits.
+    std::map<std::tuple<int64_t, double, double>, std::pair<std::string, SourceInfo>> byImageId_;
 
     // Source frames being uploaded by one of this instance's render threads.
     std::mutex uploadMutex_;
@@ -227,7 +239,7 @@ Layout LiveEditEffect::layout(SidecarClient* client) {
 
 // -- source hashes ----------------------------------------------------------------------------
 
-SourceInfo LiveEditEffect::source(int64_t time, const OfxPointD& scale) {
+SourceInfo LiveEditEffect::source(int64_t time, const OfxPointD& scale, int* hashed) {
     const auto key = std::make_tuple(time, scale.x, scale.y);
     {
         std::lock_guard<std::mutex> lock(memoMutex_);
@@ -238,15 +250,30 @@ SourceInfo LiveEditEffect::source(int64_t time, const OfxPointD& scale) {
     }
     std::unique_ptr<OFX::Image> image(src_->fetchImage(double(time)));
     if (!image) throw SidecarError("the host gave no source image for frame " + std::to_string(time));
+    const std::string id = trustImageIds() ? image->getUniqueIdentifier() : std::string();
+    if (!id.empty()) {
+        std::lock_guard<std::mutex> lock(memoMutex_);
+        auto it = byImageId_.find(key);
+        if (it != byImageId_.end() && it->second.first == id) {
+            if (sequences_ > 0) memo_[key] = it->second.second;
+            return it->second.second;
+        }
+    }
     SourceInfo info = describeSource(*image);
+    ++*hashed;
     std::lock_guard<std::mutex> lock(memoMutex_);
     if (sequences_ > 0) memo_[key] = info;
+    if (!id.empty()) {
+        if (byImageId_.size() >= 100000) byImageId_.clear();  // bounded: 100,000 frames is over an hour
+        byImageId_[key] = {id, info};
+    }
     return info;
 }
 
 void LiveEditEffect::forgetHashes() {
     std::lock_guard<std::mutex> lock(memoMutex_);
     memo_.clear();
+    byImageId_.clear();
 }
 
 void LiveEditEffect::beginSequenceRender(const OFX::BeginSequenceRenderArguments&) {
@@ -336,9 +363,10 @@ void LiveEditEffect::renderEdit(const OFX::RenderArguments& args) {
     const auto began = std::chrono::steady_clock::now();
     std::vector<Hash128> hashes(size_t(last + 1));
     SourceInfo frame;
+    int hashed = 0;
     for (int64_t k = 0; k <= last; ++k) {
         if (abort()) throw Aborted();
-        SourceInfo info = source(start + k, args.renderScale);
+        SourceInfo info = source(start + k, args.renderScale, &hashed);
         hashes[size_t(k)] = info.hash;
         if (k == index) frame = info;
     }
@@ -365,8 +393,9 @@ void LiveEditEffect::renderEdit(const OFX::RenderArguments& args) {
             writeWindow(*dst, window, answer.meta, answer.payload(), answer.payloadSize(), srcImage.get());
             succeeded(answer.status);
             if (tracing())
-                std::fprintf(stderr, "liveedit-ofx: frame %lld: sources and hashes %.1f ms, last request %.1f ms, "
-                             "writing %.1f ms, render action %.1f ms\n", (long long)t, hashedMs,
+                std::fprintf(stderr, "liveedit-ofx: frame %lld: %d of %zu source frames hashed, sources and hashes "
+                             "%.1f ms, last request %.1f ms, writing %.1f ms, render action %.1f ms\n", (long long)t,
+                             hashed, hashes.size(), hashedMs,
                              std::chrono::duration<double, std::milli>(answered - asked).count(), msSince(answered),
                              msSince(tRenderStart));
             return;

@@ -8,9 +8,9 @@ import hashlib
 
 import numpy as np
 
-from liveedit.sidecar import take_pixels
+from liveedit.sidecar.takes import pixels as take_pixels
 from liveedit.sidecar.takes import FrameReady, FrameRequest, SourceUpload, TakeSettings, chunk_of
-from liveedit.sidecar.take_pixels import PixelFormat
+from liveedit.sidecar.takes.pixels import PixelFormat
 
 
 class CausalFakeEditor:

@@ -80,7 +80,7 @@ def test_check_reports_what_is_missing(tmp_path, capsys):
 
 
 def test_check_finds_an_installed_bundle_and_a_running_sidecar(tmp_path):
-    from liveedit.sidecar.bridge import start_bridge
+    from liveedit.sidecar.api.bridge import start_bridge
     from liveedit.sidecar.jobs import RenderQueue
     from liveedit.sidecar.takes import TakeService
     from liveedit.sidecar.worker import GpuWorker

@@ -1,4 +1,4 @@
-"""Host pictures <-> the model's 8-bit RGB (sidecar/take_pixels.py): depths, colour, alpha,
+"""Host pictures <-> the model's 8-bit RGB (sidecar/takes/pixels.py): depths, colour, alpha,
 premultiplication, windows."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from liveedit.errors import InputError
-from liveedit.sidecar.take_pixels import (
+from liveedit.sidecar.takes.pixels import (
     PixelFormat,
     decode_source,
     encode_output,

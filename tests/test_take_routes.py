@@ -12,11 +12,11 @@ import aiohttp
 import numpy as np
 import pytest
 
-from liveedit.sidecar import take_pixels
-from liveedit.sidecar.bridge import start_bridge
+from liveedit.sidecar.takes import pixels as take_pixels
+from liveedit.sidecar.api.bridge import start_bridge
 from liveedit.sidecar.jobs import RenderQueue
-from liveedit.sidecar.take_pixels import PixelFormat
-from liveedit.sidecar.take_routes import FRAMED, MAX_TAKE_BODY_BYTES, framed, split_framed
+from liveedit.sidecar.takes.pixels import PixelFormat
+from liveedit.sidecar.api.takes import FRAMED, MAX_TAKE_BODY_BYTES, framed, split_framed
 from liveedit.sidecar.takes import TakeService, TakeSettings
 from liveedit.sidecar.worker import GpuWorker
 from take_helpers import HostClip, fake_factory, random_frames, reference_edit

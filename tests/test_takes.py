@@ -1,4 +1,4 @@
-"""Takes (sidecar/takes.py): exact, order-independent frames, re-edits from exactly the changed
+"""Takes (sidecar/takes/): exact, order-independent frames, re-edits from exactly the changed
 chunk, the memory and disk caches. A real GpuWorker runs a causal fake editor with the real
 chunking (tests/take_helpers.py); the real model runs through the same code in
 tests/test_ofx_plugin.py."""
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from liveedit.errors import InputError
-from liveedit.sidecar.take_pixels import PixelFormat
+from liveedit.sidecar.takes.pixels import PixelFormat
 from liveedit.sidecar.takes import (
     CHUNK_FRAMES,
     FIRST_CHUNK_FRAMES,

@@ -241,16 +241,16 @@ def _file_hash(path: Path) -> str:
 
 
 def _sidecar_check() -> Check:
-    from liveedit.sidecar import config
+    from liveedit.clients import transport
 
     try:
-        info = config.read_bridge_info()
-        token = config.read_token()
+        info = transport.read_bridge_info()
+        token = transport.read_token()
     except LiveEditError as exc:
         return Check("sidecar", False, str(exc))
     if info is None or token is None:
         return Check("sidecar", False, f"it has never run for this user (no bridge.json / token in "
-                     f"{config.config_dir()}); start it with `liveedit serve`")
+                     f"{transport.config_dir()}); start it with `liveedit serve`")
     port = int(os.environ.get("LIVEEDIT_OFX_PORT") or info["port"])
     request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/takes/info",
                                      headers={"Authorization": f"Bearer {token}"})

@@ -1,5 +1,5 @@
 // A fast 128-bit content hash of a source frame: what the sidecar keys takes by (it chains the
-// hashes of every frame from the edit start, sidecar/takes.py). Not cryptographic; built so that
+// hashes of every frame from the edit start, sidecar/takes/service.py). Not cryptographic; built so that
 // a change confined to one 8-byte word of a frame always changes the hash (every step of a lane
 // is a bijection of its state and of the word it takes), and any other change does with
 // overwhelming probability. Four independent lanes keep a core's multipliers busy: several GB/s.

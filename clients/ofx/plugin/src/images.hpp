@@ -1,7 +1,7 @@
 // Host images <-> the bytes the sidecar takes and returns. The plug-in does no picture arithmetic
 // of its own: a source frame goes out exactly as the host holds it (its region of definition,
 // rows bottom-up, tightly packed), and an edited window comes back at the host's depth, either
-// raw or as 8-bit codes with the sidecar's 256-entry table of host values (sidecar/take_pixels.py).
+// raw or as 8-bit codes with the sidecar's 256-entry table of host values (sidecar/takes/pixels.py).
 #pragma once
 
 #include <cstdint>

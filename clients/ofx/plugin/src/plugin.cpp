@@ -1,7 +1,7 @@
 // The LiveEdit OpenFX effect: a thin client of the running sidecar (`liveedit serve`).
 //
 // For frame t it hashes the source frames from the edit start through the end of t's chunk
-// (temporal clip access), asks the sidecar's take for t's edit (sidecar/takes.py), uploads the
+// (temporal clip access), asks the sidecar's take for t's edit (sidecar/takes/service.py), uploads the
 // source frames the sidecar asks for, and writes exactly the render window it gets back. The
 // edit of a frame is a pure function of those source frames and the settings, so any order
 // and any number of host threads give the same pixels. When the sidecar cannot deliver, an

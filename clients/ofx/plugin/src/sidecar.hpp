@@ -1,5 +1,5 @@
-// The plug-in's side of the sidecar's take routes (sidecar/take_routes.py): where the sidecar
-// listens and its token (the per-user config folder, as sidecar/config.py writes them), and the
+// The plug-in's side of the sidecar's take routes (sidecar/api/takes.py): where the sidecar
+// listens and its token (the per-user config folder, as clients/transport.py lays them out), and the
 // three calls a render makes: the take layout, "this frame, please" and "here are the sources".
 #pragma once
 

@@ -1,4 +1,4 @@
-"""Host pictures <-> the model's picture, for takes (sidecar/takes.py). Pure numpy, no HTTP.
+"""Host pictures <-> the model's picture, for takes (sidecar/takes/service.py). Pure numpy, no HTTP.
 
 An editor host (an OpenFX host through the LiveEdit plug-in) hands over frames at its own
 size and precision: 8-bit, 16-bit or float, RGB or RGBA, rows bottom-up (OpenFX's y axis

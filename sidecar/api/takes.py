@@ -1,4 +1,4 @@
-"""The bridge's take routes (`/v1/takes/...`): thin HTTP over sidecar/takes.py for the OpenFX
+"""The bridge's take routes (`/v1/takes/...`): thin HTTP over sidecar/takes/ for the OpenFX
 plug-in, which speaks plain HTTP/1.1 with binary bodies (no gRPC inside a host's process).
 
 Bodies with pixels are framed as ``[u32 little-endian n][n bytes of JSON][payload]``: the JSON
@@ -24,15 +24,13 @@ import numpy as np
 from aiohttp import web
 
 from liveedit.errors import InputError, LiveEditError
-from liveedit.sidecar.take_pixels import PixelFormat, check_size, check_window
-from liveedit.sidecar.takes import (
+from liveedit.sidecar.takes.pixels import PixelFormat, check_size, check_window
+from liveedit.sidecar.takes.service import (
     FrameReady,
     FrameRequest,
     SourceUpload,
-    TakeError,
     TakeService,
     TakeSettings,
-    TakeUnavailableError,
     parse_hash,
 )
 
@@ -47,11 +45,10 @@ def _error(status: int, code: str, message: str) -> web.Response:
 
 
 def _failure(exc: LiveEditError) -> web.Response:
-    if isinstance(exc, TakeUnavailableError) or type(exc).__name__ == "WorkerClosedError":
-        return _error(503, "unavailable", str(exc))
-    if isinstance(exc, TakeError):
-        return _error(409, "take_refused", str(exc))
-    return _error(400, "invalid_request", str(exc))
+    from liveedit.sidecar.api.bridge import http_status_for  # the one kind -> HTTP status table
+
+    status, code = http_status_for(exc)
+    return _error(status, code, str(exc))
 
 
 async def _read_body(request: web.Request) -> bytes | web.Response:

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <condition_variable>
 #include <cstdlib>
 #include <map>
@@ -71,6 +72,17 @@ bool tracing() {
 }
 
 thread_local std::chrono::steady_clock::time_point tRenderStart;  // this thread's render action began
+thread_local double tRenderStartCpuMs = 0;
+
+// CPU time of the whole host process so far, in ms (the trace's "CPU" figure: in a render the host
+// runs one frame at a time, that is the plug-in's work and the host's calls made for it).
+double processCpuMs() {
+#ifdef _WIN32
+    return 0;
+#else
+    return std::clock() * 1000.0 / CLOCKS_PER_SEC;
+#endif
+}
 
 double msSince(std::chrono::steady_clock::time_point t) {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
@@ -318,6 +330,7 @@ void LiveEditEffect::getFramesNeeded(const OFX::FramesNeededArguments& args, OFX
 
 void LiveEditEffect::render(const OFX::RenderArguments& args) {
     tRenderStart = std::chrono::steady_clock::now();
+    if (tracing()) tRenderStartCpuMs = processCpuMs();
     try {
         renderEdit(args);
         return;
@@ -394,10 +407,10 @@ void LiveEditEffect::renderEdit(const OFX::RenderArguments& args) {
             succeeded(answer.status);
             if (tracing())
                 std::fprintf(stderr, "liveedit-ofx: frame %lld: %d of %zu source frames hashed, sources and hashes "
-                             "%.1f ms, last request %.1f ms, writing %.1f ms, render action %.1f ms\n", (long long)t,
-                             hashed, hashes.size(), hashedMs,
+                             "%.1f ms, last request %.1f ms, writing %.1f ms, render action %.1f ms (process CPU "
+                             "%.1f ms)\n", (long long)t, hashed, hashes.size(), hashedMs,
                              std::chrono::duration<double, std::milli>(answered - asked).count(), msSince(answered),
-                             msSince(tRenderStart));
+                             msSince(tRenderStart), processCpuMs() - tRenderStartCpuMs);
             return;
         }
         lastReady_ = answer.status.framesReady;

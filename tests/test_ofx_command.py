@@ -75,7 +75,7 @@ def test_check_reports_what_is_missing(tmp_path, capsys):
     assert ofx.run_check(None) == 1
     out = capsys.readouterr()
     assert "[missing] installed bundle: not in" in out.out
-    assert "[missing] sidecar: it has never run for this user" in out.out
+    assert "[missing] sidecar: not running for this user" in out.out
     assert "missing:" in out.err and "sidecar" in out.err
 
 

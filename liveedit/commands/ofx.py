@@ -249,7 +249,7 @@ def _sidecar_check() -> Check:
     except LiveEditError as exc:
         return Check("sidecar", False, str(exc))
     if info is None or token is None:
-        return Check("sidecar", False, f"it has never run for this user (no bridge.json / token in "
+        return Check("sidecar", False, f"not running for this user (no bridge.json / token in "
                      f"{transport.config_dir()}); start it with `liveedit serve`")
     port = int(os.environ.get("LIVEEDIT_OFX_PORT") or info["port"])
     request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/takes/info",

@@ -80,8 +80,8 @@ Endpoint locateSidecar() {
     if (port.empty()) {
         std::string text;
         if (!readFile(dir + sep + "bridge.json", text))
-            throw SidecarError("no LiveEdit sidecar has run for this user (" + dir + sep +
-                               "bridge.json is missing); start it with `liveedit serve`");
+            throw SidecarError("the LiveEdit sidecar is not running for this user (no " + dir + sep +
+                               "bridge.json); start it with `liveedit serve`");
         try {
             endpoint.port = int(Json::parse(text)["port"].asInt());
         } catch (const JsonError&) {

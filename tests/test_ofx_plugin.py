@@ -267,6 +267,20 @@ def test_8bit_16bit_float_odd_sizes_windows_and_render_scale(built, sidecar, tmp
     assert np.array_equal(float_half[..., :3], codes.astype(np.float32)[byte_half[..., :3]])
 
 
+def test_an_opaque_source_comes_back_opaque(built, sidecar, tmp_path):
+    """Opaque frames (every alpha 1): the answer says so and the plug-in fills alpha itself."""
+    with host_for(built, sidecar.config) as host:
+        host.source(width=33, height=17, depth="float", first=0, last=8, pattern="gradient", seed=2)
+        host.create(PLUGIN, params={"instruction": INSTRUCTION})
+        answer = host.render([2, 7], out=tmp_path / "out")
+        checksums(answer)
+        for frame in (2, 7):
+            edit, _ = read_frame(tmp_path / "out" / f"{frame:06d}.rgba")
+            source, _ = read_frame(host.dump_source(frame, tmp_path / "src")["file"])
+            assert np.all(source[..., 3] == 1.0) and np.all(edit[..., 3] == 1.0)
+            assert not np.array_equal(edit[..., :3], source[..., :3])
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

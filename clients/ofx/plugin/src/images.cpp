@@ -49,6 +49,23 @@ void hashHeader(FrameHasher& hasher, const SourceInfo& info) {
     hasher.updateU64(info.premultiplied ? 1 : 0);
 }
 
+template <class T>
+bool alphaOpaqueT(const uint8_t* row, int width, T top) {
+    for (int x = 0; x < width; ++x) {
+        T a;
+        std::memcpy(&a, row + (size_t(x) * 4 + 3) * sizeof(T), sizeof(T));
+        if (a != top) return false;
+    }
+    return true;
+}
+
+// Is every alpha of an RGBA row at its maximum (1.0 for float)?
+bool alphaOpaque(const uint8_t* row, int width, const std::string& depth) {
+    if (depth == "u8") return alphaOpaqueT<uint8_t>(row, width, 255);
+    if (depth == "u16") return alphaOpaqueT<uint16_t>(row, width, 65535);
+    return alphaOpaqueT<float>(row, width, 1.0f);
+}
+
 SourceInfo sourceInfo(const OFX::Image& image) {
     SourceInfo info;
     info.rod = frameOf(image);
@@ -170,9 +187,15 @@ SourceInfo describeSource(const OFX::Image& image) {
     hashHeader(hasher, info);
     const size_t rowBytes = size_t(info.width()) * info.format.pixelBytes();
     std::vector<uint8_t> scratch;
-    forEachRow(image, info.rod, info.format.pixelBytes(), scratch,
-               [&](int, const uint8_t* row) { hasher.update(row, rowBytes); });
+    const int width = info.width();
+    const bool rgba = info.format.channels == 4;
+    bool opaque = true;
+    forEachRow(image, info.rod, info.format.pixelBytes(), scratch, [&](int, const uint8_t* row) {
+        hasher.update(row, rowBytes);
+        if (rgba && opaque) opaque = alphaOpaque(row, width, info.format.depth);
+    });
     info.hash = hasher.finish();
+    info.opaque = opaque;
     return info;
 }
 

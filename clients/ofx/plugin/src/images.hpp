@@ -23,6 +23,7 @@ struct SourceInfo {
     OfxRectI rod{0, 0, 0, 0};  // the frame, in pixels at the render scale
     PixelFormat format;
     bool premultiplied = false;
+    bool opaque = true;  // RGB, or every alpha at its maximum (then the edit's alpha needs no source)
     int width() const { return rod.x2 - rod.x1; }
     int height() const { return rod.y2 - rod.y1; }
 };

@@ -385,9 +385,11 @@ void LiveEditEffect::renderEdit(const OFX::RenderArguments& args) {
     }
     std::unique_ptr<OFX::Image> dst(dst_->fetchImage(args.time));
     if (!dst) throw SidecarError("the host gave no output image");
-    // RGBA: the edit keeps this frame's alpha, copied from here rather than sent back and forth
-    std::unique_ptr<OFX::Image> srcImage(frame.format.channels == 4 ? src_->fetchImage(args.time) : nullptr);
-    if (frame.format.channels == 4 && !srcImage) throw SidecarError("the host gave no source image for frame " + std::to_string(t));
+    // RGBA with a real alpha: the edit keeps this frame's alpha, copied from here rather than sent
+    // back and forth (an opaque one comes back as "opaque": no source image needed)
+    const bool alphaFromSource = frame.format.channels == 4 && !frame.opaque;
+    std::unique_ptr<OFX::Image> srcImage(alphaFromSource ? src_->fetchImage(args.time) : nullptr);
+    if (alphaFromSource && !srcImage) throw SidecarError("the host gave no source image for frame " + std::to_string(t));
     const PixelFormat out = formatOf(*dst);
     if (out.depth != frame.format.depth || out.channels != frame.format.channels)
         throw SidecarError("the output image's format differs from the source's; LiveEdit keeps one format");
@@ -400,7 +402,7 @@ void LiveEditEffect::renderEdit(const OFX::RenderArguments& args) {
     while (true) {
         if (abort()) throw Aborted();
         const auto asked = std::chrono::steady_clock::now();
-        FrameAnswer answer = client.requestFrame(s.take, index, hashes, out, relative, kWaitMs);
+        FrameAnswer answer = client.requestFrame(s.take, index, hashes, out, relative, kWaitMs, alphaFromSource);
         if (answer.state == FrameAnswer::State::Ready) {
             const auto answered = std::chrono::steady_clock::now();
             writeWindow(*dst, window, answer.meta, answer.payload(), answer.payloadSize(), srcImage.get());

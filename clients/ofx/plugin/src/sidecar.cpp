@@ -133,7 +133,8 @@ Json SidecarClient::info() {
 }
 
 FrameAnswer SidecarClient::requestFrame(const TakeSettings& take, int64_t frame, const std::vector<Hash128>& hashes,
-                                        const PixelFormat& format, const int window[4], int waitMs) {
+                                        const PixelFormat& format, const int window[4], int waitMs,
+                                        bool alphaFromSource) {
     std::string json;
     json.reserve(hashes.size() * 35 + 512);
     json += "{\"take\":" + take.json() + ",\"frame\":" + std::to_string(frame) + ",\"hashes\":[";
@@ -143,8 +144,8 @@ FrameAnswer SidecarClient::requestFrame(const TakeSettings& take, int64_t frame,
         json += hashes[i].hex();
         json += '"';
     }
-    // RGBA: alpha is copied from the host's own source frame, not sent back (writeWindow)
-    json += format.channels == 4 ? "],\"alpha\":\"source\"" : "]";
+    // alpha copied from the host's own source frame, not sent back (writeWindow)
+    json += alphaFromSource ? "],\"alpha\":\"source\"" : "]";
     json += ",\"format\":{\"depth\":\"" + format.depth + "\",\"channels\":" + std::to_string(format.channels) +
             "},\"window\":[" + std::to_string(window[0]) + "," + std::to_string(window[1]) + "," +
             std::to_string(window[2]) + "," + std::to_string(window[3]) + "],\"wait_ms\":" + std::to_string(waitMs) + "}";

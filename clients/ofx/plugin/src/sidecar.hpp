@@ -76,8 +76,9 @@ public:
     SidecarClient(Endpoint endpoint, Timeouts timeouts) : endpoint_(std::move(endpoint)), timeouts_(timeouts) {}
 
     Json info();  // GET /v1/takes/info
+    // alphaFromSource: RGBA whose alpha the plug-in copies from its own source frame (not sent back)
     FrameAnswer requestFrame(const TakeSettings& take, int64_t frame, const std::vector<Hash128>& hashes,
-                             const PixelFormat& format, const int window[4], int waitMs);
+                             const PixelFormat& format, const int window[4], int waitMs, bool alphaFromSource);
     void uploadSources(const TakeSettings& take, const std::vector<SourceFrame>& frames);
     const Endpoint& endpoint() const { return endpoint_; }
 

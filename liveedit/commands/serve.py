@@ -38,6 +38,10 @@ def register(sub) -> None:
                    help=f"HTTP/WebSocket bridge for the Resolve scripts and the Premiere panel, on 127.0.0.1 "
                    f"(default {DEFAULT_BRIDGE_PORT}; 0 picks a free port; clients read it from bridge.json)")
     p.add_argument("--no-bridge", action="store_true", help="serve gRPC only")
+    p.add_argument("--take-memory-gb", type=float, default=2.0,
+                   help="edited take frames (the OpenFX plug-in's) kept in memory (default 2 GB)")
+    p.add_argument("--take-cache-gb", type=float, default=20.0,
+                   help="edited take frames kept on disk in the cache folder (default 20 GB; 0: none)")
     p.add_argument("--no-warm-up", action="store_true",
                    help="skip the start-up warm-up on a GPU (compiling kernels, capturing CUDA graphs); "
                    "the first edit is then slower")
@@ -77,20 +81,24 @@ def run(args) -> int:
         db = args.jobs_db or config.ensure_private_dir(config.config_dir()) / "jobs.sqlite"
         sidecar.render_queue = RenderQueue(db, LocalExecutor(worker=sidecar.worker))
     bridge_port = None if args.no_bridge or sidecar.render_queue is None else args.bridge_port
-    return asyncio.run(_serve(sidecar, bridge_port))
+    return asyncio.run(_serve(sidecar, bridge_port, args))
 
 
-async def _serve(sidecar, bridge_port: int | None) -> int:
+async def _serve(sidecar, bridge_port: int | None, args=None) -> int:
     address = await sidecar.start()
     print(f"liveedit: serving on {address}", file=sys.stderr)
-    bridge = None
+    bridge = takes = None
     if bridge_port is not None:
         from liveedit.sidecar.api.bridge import SessionPreview, start_bridge
 
         try:
+            takes = _take_service(sidecar, args)
             bridge = await start_bridge(sidecar.render_queue, SessionPreview(sidecar.previews), port=bridge_port,
-                                        info=lambda: _bridge_info(sidecar), model=sidecar.card.identity)
+                                        info=lambda: _bridge_info(sidecar), model=sidecar.card.identity,
+                                        takes=takes)
         except Exception:
+            if takes is not None:
+                await takes.close()
             await sidecar.stop()
             raise
         print(f"liveedit: bridge for editor panels on {bridge.url}", file=sys.stderr)
@@ -113,8 +121,24 @@ async def _serve(sidecar, bridge_port: int | None) -> int:
         print("liveedit: stopping (finishing running calls)...", file=sys.stderr)
         if bridge is not None:
             await bridge.close()
+        if takes is not None:
+            await takes.close()
         await sidecar.stop()
     return 0
+
+
+def _take_service(sidecar, args):
+    """Takes for the OpenFX plug-in (sidecar/takes/), on the bridge."""
+    from liveedit.sidecar import config
+    from liveedit.sidecar.takes import TakeLimits, take_service_for
+
+    memory_gb = getattr(args, "take_memory_gb", 2.0)
+    disk_gb = getattr(args, "take_cache_gb", 20.0)
+    limits = TakeLimits(memory_bytes=int(memory_gb * 2**30), disk_bytes=int(disk_gb * 2**30))
+    cache = config.cache_dir() / "takes" if disk_gb > 0 else None
+    if cache is not None:
+        config.ensure_private_dir(cache.parent)
+    return take_service_for(sidecar, cache_dir=cache, limits=limits)
 
 
 PREVIEW_QUALITY_WORDS = {

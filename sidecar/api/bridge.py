@@ -452,7 +452,7 @@ def _encode_image(pixels: np.ndarray, pil_format: str) -> bytes:
 
 def build_app(queue: RenderQueue, preview: PreviewService | None, token: str, *,
               info: Callable[[], Any] | dict | None = None, extra_origins: Iterable[str] = (),
-              model: str | None = None) -> web.Application:
+              model: str | None = None, takes=None) -> web.Application:
     bridge = _Bridge(queue, preview, token, info, extra_origins, model)
     app = web.Application(middlewares=[bridge.errors, bridge.guard], client_max_size=MAX_BODY_BYTES)
     app[_BRIDGE_KEY] = bridge
@@ -464,6 +464,10 @@ def build_app(queue: RenderQueue, preview: PreviewService | None, token: str, *,
     app.router.add_get("/v1/preview/frame", bridge.preview_frame)
     app.router.add_get("/v1/events", bridge.events)
     pairing.register(app, token)
+    if takes is not None:  # sidecar/takes/ behind /v1/takes/... (the OpenFX plug-in)
+        from liveedit.sidecar.api.takes import add_take_routes
+
+        add_take_routes(app, takes)
     app.on_shutdown.append(bridge.on_shutdown)
     return app
 
@@ -493,7 +497,7 @@ class RunningBridge:
 async def start_bridge(queue: RenderQueue, preview_service: PreviewService | None, host: str = "127.0.0.1",
                        port: int = 0, *, token: str | None = None,
                        info: Callable[[], Any] | dict | None = None, extra_origins: Iterable[str] = (),
-                       write_port_file: bool = True, model: str | None = None) -> RunningBridge:
+                       write_port_file: bool = True, model: str | None = None, takes=None) -> RunningBridge:
     """Start the bridge on the running event loop (e.g. beside the grpc.aio server in
     `liveedit serve`, which starts it by default). Port 0 picks a free port; the port is written to
     `bridge.json` in the config folder for clients to find. `model` (the loaded model's identity)
@@ -506,7 +510,8 @@ async def start_bridge(queue: RenderQueue, preview_service: PreviewService | Non
             raise BridgeError("extra origins must be exact origins like 'https://panel.example'; '*' would let "
                               "any web page drive the sidecar")
     token = token or config.load_or_create_token()
-    app = build_app(queue, preview_service, token, info=info, extra_origins=extra_origins, model=model)
+    app = build_app(queue, preview_service, token, info=info, extra_origins=extra_origins, model=model,
+                    takes=takes)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -17,6 +17,8 @@ transformer weights were trained in that space.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from diffusers import AutoencoderKLWan
 from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
@@ -24,6 +26,17 @@ from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
 
 from liveedit.engine.checkpoint import state_dict_mismatch
 from liveedit.errors import CheckpointError, InputError
+
+
+class _NoEmptyFloat32Notice(logging.Filter):
+    """diffusers warns on every `.to(dtype)` of a model that "should keep modules in float32",
+    even when the list is empty, as it is for AutoencoderKLWan; only that empty notice is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "should be kept in float32: []" not in record.getMessage()
+
+
+logging.getLogger("diffusers.models.modeling_utils").addFilter(_NoEmptyFloat32Notice())
 
 # The 16 per-channel statistics Wan, Self-Forcing, LiveEdit and diffusers all use to
 # normalise latents: z = (mu - mean) / std.

@@ -56,7 +56,7 @@ def test_early_failures_leave_no_output_folder(media_clips, tmp_path, capsys, no
     out = tmp_path / "new"
     assert main(_edit(tmp_path / "missing.mov", out)) == 1
     assert main(_edit(media_clips["pal"], out, "--start", "500")) == 1
-    assert main(_edit(media_clips["pal"], out, "--mask-cache", "7")) == 1
+    assert main(_edit(media_clips["pal"], out, "--save-masks")) == 1  # needs --mask-cache
     assert main(_edit(media_clips["pal"], out, "--model", "no-such-model")) == 1
     capsys.readouterr()
     assert not out.exists()
@@ -192,7 +192,9 @@ def test_variable_frame_rate_conformed_on_request(vfr_clip, tmp_path, capsys):
 
 
 def test_conform_rate_must_be_a_rate(media_clips, tmp_path, capsys, no_model):
-    assert main(_edit(media_clips["pal"], tmp_path, "--conform-rate", "fast")) == 2
+    with pytest.raises(SystemExit) as exited:
+        main(_edit(media_clips["pal"], tmp_path, "--conform-rate", "fast"))
+    assert exited.value.code == 2
     assert "--conform-rate" in capsys.readouterr().err
 
 

@@ -61,7 +61,7 @@ def env(tmp_path_factory):
 
 
 def _stub(env):
-    return render_pb2_grpc.RenderStub(env["client"]._channel)
+    return render_pb2_grpc.RenderStub(env["client"].channel)
 
 
 def _code(fn):
@@ -77,7 +77,7 @@ def _code(fn):
 def _region(env, **kw):
     fields = dict(media_path=str(env["clip"]), first_frame=0, frame_count=3, instruction="snow")
     fields.update(kw)
-    return render_pb2.RegionRequest(**fields)
+    return render_pb2.RenderRegion(**fields)
 
 
 # -- 1 and 3: long values --------------------------------------------------------------------
@@ -101,23 +101,22 @@ def test_overlong_paths_answer_invalid_argument(env, caplog, where):
 def test_huge_job_ids_answer_not_found_with_the_id_cut(env):
     huge = "x" * 100_000
     stub = _stub(env)
-    for call in (lambda: stub.GetJob(render_pb2.JobRequest(job_id=huge)),
-                 lambda: stub.CancelJob(render_pb2.JobRequest(job_id=huge)),
-                 lambda: stub.WatchJob(render_pb2.JobRequest(job_id=huge))):
+    for call in (lambda: stub.GetJob(render_pb2.GetJobRequest(job_id=huge)),
+                 lambda: stub.CancelJob(render_pb2.CancelJobRequest(job_id=huge)),
+                 lambda: stub.WatchJob(render_pb2.WatchJobRequest(job_id=huge))):
         code, details = _code(call)
         assert code == CODE.NOT_FOUND, (code, details[:200])
         assert len(details) < 500
 
 
 def test_bridge_overlong_paths_answer_400(env):
-    from liveedit.sidecar.api.bridge import job_spec_from_body
-
-    long = "/" + "/".join(["d" * 200] * 30)
     from liveedit.errors import LiveEditError
     from liveedit.sidecar.api.bridge import http_status_for
+    from liveedit.sidecar.api.convert import job_spec_from_json
 
+    long = "/" + "/".join(["d" * 200] * 30)
     with pytest.raises(LiveEditError) as caught:
-        env["queue"].submit(job_spec_from_body({"regions": [{"media": str(env["clip"]), "first_frame": 0,
+        env["queue"].submit(job_spec_from_json({"regions": [{"media": str(env["clip"]), "first_frame": 0,
                                                             "frame_count": 3, "instruction": "x"}],
                                                "output_dir": long}))
     assert http_status_for(caught.value)[0] == 400
@@ -140,9 +139,10 @@ def test_a_rejected_job_creates_no_output_folder(env):
     request = render_pb2.SubmitJobRequest(regions=[_region(env, instruction="")], output_dir=str(out))
     code, _ = _code(lambda: _stub(env).SubmitJob(request))
     assert code == CODE.INVALID_ARGUMENT
-    request = render_pb2.SubmitJobRequest(regions=[_region(env, frame_count=10_000)], output_dir=str(out))
+    request = render_pb2.SubmitJobRequest(regions=[_region(env, media_path=str(env["root"] / "missing.mov"))],
+                                          output_dir=str(out))
     code, _ = _code(lambda: _stub(env).SubmitJob(request))
-    assert code != CODE.OK
+    assert code in (CODE.INVALID_ARGUMENT, CODE.NOT_FOUND)
     assert not (env["root"] / "never").exists()
 
 
@@ -173,12 +173,12 @@ def test_list_jobs_pages_and_delete_job(env):
             break
     assert [i for i in seen if i in ids] == ids
     for job_id in ids:
-        while stub.GetJob(render_pb2.JobRequest(job_id=job_id)).state in (render_pb2.JOB_STATE_QUEUED,
+        while stub.GetJob(render_pb2.GetJobRequest(job_id=job_id)).state in (render_pb2.JOB_STATE_QUEUED,
                                                                           render_pb2.JOB_STATE_RUNNING):
             pass
-    stub.DeleteJob(render_pb2.JobRequest(job_id=ids[0]))
-    assert _code(lambda: stub.GetJob(render_pb2.JobRequest(job_id=ids[0])))[0] == CODE.NOT_FOUND
-    assert _code(lambda: stub.DeleteJob(render_pb2.JobRequest(job_id=ids[0])))[0] == CODE.NOT_FOUND
+    stub.DeleteJob(render_pb2.DeleteJobRequest(job_id=ids[0]))
+    assert _code(lambda: stub.GetJob(render_pb2.GetJobRequest(job_id=ids[0])))[0] == CODE.NOT_FOUND
+    assert _code(lambda: stub.DeleteJob(render_pb2.DeleteJobRequest(job_id=ids[0])))[0] == CODE.NOT_FOUND
 
 
 def test_a_running_job_cannot_be_deleted(env):
@@ -187,7 +187,7 @@ def test_a_running_job_cannot_be_deleted(env):
     try:
         job = stub.SubmitJob(render_pb2.SubmitJobRequest(regions=[_region(env)],
                                                          output_dir=str(env["root"] / "del")))
-        code, details = _code(lambda: stub.DeleteJob(render_pb2.JobRequest(job_id=job.id)))
+        code, details = _code(lambda: stub.DeleteJob(render_pb2.DeleteJobRequest(job_id=job.id)))
         assert code == CODE.FAILED_PRECONDITION and "cancel" in details
     finally:
         env["executor"].gate.set()
@@ -227,7 +227,7 @@ def test_retention_forgets_finished_jobs(tmp_path):
 def test_edit_streams_are_capped(env):
     from liveedit.protos.liveedit.v1 import common_pb2, edit_pb2, edit_pb2_grpc
 
-    stub = edit_pb2_grpc.EditStub(env["client"]._channel)
+    stub = edit_pb2_grpc.EditStub(env["client"].channel)
     start = edit_pb2.EditRequest(start=edit_pb2.EditStart(instruction="x", width=8, height=8,
                                                           pixel_format=common_pb2.PIXEL_FORMAT_RGB24))
     hold = threading.Event()
@@ -267,7 +267,7 @@ def test_websocket_connections_are_capped(tmp_path):
     async def scenario():
         with RenderQueue(tmp_path / "jobs.sqlite", FakeRegionExecutor()) as queue:
             bridge = await start_bridge(queue, None, port=0, token="t" * 32, max_websockets=2,
-                                        write_bridge_json=False)
+                                        write_port_file=False)
             try:
                 async with aiohttp.ClientSession() as session:
                     url = f"{bridge.url}/v1/events?token={'t' * 32}"
@@ -291,25 +291,25 @@ def test_websocket_connections_are_capped(tmp_path):
 
 def test_serve_never_deletes_an_ordinary_file_at_the_socket_path(tmp_path):
     from liveedit.errors import LiveEditError
-    from liveedit.sidecar.api.server import _clear_stale_socket
+    from liveedit.sidecar.api.server import clear_stale_socket
 
     precious = tmp_path / "notes.txt"
     precious.write_text("keep me")
     with pytest.raises(LiveEditError, match="not a socket"):
-        _clear_stale_socket(precious)
+        clear_stale_socket(precious)
     assert precious.read_text() == "keep me"
 
 
 def test_a_stale_socket_is_still_removed(tmp_path):
     import socket
 
-    from liveedit.sidecar.api.server import _clear_stale_socket
+    from liveedit.sidecar.api.server import clear_stale_socket
 
     path = tmp_path / "s.sock"
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.bind(str(path))
     s.close()  # bound, never listening: what a crashed server leaves
-    _clear_stale_socket(path)
+    clear_stale_socket(path)
     assert not path.exists()
 
 
@@ -330,3 +330,26 @@ def test_second_serve_stops_before_loading_the_model(tmp_path, monkeypatch, caps
                      "--socket", str(tmp_path / "s.sock")])
     assert code == 1
     assert "another LiveEdit sidecar" in capsys.readouterr().err
+
+
+def test_second_serve_on_a_live_socket_stops_before_loading_the_model(tmp_path, monkeypatch, capsys):
+    import socket
+
+    from liveedit.cli import main
+
+    monkeypatch.setenv("LIVEEDIT_CONFIG_DIR", str(tmp_path / "cfg"))
+    monkeypatch.setenv("LIVEEDIT_RUNTIME_DIR", str(tmp_path / "run"))
+
+    def refuse(*a, **k):
+        raise AssertionError("the model was loaded although another server listens on the socket")
+
+    monkeypatch.setattr("liveedit.commands.serve.load_models", refuse)
+    path = tmp_path / "s.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(1)
+    try:
+        assert main(["serve", "--model", "tiny", "--no-jobs", "--socket", str(path)]) == 1
+    finally:
+        listener.close()
+    assert "already listening" in capsys.readouterr().err

@@ -409,7 +409,8 @@ def test_local_executor_renders_on_the_gpu_worker_and_lets_preview_in_between_ch
 
 
 def test_render_settings_travel_in_the_wire_form_and_are_checked(media, out_dir):
-    from liveedit.sidecar.jobs import MaskCacheSpec, RenderSettings
+    from liveedit.engine.config import MaskCacheConfig
+    from liveedit.sidecar.jobs import RenderSettings
 
     base = {"regions": [{"media": str(media), "first_frame": 0, "frame_count": 9, "instruction": "snow",
                          "name": "shots/a"}], "output_dir": str(out_dir)}
@@ -417,10 +418,12 @@ def test_render_settings_travel_in_the_wire_form_and_are_checked(media, out_dir)
     full = {**base, "sampler": {"warped_steps": True}, "mask_cache": {"keep_ratio": 0.5,
             "pruned_sublayers": ["self_attn", "ffn"]}, "save_masks": True}
     parsed = JobSpec.from_dict(full)
-    assert parsed.settings == RenderSettings(True, MaskCacheSpec(0.5, ("self_attn", "ffn")), True)
+    assert parsed.settings == RenderSettings(True, MaskCacheConfig(keep_ratio=0.5, pruned_sublayers=("self_attn", "ffn")),
+                                             True)
     assert parsed.regions[0].name == "shots/a"
     assert JobSpec.from_dict(parsed.to_dict()) == parsed  # what the database stores reads back the same
-    assert JobSpec.from_dict({**base, "mask_cache": {}}).settings.mask_cache == MaskCacheSpec(0.3, ("self_attn",))
+    assert JobSpec.from_dict({**base, "mask_cache": {}}).settings.mask_cache == MaskCacheConfig(
+        keep_ratio=0.3, pruned_sublayers=("self_attn",))
     cases = [
         ({**base, "mask_cache": {"keep_ratio": 1.5}}, "keep_ratio must be in"),
         ({**base, "mask_cache": {"keep_ratio": "0.3"}}, "keep_ratio must be a number"),
@@ -445,9 +448,8 @@ def test_save_masks_without_the_mask_cache_is_refused(tmp_path, media, out_dir):
 
 
 def test_local_executor_passes_the_jobs_render_settings_to_render_region(tmp_path, media, out_dir):
-    from liveedit.engine.mask_cache import MaskCacheConfig
-    from liveedit.engine.sampler import SamplerConfig
-    from liveedit.sidecar.jobs import MaskCacheSpec, RenderSettings
+    from liveedit.engine.config import MaskCacheConfig, SamplerConfig
+    from liveedit.sidecar.jobs import RenderSettings
 
     class Segment:
         def __init__(self, path):
@@ -461,7 +463,7 @@ def test_local_executor_passes_the_jobs_render_settings_to_render_region(tmp_pat
         out.write_bytes(b"segment")
         return Segment(out)
 
-    settings = RenderSettings(True, MaskCacheSpec(0.25, ("self_attn", "ffn")), True)
+    settings = RenderSettings(True, MaskCacheConfig(keep_ratio=0.25, pruned_sublayers=("self_attn", "ffn")), True)
     job_spec = JobSpec((region(media, name="take 2"),), out_dir, settings=settings)
     with RenderQueue(tmp_path / "jobs.db", LocalExecutor(models="m", render=fake_render)) as queue:
         job = wait_for(queue, queue.submit(job_spec).id, finished)
@@ -498,7 +500,7 @@ class LitteringExecutor:
 
 
 def test_a_region_requeued_after_a_crash_loses_its_temporaries_and_nothing_else(tmp_path, media, out_dir):
-    from liveedit.sidecar.jobs import region_leftovers
+    from liveedit.sidecar.naming import region_leftovers
 
     db = tmp_path / "jobs.db"
     with RenderQueue(db, FakeExecutor(), autostart=False) as queue:

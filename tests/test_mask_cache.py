@@ -10,7 +10,8 @@ import torch
 
 from liveedit.engine import mask_cache as mc
 from liveedit.errors import InputError
-from liveedit.engine.mask_cache import MaskCacheConfig, select_tokens
+from liveedit.engine.config import MaskCacheConfig
+from liveedit.engine.mask_cache import select_tokens
 from liveedit.engine.stream import LatentStream
 from tiny_engine import CFG, context, sources, tiny_transformer
 

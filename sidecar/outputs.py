@@ -22,7 +22,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from liveedit.errors import InputError
+from liveedit.errors import InputError, Kind
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,8 @@ DEFAULT_PATH_MAX = 4096
 
 class OutputFolderError(InputError):
     """The output folder cannot be created or written; the message names the folder at fault."""
+
+    kind = Kind.INVALID
 
 
 def cut(value: object, limit: int = SHOWN_CHARS) -> str:

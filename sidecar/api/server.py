@@ -285,7 +285,7 @@ def _bind_private_socket(server: grpc.aio.Server, path: Path) -> None:
     changing the process's umask (which would change the mode of every file other threads
     create meanwhile): the socket is bound inside a fresh 0700 folder next to `path`, made
     0600 there, then renamed into place (a listening socket follows its rename)."""
-    private = Path(tempfile.mkdtemp(prefix=".liveedit-socket-", dir=path.parent))  # mode 0700
+    private = Path(tempfile.mkdtemp(prefix=".le-", dir=path.parent))  # mode 0700; short: sun_path is 108 bytes
     inside = private / "s"
     try:
         if server.add_insecure_port(f"unix:{inside}") == 0:

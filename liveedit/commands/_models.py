@@ -5,6 +5,7 @@ when models load, never while the parser is built (`liveedit --help` stays fast)
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from liveedit.engine.config import SpeedOptions
@@ -19,10 +20,25 @@ def add_model_arguments(parser) -> None:
     g = parser.add_argument_group("model")
     g.add_argument("--model", default="liveedit-1.3b",
                    help="liveedit-1.3b (released weights) or tiny (RANDOM weights: tests the pipeline, edits nothing)")
-    g.add_argument("--weights", metavar="DIR", help="folder with the weight files instead of the Hugging Face cache")
+    g.add_argument("--weights", metavar="DIR", default=os.environ.get("LIVEEDIT_WEIGHTS") or None,
+                   help="folder with the weight files instead of the Hugging Face cache "
+                        "(default: $LIVEEDIT_WEIGHTS when set)")
     g.add_argument("--ema", action="store_true", help="use the checkpoint's EMA generator")
     g.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when available)")
     g.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="default bf16 on GPU, fp32 on CPU")
+
+
+def check_model_arguments(args) -> None:
+    """The model options, checked before anything loads (an unknown preset, a --weights
+    folder that is not there), so a typo fails in a second, not after minutes of loading."""
+    from liveedit.engine.presets import get_preset
+
+    get_preset(args.model)  # an unknown name raises, naming the presets there are
+    if args.weights is not None and not os.path.isdir(os.path.expanduser(args.weights)):
+        from liveedit.errors import InputError
+
+        raise InputError(f"--weights {args.weights} is not a folder; give the folder that holds the weight files "
+                         "(or unset LIVEEDIT_WEIGHTS)")
 
 
 def load_models(args):
@@ -42,7 +58,9 @@ def load_models(args):
 
         models = load_editor_models(preset, weights_dir=args.weights, device=device, dtype=dtype, use_ema=args.ema)
     apply_speed_options(models, SpeedOptions.for_device(device))
-    if models.random_weights:
+    if models.random_weights:  # said once per run, here; the log line does not repeat it
         print(f"liveedit: WARNING: {models.description}", file=sys.stderr)
-    log.info("model: %s on %s (%s)", models.description, device, dtype)
+        log.info("model: %s on %s (%s)", preset.name, device, dtype)
+    else:
+        log.info("model: %s on %s (%s)", models.description, device, dtype)
     return models

@@ -23,7 +23,8 @@ def register(sub) -> None:
         "speed does not depend on their values, and nothing is edited.",
     )
     p.add_argument("--model", default="liveedit-1.3b", help="preset (default liveedit-1.3b)")
-    p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when available)")
+    p.add_argument("--device", default=None,
+                   help="cuda (default), cuda:1, or cpu: without a GPU, bench runs only when asked for --device cpu")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
     p.add_argument("--what", default="transformer,vae,editor",
                    help="comma list of: transformer, transformer-reference, vae, editor, editor-detail, detail, editor-sustained, editor-mask-cache, editor-sustained-mask-cache, editor-preview, editor-reference, check-fused, check-vae, check-graphs, check-overlap, tiny-vae, transformer-mask-cache[-RATIO], profile, profile-mask-cache")
@@ -54,10 +55,16 @@ def run(args) -> int:
     from liveedit.engine.stream import release_idle_buffers
 
     preset = get_preset(args.model)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.device is None and not torch.cuda.is_available():
+        from liveedit.errors import InputError
+
+        raise InputError(f"no GPU found: liveedit bench measures the engine's speed on a GPU; pass --device cpu to "
+                         f"time {preset.name} on the CPU instead (the real shapes take minutes per chunk there)")
+    device = torch.device(args.device or "cuda")
     dtype = getattr(torch, DTYPES[args.dtype])
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    print(f"liveedit bench: {preset.name} with RANDOM weights on {device_name}, {args.dtype}")
+    print(f"liveedit bench: {preset.name} with RANDOM weights on {device_name}, {args.dtype}: building the model, "
+          f"then timing {args.what}", flush=True)
     models = benchmark.random_models(preset, device, dtype)
     speed = SpeedOptions.plain() if args.plain else SpeedOptions.for_device(device)
     apply_speed_options(models, speed)

@@ -9,13 +9,15 @@ import sys
 from pathlib import Path
 
 from liveedit.commands._detail import add_detail_arguments, detail_config
-from liveedit.commands._models import add_model_arguments, load_models
+from liveedit.commands._models import add_model_arguments, check_model_arguments, load_models
 from liveedit.engine.presets import get_preset
 
 log = logging.getLogger("liveedit")
 
 # A fixed default so the Premiere panel's manifest can name the one port it may reach.
 DEFAULT_BRIDGE_PORT = 47311
+DEFAULT_KEEP_JOBS_DAYS = 7.0
+DEFAULT_MAX_EDIT_STREAMS = 2
 
 
 def register(sub) -> None:
@@ -33,6 +35,12 @@ def register(sub) -> None:
     add_model_arguments(p)
     p.add_argument("--jobs-db", type=Path, help="render queue database (default: jobs.sqlite in the config folder)")
     p.add_argument("--no-jobs", action="store_true", help="run without the render queue (Render calls answer UNIMPLEMENTED)")
+    p.add_argument("--keep-jobs-days", type=float, default=DEFAULT_KEEP_JOBS_DAYS, metavar="DAYS",
+                   help=f"forget finished jobs this many days after they finished (default "
+                        f"{DEFAULT_KEEP_JOBS_DAYS:g}; 0 keeps them until deleted); their files stay")
+    p.add_argument("--max-edit-streams", type=int, default=DEFAULT_MAX_EDIT_STREAMS, metavar="N",
+                   help=f"live edit streams at once (each holds a KV cache on the GPU; default "
+                        f"{DEFAULT_MAX_EDIT_STREAMS}); more are refused with RESOURCE_EXHAUSTED")
     p.add_argument("--grace", type=float, default=10.0, help="seconds running calls get on shutdown")
     p.add_argument("--bridge-port", type=int, default=DEFAULT_BRIDGE_PORT,
                    help=f"HTTP/WebSocket bridge for the Resolve scripts and the Premiere panel, on 127.0.0.1 "
@@ -61,25 +69,48 @@ def run(args) -> int:
 
     if args.port is not None:
         config.check_loopback(args.host)  # before loading a model for minutes
-    _check_fast_preview_files(args)  # likewise
-    detail = detail_config(args)  # likewise
-    models = load_models(args)
-    quality = choose_preview_quality(models, args.preview_quality)
-    print(f"liveedit: previews at {quality} quality ({PREVIEW_QUALITY_WORDS[quality]})", file=sys.stderr)
-    if models.device.type == "cuda" and not args.no_warm_up:
-        from liveedit.engine.speed import warm_up
+    else:  # likewise: a sidecar already serving this socket is found now, not after loading
+        from liveedit.sidecar.api.server import clear_stale_socket
 
-        print("liveedit: warming up (compiling kernels, capturing CUDA graphs)...", file=sys.stderr)
-        seconds = warm_up(models, preview=quality == "fast")
-        print(f"liveedit: warm-up took {seconds:.1f} s", file=sys.stderr)
-    options = ServerOptions(socket_path=args.socket, host=args.host, port=args.port, grace_seconds=args.grace,
-                            preview=PreviewConfig(quality=quality), detail=detail)
-    sidecar = Sidecar(models, options)
+        clear_stale_socket(args.socket or config.default_socket_path())
+    _check_fast_preview_files(args)  # likewise
+    check_model_arguments(args)
+    detail = detail_config(args)  # likewise
+    if args.max_edit_streams < 1:
+        from liveedit.errors import InputError
+
+        raise InputError(f"--max-edit-streams {args.max_edit_streams}: allow at least 1 stream")
+    queue_lock = None
     if not args.no_jobs:
-        from liveedit.sidecar.jobs import LocalExecutor, RenderQueue
+        from liveedit.sidecar.jobs import acquire_queue_lock
 
         db = args.jobs_db or config.ensure_private_dir(config.config_dir()) / "jobs.sqlite"
-        sidecar.render_queue = RenderQueue(db, LocalExecutor(worker=sidecar.worker))
+        # Before anything loads: a second sidecar on the same queue stops here, in a second.
+        queue_lock = acquire_queue_lock(db)
+    try:
+        models = load_models(args)
+        quality = choose_preview_quality(models, args.preview_quality)
+        print(f"liveedit: previews at {quality} quality ({PREVIEW_QUALITY_WORDS[quality]})", file=sys.stderr)
+        if models.device.type == "cuda" and not args.no_warm_up:
+            from liveedit.engine.speed import warm_up
+
+            print("liveedit: warming up (compiling kernels, capturing CUDA graphs)...", file=sys.stderr)
+            seconds = warm_up(models, preview=quality == "fast")
+            print(f"liveedit: warm-up took {seconds:.1f} s", file=sys.stderr)
+        options = ServerOptions(socket_path=args.socket, host=args.host, port=args.port, grace_seconds=args.grace,
+                                preview=PreviewConfig(quality=quality), max_edit_streams=args.max_edit_streams,
+                                detail=detail)
+        sidecar = Sidecar(models, options)
+        if queue_lock is not None:
+            from liveedit.sidecar.jobs import LocalExecutor, RenderQueue
+
+            retention = args.keep_jobs_days * 86400 if args.keep_jobs_days > 0 else None
+            sidecar.render_queue = RenderQueue(db, LocalExecutor(worker=sidecar.worker), process_lock=queue_lock,
+                                               retention_seconds=retention)
+    except BaseException:
+        if queue_lock is not None:
+            queue_lock.close()
+        raise
     bridge_port = None if args.no_bridge or sidecar.render_queue is None else args.bridge_port
     return asyncio.run(_serve(sidecar, bridge_port, args))
 
@@ -106,8 +137,7 @@ async def _serve(sidecar, bridge_port: int | None, args=None) -> int:
         from liveedit.clients.transport import token_path
 
         print(f"liveedit: clients authenticate with the token in {token_path()}", file=sys.stderr)
-    if sidecar.card.random_weights:
-        print(f"liveedit: WARNING: {sidecar.card.description}", file=sys.stderr)
+    # Random weights were announced when the model loaded (once per run).
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -405,6 +405,80 @@ def test_local_executor_renders_on_the_gpu_worker_and_lets_preview_in_between_ch
     assert order == ["preview", "chunk 2"]
 
 
+
+# -- several regions at once (an executor with several workers) --------------------------------
+
+
+class MeetingExecutor:
+    """Every region waits inside run() until `parties` regions are in there together, so a
+    queue that hands out fewer at once breaks the barrier and fails them (the barrier's
+    timeout only bounds a failing test). Counts how many were inside at once."""
+
+    def __init__(self, slots: int, parties: int | None = None):
+        self.slots = slots
+        self.barrier = threading.Barrier(parties or slots, timeout=20)
+        self.lock = threading.Lock()
+        self.inside = self.most_inside = 0
+        self.threads: set[str] = set()
+
+    def run(self, task, progress, cancel):
+        with self.lock:
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
+            self.threads.add(threading.current_thread().name)
+        try:
+            self.barrier.wait()
+            progress(task.region.frame_count, task.region.frame_count)
+            return RegionResult(write_segment(task, task.region.frame_count), task.region.frame_count)
+        finally:
+            with self.lock:
+                self.inside -= 1
+
+
+def test_the_queue_hands_out_as_many_regions_at_once_as_the_executor_has_slots(tmp_path, media, out_dir):
+    executor = MeetingExecutor(slots=2)
+    with RenderQueue(tmp_path / "jobs.db", executor) as queue:  # slots from the executor
+        job = wait_for(queue, queue.submit(spec(media, out_dir, n=4)).id, finished, timeout=60)
+    assert [r.state for r in job.regions] == [DONE] * 4, [r.error for r in job.regions]
+    assert executor.most_inside == 2  # two at once, never more
+    assert len(executor.threads) == 2
+
+
+def test_slots_given_to_the_queue_override_the_executors(tmp_path, media, out_dir):
+    executor = MeetingExecutor(slots=1, parties=3)
+    with RenderQueue(tmp_path / "jobs.db", executor, slots=3) as queue:
+        job = wait_for(queue, queue.submit(spec(media, out_dir, n=3)).id, finished, timeout=60)
+    assert job.state == DONE and executor.most_inside == 3
+    with pytest.raises(ValueError, match="at least one slot"):
+        RenderQueue(tmp_path / "other.db", FakeExecutor(), slots=0)
+
+
+def test_cancel_stops_every_running_region_of_the_job(tmp_path, media, out_dir):
+    gate = threading.Event()
+    executor = FakeExecutor(gate=gate)
+    with RenderQueue(tmp_path / "jobs.db", executor, slots=2) as queue:
+        job = queue.submit(spec(media, out_dir, n=3))
+        wait_for(queue, job.id, lambda j: [r.state for r in j.regions] == [RUNNING, RUNNING, QUEUED])
+        queue.cancel(job.id)
+        job = wait_for(queue, job.id, finished)
+    assert [r.state for r in job.regions] == [CANCELLED] * 3
+    assert sorted(executor.calls) == [(job.id, 0), (job.id, 1)]
+    assert not list(out_dir.iterdir())
+
+
+def test_close_requeues_every_running_region(tmp_path, media, out_dir):
+    db = tmp_path / "jobs.db"
+    queue = RenderQueue(db, FakeExecutor(gate=threading.Event()), slots=2)
+    job = queue.submit(spec(media, out_dir, n=3))
+    wait_for(queue, job.id, lambda j: [r.state for r in j.regions] == [RUNNING, RUNNING, QUEUED])
+    queue.close()
+    executor = FakeExecutor()
+    with RenderQueue(db, executor, autostart=False) as queue:
+        assert [r.state for r in queue.get(job.id).regions] == [QUEUED] * 3
+        queue.resume()
+        assert wait_for(queue, job.id, finished).state == DONE
+    assert executor.calls == [(job.id, 0), (job.id, 1), (job.id, 2)]
+
 # -- render settings travel with a job ------------------------------------------------------
 
 

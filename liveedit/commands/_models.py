@@ -1,6 +1,7 @@
 """The model options every command shares (--model, --weights, --device, --dtype, --ema)
-and the one way they turn into loaded EditorModels. torch and the model code are imported
-when models load, never while the parser is built (`liveedit --help` stays fast)."""
+and the one way they turn into loaded EditorModels (sidecar/models.py's ModelSpec, which a Ray
+worker loads too). torch and the model code are imported when models load, never while the
+parser is built (`liveedit --help` stays fast)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,11 @@ import logging
 import os
 import sys
 
-from liveedit.engine.config import SpeedOptions
-from liveedit.engine.presets import get_preset
+from liveedit.sidecar.models import DTYPES
 
 log = logging.getLogger("liveedit")
 
-DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+__all__ = ["DTYPES", "add_model_arguments", "load_models", "model_spec"]
 
 
 def add_model_arguments(parser) -> None:
@@ -41,26 +41,20 @@ def check_model_arguments(args) -> None:
                          "(or unset LIVEEDIT_WEIGHTS)")
 
 
+def model_spec(args):
+    """The parsed model options as a ModelSpec (what a Ray worker loads, too)."""
+    from liveedit.sidecar.models import ModelSpec
+
+    return ModelSpec(preset=args.model, weights_dir=args.weights, use_ema=args.ema, device=args.device,
+                     dtype=args.dtype)
+
+
 def load_models(args):
     """EditorModels for the parsed arguments. Random weights are announced on stderr."""
-    import torch
-
-    from liveedit.engine.editor import EditorModels
-    from liveedit.engine.speed import apply_speed_options
-
-    preset = get_preset(args.model)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtype = getattr(torch, DTYPES[args.dtype or ("bf16" if device.type == "cuda" else "fp32")])
-    if preset.random_only:
-        models = EditorModels.random(preset, device=device, dtype=dtype)
-    else:
-        from liveedit.sidecar.weight_files import load_editor_models
-
-        models = load_editor_models(preset, weights_dir=args.weights, device=device, dtype=dtype, use_ema=args.ema)
-    apply_speed_options(models, SpeedOptions.for_device(device))
+    models = model_spec(args).load()
     if models.random_weights:  # said once per run, here; the log line does not repeat it
         print(f"liveedit: WARNING: {models.description}", file=sys.stderr)
-        log.info("model: %s on %s (%s)", preset.name, device, dtype)
+        log.info("model: %s on %s", args.model, models.device)
     else:
-        log.info("model: %s on %s (%s)", models.description, device, dtype)
+        log.info("model: %s on %s", models.description, models.device)
     return models

@@ -9,6 +9,8 @@ skipped. One failing region does not stop the others; the exit code says if any 
 
 With --sidecar the regions go to a running `liveedit serve` as one render job instead of
 loading a model here; the timeline is still written by this command, from the job's results.
+With --ray they go, as one job, to the GPU workers of a Ray cluster (one region per worker at
+a time), through a render queue of this command's own.
 The sidecar helpers below (address option, job submission and progress) are shared with
 `liveedit edit`.
 """
@@ -22,7 +24,8 @@ import sys
 from pathlib import Path
 
 from liveedit.commands._detail import add_detail_arguments, detail_config
-from liveedit.commands._models import add_model_arguments, check_model_arguments, load_models
+from liveedit.commands._models import add_model_arguments, check_model_arguments, load_models, model_spec
+from liveedit.commands._ray import add_ray_arguments, check_ray_arguments, ray_executor
 from liveedit.commands._mask_cache import add_mask_cache_arguments, mask_cache_config, reuse_report
 
 SIDECAR_HELP = ("render on a running sidecar (`liveedit serve`) instead of loading a model here: no value = "
@@ -53,6 +56,7 @@ def register(sub) -> None:
     add_detail_arguments(p)
     add_model_arguments(p)
     add_sidecar_argument(p, ignored=("model", "weights", "ema", "device", "dtype", "force"))
+    add_ray_arguments(p, fallback=False)
     p.set_defaults(func=run)
 
 
@@ -174,9 +178,7 @@ def run_sidecar_job(client, regions: list[dict], output_dir: Path, *, format: st
     from tqdm import tqdm
 
     from liveedit.clients.python import ServerError
-    from liveedit.protos.liveedit.v1 import render_pb2
 
-    waiting = (render_pb2.JOB_STATE_QUEUED, render_pb2.JOB_STATE_UNSPECIFIED)
     try:
         job = client.submit_job(regions, output_dir.resolve(), format=format, label=label, settings=settings)
     except ServerError as exc:
@@ -184,17 +186,7 @@ def run_sidecar_job(client, regions: list[dict], output_dir: Path, *, format: st
     bars: dict[int, tqdm] = {}
     try:
         for job in client.watch_job(job.id):
-            for region in job.regions:
-                if region.state in waiting:
-                    continue
-                bar = bars.get(region.index)
-                if bar is None:
-                    bar = bars[region.index] = tqdm(total=region.frame_count, desc=describe(region.index),
-                                                    unit="frame", file=sys.stderr)
-                bar.total, bar.n = region.frame_count, region.frames_done
-                if region.fps:
-                    bar.set_postfix(edit_fps=f"{region.fps:.1f}", refresh=False)
-                bar.refresh()
+            show_progress(bars, job, describe)
     except ServerError as exc:
         raise _explain(exc, client.target, job.id) from None
     except KeyboardInterrupt:
@@ -210,6 +202,25 @@ def run_sidecar_job(client, regions: list[dict], output_dir: Path, *, format: st
     return job
 
 
+def show_progress(bars: dict, job, describe) -> None:
+    """One tqdm bar per region that started (frames, edit fps), from a liveedit.v1.Job."""
+    from tqdm import tqdm
+
+    from liveedit.protos.liveedit.v1 import render_pb2
+
+    for region in job.regions:
+        if region.state in (render_pb2.JOB_STATE_QUEUED, render_pb2.JOB_STATE_UNSPECIFIED):
+            continue
+        bar = bars.get(region.index)
+        if bar is None:
+            bar = bars[region.index] = tqdm(total=region.frame_count, desc=describe(region.index), unit="frame",
+                                            file=sys.stderr)
+        bar.total, bar.n = region.frame_count, region.frames_done
+        if region.fps:
+            bar.set_postfix(edit_fps=f"{region.fps:.1f}", refresh=False)
+        bar.refresh()
+
+
 def region_outcomes(job):
     """(index, output, otio, frame_count, error) per region of a finished job; output is
     None unless the region is done."""
@@ -220,7 +231,7 @@ def region_outcomes(job):
             yield r.index, Path(r.output), Path(r.otio) if r.otio else None, r.frame_count, None
         else:
             state = render_pb2.JobState.Name(r.state).removeprefix("JOB_STATE_").lower()
-            yield r.index, None, None, r.frame_count, r.error or f"the sidecar reports the region {state}"
+            yield r.index, None, None, r.frame_count, r.error or f"the render queue reports the region {state}"
 
 
 # -- the command -------------------------------------------------------------------------
@@ -269,6 +280,11 @@ def run(args) -> int:
     from liveedit.sidecar.timeline import read_timeline
 
     check_arguments(args)
+    if args.sidecar is not None and args.ray is not None:
+        from liveedit.errors import LiveEditError
+
+        raise LiveEditError("--sidecar and --ray both say where to render; give one")
+    check_ray_arguments(args)
     timeline = read_timeline(args.timeline, edl_rate=args.edl_rate)
     failures: list[str] = []
     regions = find_regions(args, timeline, failures)
@@ -279,7 +295,11 @@ def run(args) -> int:
               + ("" if args.prompt else f" (no {args.marker_color} markers with an instruction)"), file=sys.stderr)
         return 1 if failures else 0
 
-    render = _render_on_sidecar if args.sidecar is not None else _render_here
+    render = _render_here
+    if args.sidecar is not None:
+        render = _render_on_sidecar
+    elif args.ray is not None:
+        render = _render_on_ray
     segments = render(args, timeline, regions, failures)
     if segments:
         write_timeline(args, timeline, segments)
@@ -343,11 +363,8 @@ def _render_here(args, timeline, regions, failures: list[str]) -> list:
 def _render_on_sidecar(args, timeline, regions, failures: list[str]) -> list:
     """All regions as one job on the sidecar; the segments for the timeline come back from
     the job's region results (file, its .otio with the provenance, frame count)."""
-    from liveedit.errors import LiveEditError
-    from liveedit.sidecar.delivery import change_mask_path
     from liveedit.sidecar.intake import job_region
     from liveedit.sidecar.naming import stable_names
-    from liveedit.sidecar.media.mask_video import mask_video_path
 
     note_ignored_options(args, "render")
     settings = render_settings(args)  # a bad option fails before connecting
@@ -364,6 +381,65 @@ def _render_on_sidecar(args, timeline, regions, failures: list[str]) -> list:
                                        for r, n in zip(regions, names)],
                               args.output, format=args.format, label=f"liveedit render {args.timeline.name}",
                               describe=lambda i: region_label(i + 1, len(regions), regions[i]), settings=settings)
+    return job_segments(regions, job, settings, failures)
+
+
+def _render_on_ray(args, timeline, regions, failures: list[str]) -> list:
+    """All regions as one job through a render queue of this command's own (a temporary
+    database: a rerun skips finished regions by their names, as the other paths do), rendered
+    by the Ray cluster's workers, several at once."""
+    import tempfile
+    import time
+
+    from liveedit.sidecar.api.convert import job_message
+    from liveedit.sidecar.intake import job_region
+    from liveedit.sidecar.jobs import JobSpec, RenderQueue
+    from liveedit.sidecar.naming import stable_names
+
+    if args.device is not None or args.force:
+        print("liveedit render: --device and --force are ignored with --ray: every worker renders on its own GPU, "
+              "and finished regions are reused", file=sys.stderr)
+    settings = render_settings(args)  # a bad option fails before connecting
+    with ray_executor(args, model_spec(args)) as executor:
+        worker = executor.ready_worker()  # what the workers loaded names the outputs
+        print(f"liveedit render: model {worker.model} (Ray workers)")
+        if "RANDOM" in worker.model:
+            print("liveedit render: WARNING: the weights are RANDOM; the output is not a real edit, only a test of the pipeline")
+        args.output.mkdir(parents=True, exist_ok=True)
+        names = stable_names(regions, model=worker.model_identity, seed=args.seed, handles=args.handles,
+                             format=args.format, settings=settings)
+        spec = JobSpec(tuple(job_region(r, seed=args.seed, handles=args.handles, name=n) for r, n in zip(regions, names)),
+                       args.output.resolve(), format=args.format, label=f"liveedit render {args.timeline.name}",
+                       settings=settings)
+        describe = lambda i: region_label(i + 1, len(regions), regions[i])  # noqa: E731
+        with tempfile.TemporaryDirectory(prefix="liveedit-render-") as folder, \
+                RenderQueue(Path(folder) / "jobs.sqlite", executor) as queue:
+            job = queue.submit(spec)
+            bars: dict = {}
+            try:
+                while True:
+                    job = queue.get(job.id)
+                    show_progress(bars, job_message(job), describe)
+                    if job.finished:
+                        break
+                    time.sleep(0.2)
+            except KeyboardInterrupt:
+                queue.cancel(job.id)
+                print(f"liveedit: cancelled; finished regions are kept in {args.output}", file=sys.stderr)
+                raise
+            finally:
+                for bar in bars.values():
+                    bar.close()
+    return job_segments(regions, job_message(job), settings, failures)
+
+
+def job_segments(regions, job, settings, failures: list[str]) -> list:
+    """The EditedSegments of a finished liveedit.v1.Job's regions, for the timeline; failed
+    regions go to `failures`."""
+    from liveedit.errors import LiveEditError
+    from liveedit.sidecar.delivery import change_mask_path
+    from liveedit.sidecar.media.mask_video import mask_video_path
+
     segments = []
     for index, output, otio_path, frame_count, error in region_outcomes(job):
         region = regions[index]

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from liveedit.commands._detail import add_detail_arguments, detail_config
-from liveedit.commands._models import add_model_arguments, check_model_arguments, load_models
+from liveedit.commands._models import add_model_arguments, check_model_arguments, load_models, model_spec
+from liveedit.commands._ray import add_ray_arguments, check_ray_arguments, ray_executor
 from liveedit.engine.presets import get_preset
 
 log = logging.getLogger("liveedit")
@@ -58,6 +59,7 @@ def register(sub) -> None:
                    "full = edited like a render (default: fast when the tiny VAE is loaded, else full); "
                    "edit streams and renders are always full quality")
     add_detail_arguments(p)  # previews and edit streams; render jobs carry their own
+    add_ray_arguments(p, fallback=True)
     p.set_defaults(func=run)
 
 
@@ -80,6 +82,11 @@ def run(args) -> int:
         from liveedit.errors import InputError
 
         raise InputError(f"--max-edit-streams {args.max_edit_streams}: allow at least 1 stream")
+    check_ray_arguments(args)  # likewise
+    if args.ray is not None and args.no_jobs:
+        from liveedit.errors import LiveEditError
+
+        raise LiveEditError("--ray renders the render queue's jobs; it cannot go with --no-jobs")
     queue_lock = None
     if not args.no_jobs:
         from liveedit.sidecar.jobs import acquire_queue_lock
@@ -87,7 +94,10 @@ def run(args) -> int:
         db = args.jobs_db or config.ensure_private_dir(config.config_dir()) / "jobs.sqlite"
         # Before anything loads: a second sidecar on the same queue stops here, in a second.
         queue_lock = acquire_queue_lock(db)
+    ray = None
     try:
+        if args.ray is not None:  # first: its workers load their models while this one does
+            ray = ray_executor(args, model_spec(args), warm_up=not args.no_warm_up)
         models = load_models(args)
         quality = choose_preview_quality(models, args.preview_quality)
         print(f"liveedit: previews at {quality} quality ({PREVIEW_QUALITY_WORDS[quality]})", file=sys.stderr)
@@ -105,14 +115,23 @@ def run(args) -> int:
             from liveedit.sidecar.jobs import LocalExecutor, RenderQueue
 
             retention = args.keep_jobs_days * 86400 if args.keep_jobs_days > 0 else None
-            sidecar.render_queue = RenderQueue(db, LocalExecutor(worker=sidecar.worker), process_lock=queue_lock,
-                                               retention_seconds=retention)
+            executor = LocalExecutor(worker=sidecar.worker)
+            if ray is not None:  # as many regions at once as the cluster has workers
+                ray.fallback = executor if args.ray_fallback else None
+                executor = ray
+            sidecar.render_queue = RenderQueue(db, executor, process_lock=queue_lock, retention_seconds=retention)
     except BaseException:
         if queue_lock is not None:
             queue_lock.close()
+        if ray is not None:
+            ray.close()
         raise
     bridge_port = None if args.no_bridge or sidecar.render_queue is None else args.bridge_port
-    return asyncio.run(_serve(sidecar, bridge_port, args))
+    try:
+        return asyncio.run(_serve(sidecar, bridge_port, args))
+    finally:
+        if ray is not None:
+            ray.close()
 
 
 async def _serve(sidecar, bridge_port: int | None, args=None) -> int:

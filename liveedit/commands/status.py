@@ -73,4 +73,24 @@ def run(args) -> int:
     else:
         active = sum(1 for j in jobs if j.state in (1, 2))
         print(f"jobs        {len(jobs)} ({active} queued or running)")
+    if info.render_executor:
+        print(f"renders     {info.render_executor}")
+    for worker in info.render_workers:
+        print(worker_line(worker))
     return 0
+
+
+def worker_line(w) -> str:
+    """One GPU worker of a Ray cluster: where it runs, on which GPU, what it renders."""
+    gpus = ",".join(w.gpu_ids) or "-"
+    device = w.device_name or w.device or "not loaded yet"
+    where = f"{w.host or '?'}" + (f" ({w.node_ip})" if w.node_ip else "") + (f" pid {w.pid}" if w.pid else "")
+    line = f"  worker {w.index:<3} {where}, GPU {gpus} [{device}]: {w.state}"
+    if w.job_id:
+        total = f"/{w.frame_count}" if w.frame_count else ""
+        line += f" job {w.job_id[:12]} region {w.region_index} ({w.frames_done}{total} frames)"
+    if w.regions_done:
+        line += f", {w.regions_done} region(s) done"
+    if w.error:
+        line += f" - {w.error}"
+    return line

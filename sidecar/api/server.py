@@ -237,6 +237,7 @@ class Sidecar:
         _register(server, edit_pb2, "Edit", self.edit)
         _register(server, preview_pb2, "Preview", PreviewServicer(self.previews, self.card))
         _register(server, render_pb2, "Render", RenderServicer(self.render_queue, self.card))
+        self.info.render_executor = getattr(self.render_queue, "executor", None)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             (*self.SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,

@@ -116,6 +116,9 @@ class ServerInfoServicer:
         self.card = card
         self.max_message_bytes = max_message_bytes
         self.preview_quality = preview_quality
+        # The render queue's executor, when there is one: its describe() and, for a Ray
+        # cluster, its workers() are reported (`liveedit status`).
+        self.render_executor = None
 
     async def GetInfo(self, request, context):
         return self.describe()
@@ -134,7 +137,25 @@ class ServerInfoServicer:
                 max_message_bytes=self.max_message_bytes, max_instruction_chars=MAX_INSTRUCTION_CHARS,
                 first_chunk_frames=9, chunk_frames=12,
             ),
+            **_render_executor_fields(self.render_executor, self.card.device),
         )
+
+
+def _render_executor_fields(executor, device: str) -> dict:
+    if executor is None:
+        return {}
+    describe = getattr(executor, "describe", None)
+    workers = getattr(executor, "workers", None)
+    return {
+        "render_executor": describe() if describe else f"local ({device})",
+        "render_workers": [
+            server_info_pb2.RenderWorker(
+                index=w.index, state=w.state, host=w.host, node_ip=w.node_ip, pid=w.pid, gpu_ids=list(w.gpu_ids),
+                device=w.device, device_name=w.device_name, job_id=w.job_id or "", region_index=w.region_index or 0,
+                frames_done=w.frames_done, frame_count=w.frames_total or 0, error=w.error or "",
+                regions_done=w.regions_done)
+            for w in (workers() if workers else [])],
+    }
 
 
 class EditServicer:

@@ -77,10 +77,6 @@ class LocalExecutor:
         self._render = render
 
     def run(self, task: RegionTask, progress: ProgressCallback, cancel: threading.Event) -> RegionResult:
-        render = self._render
-        if render is None:
-            from liveedit.sidecar.render import render_job_region as render
-
         def on_progress(frames_done: int, frames_total: int | None = None) -> None:
             progress(frames_done, frames_total)
             if self._worker is not None:
@@ -88,14 +84,7 @@ class LocalExecutor:
                 self._worker.yield_to_urgent(BATCH_PRIORITY)
 
         def work(models) -> RegionResult:
-            segment = render(
-                task.region, models, task.output_dir, format=task.format, handles=task.region.handles,
-                seed=task.region.seed, progress=on_progress, cancel=cancel,
-                name=task.output_stem.relative_to(task.output_dir).as_posix(), job_id=task.job_id,
-                sampler=task.settings.sampler_config(), mask_cache=task.settings.mask_cache,
-                save_masks=task.settings.save_masks, detail=task.settings.detail,
-            )
-            return result_from_segment(segment)
+            return render_task(task, models, on_progress, cancel, render=self._render)
 
         if self._worker is None:
             return work(self._models)
@@ -107,6 +96,24 @@ class LocalExecutor:
                 # Still waiting behind preview work: a cancel must not wait for the GPU.
                 if cancel.is_set() and future.cancel():
                     raise RegionCancelled(f"region {task.index} of job {task.job_id} was cancelled") from None
+
+
+def render_task(task: RegionTask, models, progress: ProgressCallback, cancel: threading.Event, *,
+                render: Callable | None = None) -> RegionResult:
+    """Render one queued region with loaded models: the one call every executor makes
+    (here on the GPU worker, on a Ray worker in ray_executor.py), so that the same task gives
+    the same segment wherever it runs."""
+    if render is None:
+        from liveedit.sidecar.render import render_job_region as render
+
+    segment = render(
+        task.region, models, task.output_dir, format=task.format, handles=task.region.handles,
+        seed=task.region.seed, progress=progress, cancel=cancel,
+        name=task.output_stem.relative_to(task.output_dir).as_posix(), job_id=task.job_id,
+        sampler=task.settings.sampler_config(), mask_cache=task.settings.mask_cache,
+        save_masks=task.settings.save_masks, detail=task.settings.detail,
+    )
+    return result_from_segment(segment)
 
 
 def result_from_segment(segment) -> RegionResult:

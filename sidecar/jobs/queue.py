@@ -2,9 +2,10 @@
 loses nothing.
 
 - A job is a list of regions (a source range of one media file plus an instruction) and an
-  output folder. Regions render one at a time, in submission order, through a
-  `RegionExecutor`; the local one calls `render_region` on the GPU worker, a distributed one
-  can replace it later without clients noticing.
+  output folder. Regions are handed out in submission order through a `RegionExecutor`, as
+  many at once as the queue has slots (one by default; an executor with several workers says
+  how many through its `slots` attribute). The local one calls `render_job_region` on the GPU
+  worker; the Ray one (ray_executor.py) renders on the GPUs of a Ray cluster.
 - State lives in SQLite (WAL mode). Exactly one `RenderQueue` per database runs jobs: an
   exclusive lock file next to the database keeps a second sidecar from running them twice.
 - On start, regions that were running when the process died go back to "queued" and render
@@ -86,7 +87,8 @@ class OutputCheckError(LiveEditError):
     kind = Kind.FAILED_PRECONDITION
 
 
-def _remove_leftovers(output_stem: Path) -> None:
+def remove_leftovers(output_stem: Path) -> None:
+    """Delete what naming.region_leftovers finds; a leftover that cannot go is logged, not raised."""
     import shutil
 
     for path in region_leftovers(output_stem):
@@ -182,13 +184,14 @@ CREATE TABLE IF NOT EXISTS regions (
 
 
 class RenderQueue:
-    """Jobs persisted in `db_path`, rendered one region at a time by `executor` on a
-    background thread. Thread-safe; `watch` and `watch_all` are for asyncio callers."""
+    """Jobs persisted in `db_path`, rendered by `executor` on background threads: `slots`
+    regions at once (default: the executor's `slots` attribute, else 1), each on its own
+    thread. Thread-safe; `watch` and `watch_all` are for asyncio callers."""
 
     def __init__(self, db_path: str | os.PathLike, executor: RegionExecutor, *,
                  autostart: bool = True, clock: Callable[[], float] = time.monotonic,
                  process_lock: "_ProcessLock | None" = None, retention_seconds: float | None = None,
-                 wall_clock: Callable[[], float] = time.time):
+                 wall_clock: Callable[[], float] = time.time, slots: int | None = None):
         """`process_lock`: the database's lock, taken earlier with `acquire_queue_lock` (a
         sidecar takes it before loading its model); `retention_seconds`: forget finished jobs
         that long after they finished (None: keep them until `delete`)."""
@@ -198,12 +201,15 @@ class RenderQueue:
         self._wall_clock = wall_clock
         self._retention = retention_seconds
         self._request_ids: dict[str, tuple[str, str]] = {}  # request_id -> (job id, spec JSON)
+        self._slots = int(slots if slots is not None else getattr(executor, "slots", 1))
+        if self._slots < 1:
+            raise ValueError(f"a render queue needs at least one slot, not {self._slots}")
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
         self._jobs: dict[str, _Job] = {}  # insertion order = submission order
         self._listeners: set[_Listener] = set()
-        self._running: _Running | None = None
-        self._thread: threading.Thread | None = None
+        self._running: dict[tuple[str, int], _Running] = {}  # (job id, region index) in flight
+        self._threads: list[threading.Thread] = []
         self._stopping = False
         self._closed = False
         self._lock_file = process_lock or acquire_queue_lock(self._db_path)
@@ -292,6 +298,11 @@ class RenderQueue:
                                "give each job its own request_id")
         return self._jobs[seen[0]].snapshot()
 
+    @property
+    def executor(self) -> RegionExecutor:
+        """What renders the regions (the server reports it and its workers)."""
+        return self._executor
+
     def get(self, job_id: str) -> Job:
         with self._lock:
             return self._job(job_id).snapshot()
@@ -355,17 +366,17 @@ class RenderQueue:
             self._request_ids.pop(job.request_id, None)
 
     def cancel(self, job_id: str) -> Job:
-        """Cancel the job's queued regions and stop its running one. Finished regions keep
+        """Cancel the job's queued regions and stop its running ones. Finished regions keep
         their outputs. Cancelling a finished job changes nothing."""
         with self._lock:
             job = self._job(job_id)
             for i, region in enumerate(job.regions):
                 if region.state == QUEUED:
                     self._set_state(job, i, CANCELLED)
-            running = self._running
-            if running is not None and running.job is job:
-                running.by_user = True
-                running.cancel.set()
+            for running in self._running.values():
+                if running.job is job:
+                    running.by_user = True
+                    running.cancel.set()
             snapshot = job.snapshot()
             self._publish(snapshot)
         return snapshot
@@ -375,25 +386,30 @@ class RenderQueue:
         queued again when the database was opened). Does nothing if already started."""
         with self._lock:
             self._check_open()
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="liveedit-render-queue", daemon=True)
-                self._thread.start()
+            if not self._threads:
+                for slot in range(self._slots):
+                    name = "liveedit-render-queue" + (f"-{slot}" if self._slots > 1 else "")
+                    thread = threading.Thread(target=self._loop, name=name, daemon=True)
+                    self._threads.append(thread)
+                    thread.start()
             self._wake.notify_all()
 
     def close(self, timeout: float = 30.0) -> None:
-        """Stop rendering (the running region goes back to the queue) and release the database."""
+        """Stop rendering (running regions go back to the queue) and release the database."""
         with self._lock:
             if self._closed:
                 return
             self._stopping = True
-            if self._running is not None:
-                self._running.cancel.set()
+            for running in self._running.values():
+                running.cancel.set()
             self._wake.notify_all()
-            thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
+            threads = list(self._threads)
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(deadline - time.monotonic(), 0.0))
             if thread.is_alive():
-                log.warning("render thread did not stop within %.0f s; its region will render again", timeout)
+                log.warning("render thread %s did not stop within %.0f s; its region will render again",
+                            thread.name, timeout)
         with self._lock:
             self._closed = True
             listeners = list(self._listeners)
@@ -463,8 +479,8 @@ class RenderQueue:
                     region.fps = region.eta = None
                     region.started = self._clock()
                     self._set_state(job, i, RUNNING)
-                    self._running = _Running(job, i, threading.Event())
-                    return self._running
+                    running = self._running[(job.id, i)] = _Running(job, i, threading.Event())
+                    return running
         return None
 
     def _render(self, running: _Running) -> None:
@@ -484,7 +500,7 @@ class RenderQueue:
         except Exception as exc:  # noqa: BLE001 - every failure is recorded on the region
             error = exc
         with self._lock:
-            self._running = None
+            self._running.pop((job.id, index), None)
             if self._closed:
                 return
             if result is not None:
@@ -559,7 +575,7 @@ class RenderQueue:
                     # We hold the process lock, so whoever was rendering it died: whatever
                     # it left on disk is partial. Queue it again; never show it as done.
                     log.info("job %s region %d was interrupted; it will render again", job_id, idx)
-                    _remove_leftovers(Path(stem))
+                    remove_leftovers(Path(stem))
                     self._set_state(job, idx, QUEUED)
                 if state == DONE and frames is not None:
                     region.frames_done = region.frames_total = frames

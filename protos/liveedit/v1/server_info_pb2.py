@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from liveedit.protos.liveedit.v1 import common_pb2 as liveedit_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dliveedit/v1/server_info.proto\x12\x0bliveedit.v1\x1a\x18liveedit/v1/common.proto\"\x10\n\x0eGetInfoRequest\"\xe0\x02\n\x12ServerInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x14\n\x0cmodel_preset\x18\x02 \x01(\t\x12\x16\n\x0erandom_weights\x18\x03 \x01(\x08\x12\x19\n\x11model_description\x18\x04 \x01(\t\x12\x17\n\x0f\x63heckpoint_hash\x18\x05 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x06 \x01(\t\x12\x13\n\x0b\x64\x65vice_name\x18\x07 \x01(\t\x12\x1e\n\x16gpu_memory_total_bytes\x18\x08 \x01(\x04\x12\x1d\n\x15gpu_memory_free_bytes\x18\t \x01(\x04\x12/\n\x0c\x63\x61pabilities\x18\n \x01(\x0b\x32\x19.liveedit.v1.Capabilities\x12\x13\n\x0bmodel_width\x18\x0b \x01(\r\x12\x14\n\x0cmodel_height\x18\x0c \x01(\r\x12\x17\n\x0fpreview_quality\x18\r \x01(\t\"\xc2\x01\n\x0c\x43\x61pabilities\x12\x15\n\rshared_memory\x18\x01 \x01(\x08\x12/\n\rpixel_formats\x18\x02 \x03(\x0e\x32\x18.liveedit.v1.PixelFormat\x12\x19\n\x11max_message_bytes\x18\x03 \x01(\x04\x12\x1d\n\x15max_instruction_chars\x18\x04 \x01(\r\x12\x1a\n\x12\x66irst_chunk_frames\x18\x05 \x01(\r\x12\x14\n\x0c\x63hunk_frames\x18\x06 \x01(\r2U\n\nServerInfo\x12G\n\x07GetInfo\x12\x1b.liveedit.v1.GetInfoRequest\x1a\x1f.liveedit.v1.ServerInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dliveedit/v1/server_info.proto\x12\x0bliveedit.v1\x1a\x18liveedit/v1/common.proto\"\x10\n\x0eGetInfoRequest\"\xac\x03\n\x12ServerInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x14\n\x0cmodel_preset\x18\x02 \x01(\t\x12\x16\n\x0erandom_weights\x18\x03 \x01(\x08\x12\x19\n\x11model_description\x18\x04 \x01(\t\x12\x17\n\x0f\x63heckpoint_hash\x18\x05 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x06 \x01(\t\x12\x13\n\x0b\x64\x65vice_name\x18\x07 \x01(\t\x12\x1e\n\x16gpu_memory_total_bytes\x18\x08 \x01(\x04\x12\x1d\n\x15gpu_memory_free_bytes\x18\t \x01(\x04\x12/\n\x0c\x63\x61pabilities\x18\n \x01(\x0b\x32\x19.liveedit.v1.Capabilities\x12\x13\n\x0bmodel_width\x18\x0b \x01(\r\x12\x14\n\x0cmodel_height\x18\x0c \x01(\r\x12\x17\n\x0fpreview_quality\x18\r \x01(\t\x12\x17\n\x0frender_executor\x18\x0e \x01(\t\x12\x31\n\x0erender_workers\x18\x0f \x03(\x0b\x32\x19.liveedit.v1.RenderWorker\"\x83\x02\n\x0cRenderWorker\x12\r\n\x05index\x18\x01 \x01(\r\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0c\n\x04host\x18\x03 \x01(\t\x12\x0f\n\x07node_ip\x18\x04 \x01(\t\x12\x0b\n\x03pid\x18\x05 \x01(\r\x12\x0f\n\x07gpu_ids\x18\x06 \x03(\t\x12\x0e\n\x06\x64\x65vice\x18\x07 \x01(\t\x12\x13\n\x0b\x64\x65vice_name\x18\x08 \x01(\t\x12\x0e\n\x06job_id\x18\t \x01(\t\x12\x14\n\x0cregion_index\x18\n \x01(\r\x12\x13\n\x0b\x66rames_done\x18\x0b \x01(\x04\x12\x13\n\x0b\x66rame_count\x18\x0c \x01(\x04\x12\r\n\x05\x65rror\x18\r \x01(\t\x12\x14\n\x0cregions_done\x18\x0e \x01(\x04\"\xc2\x01\n\x0c\x43\x61pabilities\x12\x15\n\rshared_memory\x18\x01 \x01(\x08\x12/\n\rpixel_formats\x18\x02 \x03(\x0e\x32\x18.liveedit.v1.PixelFormat\x12\x19\n\x11max_message_bytes\x18\x03 \x01(\x04\x12\x1d\n\x15max_instruction_chars\x18\x04 \x01(\r\x12\x1a\n\x12\x66irst_chunk_frames\x18\x05 \x01(\r\x12\x14\n\x0c\x63hunk_frames\x18\x06 \x01(\r2U\n\nServerInfo\x12G\n\x07GetInfo\x12\x1b.liveedit.v1.GetInfoRequest\x1a\x1f.liveedit.v1.ServerInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,9 +35,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETINFOREQUEST']._serialized_start=72
   _globals['_GETINFOREQUEST']._serialized_end=88
   _globals['_SERVERINFORESPONSE']._serialized_start=91
-  _globals['_SERVERINFORESPONSE']._serialized_end=443
-  _globals['_CAPABILITIES']._serialized_start=446
-  _globals['_CAPABILITIES']._serialized_end=640
-  _globals['_SERVERINFO']._serialized_start=642
-  _globals['_SERVERINFO']._serialized_end=727
+  _globals['_SERVERINFORESPONSE']._serialized_end=519
+  _globals['_RENDERWORKER']._serialized_start=522
+  _globals['_RENDERWORKER']._serialized_end=781
+  _globals['_CAPABILITIES']._serialized_start=784
+  _globals['_CAPABILITIES']._serialized_end=978
+  _globals['_SERVERINFO']._serialized_start=980
+  _globals['_SERVERINFO']._serialized_end=1065
 # @@protoc_insertion_point(module_scope)

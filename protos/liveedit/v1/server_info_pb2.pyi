@@ -12,7 +12,7 @@ class GetInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ServerInfoResponse(_message.Message):
-    __slots__ = ("version", "model_preset", "random_weights", "model_description", "checkpoint_hash", "device", "device_name", "gpu_memory_total_bytes", "gpu_memory_free_bytes", "capabilities", "model_width", "model_height", "preview_quality")
+    __slots__ = ("version", "model_preset", "random_weights", "model_description", "checkpoint_hash", "device", "device_name", "gpu_memory_total_bytes", "gpu_memory_free_bytes", "capabilities", "model_width", "model_height", "preview_quality", "render_executor", "render_workers")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     MODEL_PRESET_FIELD_NUMBER: _ClassVar[int]
     RANDOM_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +26,8 @@ class ServerInfoResponse(_message.Message):
     MODEL_WIDTH_FIELD_NUMBER: _ClassVar[int]
     MODEL_HEIGHT_FIELD_NUMBER: _ClassVar[int]
     PREVIEW_QUALITY_FIELD_NUMBER: _ClassVar[int]
+    RENDER_EXECUTOR_FIELD_NUMBER: _ClassVar[int]
+    RENDER_WORKERS_FIELD_NUMBER: _ClassVar[int]
     version: str
     model_preset: str
     random_weights: bool
@@ -39,7 +41,41 @@ class ServerInfoResponse(_message.Message):
     model_width: int
     model_height: int
     preview_quality: str
-    def __init__(self, version: _Optional[str] = ..., model_preset: _Optional[str] = ..., random_weights: _Optional[bool] = ..., model_description: _Optional[str] = ..., checkpoint_hash: _Optional[str] = ..., device: _Optional[str] = ..., device_name: _Optional[str] = ..., gpu_memory_total_bytes: _Optional[int] = ..., gpu_memory_free_bytes: _Optional[int] = ..., capabilities: _Optional[_Union[Capabilities, _Mapping]] = ..., model_width: _Optional[int] = ..., model_height: _Optional[int] = ..., preview_quality: _Optional[str] = ...) -> None: ...
+    render_executor: str
+    render_workers: _containers.RepeatedCompositeFieldContainer[RenderWorker]
+    def __init__(self, version: _Optional[str] = ..., model_preset: _Optional[str] = ..., random_weights: _Optional[bool] = ..., model_description: _Optional[str] = ..., checkpoint_hash: _Optional[str] = ..., device: _Optional[str] = ..., device_name: _Optional[str] = ..., gpu_memory_total_bytes: _Optional[int] = ..., gpu_memory_free_bytes: _Optional[int] = ..., capabilities: _Optional[_Union[Capabilities, _Mapping]] = ..., model_width: _Optional[int] = ..., model_height: _Optional[int] = ..., preview_quality: _Optional[str] = ..., render_executor: _Optional[str] = ..., render_workers: _Optional[_Iterable[_Union[RenderWorker, _Mapping]]] = ...) -> None: ...
+
+class RenderWorker(_message.Message):
+    __slots__ = ("index", "state", "host", "node_ip", "pid", "gpu_ids", "device", "device_name", "job_id", "region_index", "frames_done", "frame_count", "error", "regions_done")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    NODE_IP_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    GPU_IDS_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_NAME_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    REGION_INDEX_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_DONE_FIELD_NUMBER: _ClassVar[int]
+    FRAME_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    REGIONS_DONE_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    state: str
+    host: str
+    node_ip: str
+    pid: int
+    gpu_ids: _containers.RepeatedScalarFieldContainer[str]
+    device: str
+    device_name: str
+    job_id: str
+    region_index: int
+    frames_done: int
+    frame_count: int
+    error: str
+    regions_done: int
+    def __init__(self, index: _Optional[int] = ..., state: _Optional[str] = ..., host: _Optional[str] = ..., node_ip: _Optional[str] = ..., pid: _Optional[int] = ..., gpu_ids: _Optional[_Iterable[str]] = ..., device: _Optional[str] = ..., device_name: _Optional[str] = ..., job_id: _Optional[str] = ..., region_index: _Optional[int] = ..., frames_done: _Optional[int] = ..., frame_count: _Optional[int] = ..., error: _Optional[str] = ..., regions_done: _Optional[int] = ...) -> None: ...
 
 class Capabilities(_message.Message):
     __slots__ = ("shared_memory", "pixel_formats", "max_message_bytes", "max_instruction_chars", "first_chunk_frames", "chunk_frames")

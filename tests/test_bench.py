@@ -27,3 +27,19 @@ def test_bench_writes_json_and_a_dated_markdown_table(tmp_path, capsys):
     table = record.read_text()
     assert "random weights" in table and "| editor |" in table
     assert "RANDOM" in capsys.readouterr().out
+
+
+def test_bench_mask_cache_rules_and_bucket_check(tmp_path):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--model", "tiny", "--device", "cpu", "--dtype", "fp32", "--window", "6",
+                 "--what", "mask-cache-rules,check-mask-buckets", "--json", str(out),
+                 "--record", str(tmp_path / "b.md")]) == 0
+    results = {r["what"]: r for r in json.loads(out.read_text())["results"]}
+    rules = results["mask-cache-rules"]
+    assert set(rules) == {"what"} | {f"{rule}, {m} change map" for rule in ("reference", "fixed")
+                                     for m in ("stand-in", "random")}
+    fixed = rules["fixed, stand-in change map"]["kept_tokens_per_frame"]
+    assert fixed and set(fixed) == {8}  # round(0.3 · 28) on the tiny preset
+    assert all(0 <= k <= 8 for k in rules["reference, stand-in change map"]["kept_tokens_per_frame"])
+    check = results["check-mask-buckets"]
+    assert check["relative_error"] < 1e-5

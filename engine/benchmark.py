@@ -428,6 +428,90 @@ def check_mask_buckets(models: EditorModels, *, window_frames: int = 9, chunks: 
         del stream
     exact, padded = outputs[0], outputs[32]
     result.update({"bitwise_equal": bool(torch.equal(padded, exact)),
-                   "relative_error": float((padded - exact).norm() / exact.norm()),
-                   "attention_path": "cuDNN ragged" if not attention_mod._ragged_failed else "key mask (cuDNN ragged refused)"})
+                   "relative_error": float((padded - exact).norm() / exact.norm())})
+    return result
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def check_fast_numerics(models: EditorModels, *, frames: int = 9 + 12 * 14, seed: int = 0) -> dict:
+    """The error fast numerics (engine/fast_attention.py) cost, on the same random weights
+    and inputs as the reference numerics: (1) relative error of each forward of one
+    steady-state chunk (full window; both numerics on the same inputs and cache, graphs
+    off); (2) over a 177-frame stream through the whole editor (Wan VAE both ways, CUDA
+    graphs as configured), each chunk's edited latents (relative error) and every decoded
+    frame (PSNR in dB against the reference numerics' frame, uint8)."""
+    from liveedit.engine import fast_attention
+
+    ok, why = fast_attention.available(models.device)
+    if not ok:
+        return {"what": "check-fast-numerics", "skipped": why}
+    cfg, device, dtype = models.preset.transformer, models.device, models.dtype
+    previous, graphs = fast_attention.numerics(), stream_mod._cuda_graphs
+    rel = lambda a, b: float((a.float() - b.float()).norm() / b.float().norm())  # noqa: E731
+    result = {"what": "check-fast-numerics"}
+    try:
+        # (1) per forward
+        g = torch.Generator(device="cpu").manual_seed(seed)
+        stream = LatentStream(models.transformer, cfg, SamplerConfig(), device=device, dtype=dtype)
+        stream.start(models.text_encoder.encode("check"), seed=seed)
+        fill = -(-cfg.window_frames // cfg.chunk_frames) + 1
+        for _ in range(fill):
+            stream.edit_chunk(torch.randn(1, LATENT_CHANNELS, cfg.chunk_frames, cfg.latent_height, cfg.latent_width,
+                                          generator=g).to(device, dtype))
+        model, errors = models.transformer, []
+
+        def both(*args, **kwargs):
+            fast_attention.set_numerics("fast")
+            fast = type(model).forward_chunk(model, *args, **kwargs)
+            fast = None if fast is None else fast.clone()
+            fast_attention.set_numerics("reference")
+            ref = type(model).forward_chunk(model, *args, **kwargs)  # rewrites the chunk's K/V: the stream stays on reference
+            if ref is not None:
+                errors.append(rel(fast, ref))
+            return ref
+
+        stream_mod.set_cuda_graphs(False)
+        model.forward_chunk = both
+        try:
+            stream.edit_chunk(torch.randn(1, LATENT_CHANNELS, cfg.chunk_frames, cfg.latent_height, cfg.latent_width,
+                                          generator=g).to(device, dtype))
+            stream.refresh_pending()
+        finally:
+            del model.forward_chunk
+            stream_mod.set_cuda_graphs(graphs)
+        result["forward_relative_error_steps"] = errors
+        del stream
+
+        # (2) a 177-frame stream, end to end
+        rng = np.random.default_rng(seed)
+        clip = [rng.integers(0, 256, (models.preset.height, models.preset.width, 3), dtype=np.uint8) for _ in range(frames)]
+        runs = {}
+        for name in ("reference", "fast"):
+            stream_mod.release_idle_buffers(models.transformer)  # graphs are captured per numerics
+            fast_attention.set_numerics(name)
+            editor = StreamingEditor(models, instruction="check", seed=seed)
+            latents = []
+            edit_chunk = editor._stream.edit_chunk
+            editor._stream.edit_chunk = lambda s: latents.append(edit_chunk(s)) or latents[-1]
+            out = list(editor.edit(clip))
+            runs[name] = ([x.float().cpu() for x in latents], out)
+            del editor
+        (ref_lat, ref_frames), (fast_lat, fast_frames) = runs["reference"], runs["fast"]
+        chunk_err = [rel(a, b) for a, b in zip(fast_lat, ref_lat)]
+        psnr = [_psnr(a, b) for a, b in zip(fast_frames, ref_frames)]
+        result.update({
+            "frames": frames, "chunk_latents_relative_error": chunk_err,
+            "chunk_latents_relative_error_median": float(np.median(chunk_err)),
+            "chunk_latents_relative_error_max": float(np.max(chunk_err)),
+            "frame_psnr_db_mean": float(np.mean(psnr)), "frame_psnr_db_min": float(np.min(psnr)),
+            "frame_psnr_db_per_chunk_min": [float(np.min(psnr[max(0, 9 + 12 * (i - 1)) if i else 0:9 + 12 * i]))
+                                            for i in range(len(chunk_err))],
+        })
+    finally:
+        fast_attention.set_numerics(previous)
+        stream_mod.release_idle_buffers(models.transformer)
     return result

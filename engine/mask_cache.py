@@ -35,9 +35,10 @@ Two token rules (``MaskCacheConfig.rule``):
   all real rows first and then copies of a real token as padding. Padded rows go through
   the same per-row arithmetic (norms, projections, RoPE, attention on CUDA) and are
   discarded: their outputs are scattered to a spare row, and attention sees only the real
-  keys (on CUDA the key count is a device tensor: cuDNN's ragged attention, or a key
-  mask; on the CPU, where no graphs are recorded, keys and query rows are sliced on the
-  host, because its kernels switch algorithms for a few leftover rows). On the CPU the
+  keys (on CUDA the key count is a device tensor turned into a key mask, which is within
+  rounding of the unpadded attention but not bitwise; on the CPU, where no graphs are
+  recorded, keys and query rows are sliced on the host, because its kernels switch
+  algorithms for a few leftover rows). On the CPU the
   result is bitwise equal to ``bucket=0`` (tests; from 12 real rows up, below which the
   CPU's GEMM itself changes kernels); on CUDA `liveedit bench --what check-mask-buckets`
   measures it. ``bucket=0`` computes exactly K' rows and runs pruned steps eagerly.
@@ -203,11 +204,10 @@ class KeyLimit:
     """Passed to attention() in place of a mask: only the first ``count`` keys are real
     (the rest are padded rows of a bucketed pruned step). ``host`` is the same number on
     the host and ``rows`` the real query rows, for exact slicing where no CUDA graph is
-    recorded (the CPU); ``count``,
-    ``cu_q`` and ``cu_k`` are device tensors that a CUDA graph reads at replay."""
+    recorded (the CPU); ``count`` is a device tensor that a CUDA graph reads at replay."""
 
-    def __init__(self, host: int, rows: int, count: torch.Tensor, cu_q: torch.Tensor, cu_k: torch.Tensor):
-        self.host, self.rows, self.count, self.cu_q, self.cu_k = host, rows, count, cu_q, cu_k
+    def __init__(self, host: int, rows: int, count: torch.Tensor):
+        self.host, self.rows, self.count = host, rows, count
 
 
 class MaskCache:
@@ -287,9 +287,8 @@ class MaskCache:
         scatter = torch.cat([real, torch.full((batch, pad), frames * tokens, dtype=real.dtype, device=real.device)], 1)
         begin = kv_cache.chunk_start * kv_cache.tokens_per_frame
         keys = begin + frames * count  # real keys: history + this chunk's kept ones
-        lengths = torch.tensor([0, frames * width, 0, keys], dtype=torch.int32).to(previous.device)
-        lengths = self._buffer("lengths", lengths)
-        limit = KeyLimit(keys, frames * count, lengths[3:], lengths[0:2], lengths[2:4])
+        count_on_device = self._buffer("keys", torch.tensor([keys]).to(previous.device))
+        limit = KeyLimit(keys, frames * count, count_on_device)
         return self._buffer("kept", gather), self._buffer("scatter", scatter), limit, width
 
     def reuse_for_step(self, step: int) -> list[_BlockReuse] | None:

@@ -292,7 +292,7 @@ class SelfAttention(nn.Module):
         v = v.unflatten(-1, (self.num_heads, -1))
         if store is not None:
             k, v = store(k, v)
-        return self.o(attention(q, k, v, mask).flatten(-2))
+        return self.o(attention(q, k, v, mask, fast_ok=True).flatten(-2))
 
     def write_kv(self, x, rope: tuple[torch.Tensor, torch.Tensor], store: KVStore) -> None:
         """Only the keys and values into the cache: all the last block of a refresh pass needs."""

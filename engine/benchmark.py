@@ -149,9 +149,12 @@ def bench_transformer(
         forward_s = [s for t in stream.timings for s in (*t.step_seconds, t.refresh_seconds)]
     chunk = statistics.median(chunk_s)
     frames_per_chunk = CHUNK_FRAMES  # a 3-latent chunk is 12 video frames
+    from liveedit.engine import fast_attention
+
     return {
         "what": "transformer",
         "backend": attention_mod.attention_backend(device) if backend == "auto" else backend,
+        "numerics": fast_attention.numerics(),
         "window_latent_frames": window_frames,
         "kv_tokens": window_frames * cfg.tokens_per_frame,
         "forwards_per_chunk": len(sampler.timesteps) + 1,

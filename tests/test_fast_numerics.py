@@ -40,3 +40,19 @@ def test_fp8_quantisation_helpers_clamp_and_round_trip():
     assert float(s) == pytest.approx(224.0)
     o = fast_attention._quantise_eager(v * s)
     assert torch.allclose(fast_attention._dequantise_eager(o, s, torch.float32), v)
+
+
+def test_model_options_refuse_fast_numerics_where_fp8_attention_cannot_run():
+    """edit, render and serve load their models through one helper: --numerics fast on a
+    machine without FP8 attention is a clear error, and the default stays the reference."""
+    import argparse
+
+    from liveedit.commands._models import add_model_arguments, load_models
+
+    parser = argparse.ArgumentParser()
+    add_model_arguments(parser)
+    args = parser.parse_args(["--model", "tiny", "--device", "cpu", "--numerics", "fast"])
+    with pytest.raises(InputError, match="--numerics fast"):
+        load_models(args)
+    load_models(parser.parse_args(["--model", "tiny", "--device", "cpu"]))
+    assert fast_attention.numerics() == "reference"

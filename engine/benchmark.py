@@ -396,12 +396,13 @@ def check_graphs_match_eager(models: EditorModels, *, window_frames: int = 9, ch
     return result
 
 
-def bench_mask_rules(models: EditorModels, *, window_frames: int = 21) -> dict:
+def bench_mask_rules(models: EditorModels, *, window_frames: int = 21, random_map: bool = False) -> dict:
     """Both token rules' steady-state speed (keep ratio 0.3, steps 1-2, self-attention), on
-    the stand-in change map and on the random model's own; CUDA graphs as configured."""
+    the stand-in change map (and on the random model's own with ``random_map``); CUDA
+    graphs as configured."""
     out = {"what": "mask-cache-rules"}
     for rule in ("reference", "fixed"):
-        for standin in (True, False):
+        for standin in (True, False) if random_map else (True,):
             r = bench_transformer(models, window_frames=window_frames, mask_cache=MaskCacheConfig(rule=rule),
                                   standin=standin)
             out[f"{rule}, {'stand-in' if standin else 'random'} change map"] = {

@@ -31,7 +31,9 @@ _numerics = "reference"
 
 
 def set_numerics(name: str) -> None:
-    """"reference" (bf16 everywhere, the default) or "fast" (FP8 self-attention on Hopper)."""
+    """"reference" (bf16 everywhere, the default) or "fast" (FP8 self-attention on Hopper).
+    Set it before a stream starts: CUDA graphs a stream has already captured keep replaying
+    what they recorded (engine.stream.release_idle_buffers drops pooled ones)."""
     global _numerics
     if name not in NUMERICS:
         raise InputError(f"unknown numerics {name!r}; choose one of {', '.join(NUMERICS)}")

@@ -150,9 +150,13 @@ class MaskCacheSpec:
 
     keep_ratio: float
     pruned_sublayers: tuple[str, ...]
+    rule: str = "reference"  # which tokens: the release's rule or our fixed count (engine/mask_cache.py)
 
     def to_dict(self) -> dict:
-        return {"keep_ratio": self.keep_ratio, "pruned_sublayers": list(self.pruned_sublayers)}
+        data = {"keep_ratio": self.keep_ratio, "pruned_sublayers": list(self.pruned_sublayers)}
+        if self.rule != "reference":  # absent = the default, so earlier jobs' settings read the same
+            data["rule"] = self.rule
+        return data
 
     @classmethod
     def from_dict(cls, data: object, where: str = "mask_cache") -> "MaskCacheSpec":
@@ -161,7 +165,7 @@ class MaskCacheSpec:
 
         if not isinstance(data, dict):
             raise JobSpecError(f'{where} must be an object like {{"keep_ratio": 0.3}}, or null for no mask cache')
-        _reject_unknown(data, {"keep_ratio", "pruned_sublayers"}, where)
+        _reject_unknown(data, {"keep_ratio", "pruned_sublayers", "rule"}, where)
         kwargs = {}
         if "keep_ratio" in data:
             ratio = data["keep_ratio"]
@@ -173,11 +177,13 @@ class MaskCacheSpec:
             if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
                 raise JobSpecError(f'{where}.pruned_sublayers must be a list like ["self_attn", "ffn"]; got {layers!r}')
             kwargs["pruned_sublayers"] = tuple(layers)
+        if "rule" in data:
+            kwargs["rule"] = data["rule"]
         try:
             config = MaskCacheConfig(**kwargs)
         except InputError as exc:
             raise JobSpecError(f"{where}: {exc}") from None
-        return cls(config.keep_ratio, config.pruned_sublayers)
+        return cls(config.keep_ratio, config.pruned_sublayers, config.rule)
 
 
 @dataclass(frozen=True)
@@ -200,7 +206,7 @@ class RenderSettings:
         from liveedit.engine.mask_cache import MaskCacheConfig
 
         return MaskCacheConfig(keep_ratio=self.mask_cache.keep_ratio,
-                               pruned_sublayers=self.mask_cache.pruned_sublayers)
+                               pruned_sublayers=self.mask_cache.pruned_sublayers, rule=self.mask_cache.rule)
 
     def to_dict(self) -> dict:
         """The job-level JSON fields (merged into JobSpec's)."""

@@ -32,7 +32,7 @@ def test_bench_writes_json_and_a_dated_markdown_table(tmp_path, capsys):
 def test_bench_mask_cache_rules_and_bucket_check(tmp_path):
     out = tmp_path / "bench.json"
     assert main(["bench", "--model", "tiny", "--device", "cpu", "--dtype", "fp32", "--window", "6",
-                 "--what", "mask-cache-rules,check-mask-buckets", "--json", str(out),
+                 "--what", "mask-cache-rules-all,check-mask-buckets", "--json", str(out),
                  "--record", str(tmp_path / "b.md")]) == 0
     results = {r["what"]: r for r in json.loads(out.read_text())["results"]}
     rules = results["mask-cache-rules"]

@@ -421,6 +421,9 @@ def test_render_settings_travel_in_the_wire_form_and_are_checked(media, out_dir)
     assert parsed.regions[0].name == "shots/a"
     assert JobSpec.from_dict(parsed.to_dict()) == parsed  # what the database stores reads back the same
     assert JobSpec.from_dict({**base, "mask_cache": {}}).settings.mask_cache == MaskCacheSpec(0.3, ("self_attn",))
+    fixed = JobSpec.from_dict({**base, "mask_cache": {"rule": "fixed"}}).settings
+    assert fixed.mask_cache.rule == "fixed" and fixed.mask_cache_config().rule == "fixed"
+    assert fixed.mask_cache.to_dict()["rule"] == "fixed" and "rule" not in MaskCacheSpec(0.3, ("self_attn",)).to_dict()
     cases = [
         ({**base, "mask_cache": {"keep_ratio": 1.5}}, "keep_ratio must be in"),
         ({**base, "mask_cache": {"keep_ratio": "0.3"}}, "keep_ratio must be a number"),

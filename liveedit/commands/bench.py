@@ -22,7 +22,7 @@ def register(sub) -> None:
     p.add_argument("--device", default="cuda" if _cuda() else "cpu")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
     p.add_argument("--what", default="transformer,vae,editor",
-                   help="comma list of: transformer, transformer-reference, vae, editor, editor-sustained, editor-mask-cache, editor-sustained-mask-cache, editor-preview, editor-reference, check-fused, check-vae, check-graphs, check-overlap, check-mask-buckets, mask-cache-rules, check-fast-numerics, tiny-vae, transformer-mask-cache[-RATIO], profile, profile-mask-cache")
+                   help="comma list of: transformer, transformer-reference, vae, editor, editor-sustained, editor-mask-cache, editor-sustained-mask-cache, editor-preview, editor-reference, check-fused, check-vae, check-graphs, check-overlap, check-mask-buckets, mask-cache-rules[-all], check-fast-numerics, tiny-vae, transformer-mask-cache[-RATIO], profile, profile-mask-cache")
     p.add_argument("--window", type=int, default=21, help="KV window in latent frames (default 21, as released)")
     p.add_argument("--plain", action="store_true",
                    help="the reference's choices: no fusion, no cuDNN autotuning, default layouts")
@@ -111,8 +111,8 @@ def run(args) -> int:
             r = benchmark.check_fast_numerics(models)
         elif what == "check-mask-buckets":
             r = benchmark.check_mask_buckets(models)
-        elif what == "mask-cache-rules":
-            r = benchmark.bench_mask_rules(models, window_frames=args.window)
+        elif what in ("mask-cache-rules", "mask-cache-rules-all"):  # -all: the random model's change map too
+            r = benchmark.bench_mask_rules(models, window_frames=args.window, random_map=what.endswith("-all"))
         elif what == "check-vae":
             r = benchmark.check_vae_speed_options(models)
         elif what == "vae":

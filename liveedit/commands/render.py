@@ -129,9 +129,15 @@ def sidecar_settings(args):
     from liveedit.sidecar.jobs import MaskCacheSpec, RenderSettings
 
     mask_cache = mask_cache_config(args)
+    if mask_cache is not None and mask_cache.rule != "reference":
+        from liveedit.errors import InputError
+
+        raise InputError("--mask-rule fixed is not carried to a running sidecar (its protocol has no field for it "
+                         "yet); run without --sidecar, or drop --mask-rule")
     return RenderSettings(
         warped_steps=bool(getattr(args, "warped_steps", False)),
-        mask_cache=None if mask_cache is None else MaskCacheSpec(mask_cache.keep_ratio, mask_cache.pruned_sublayers),
+        mask_cache=None if mask_cache is None else MaskCacheSpec(mask_cache.keep_ratio, mask_cache.pruned_sublayers,
+                                                                  mask_cache.rule),
         save_masks=args.save_masks)
 
 

@@ -11,6 +11,7 @@ the stream, and the encoder is offloaded afterwards.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from contextlib import contextmanager
@@ -19,16 +20,14 @@ import numpy as np
 import torch
 
 from liveedit.engine import attention as attention_mod
-from liveedit.engine import editor as editor_mod
 from liveedit.engine import stream as stream_mod
-from liveedit.engine import transformer as transformer_mod
+from liveedit.engine.config import LATENT_CHANNELS, TAEHV_PRESETS, MaskCacheConfig, SamplerConfig, SpeedOptions
 from liveedit.engine.editor import CHUNK_FRAMES, EditorModels, StreamingEditor
-from liveedit.engine.mask_cache import MaskCacheConfig
 from liveedit.engine.presets import Preset
-from liveedit.engine.sampler import SamplerConfig
+from liveedit.engine.speed import apply_speed_options
 from liveedit.engine.stream import LatentStream
-from liveedit.engine.transformer import LATENT_CHANNELS, LiveEditTransformer
-from liveedit.engine.taehv import TAEHV, TAEHV_PRESETS, StreamingTAEHV
+from liveedit.engine.transformer import LiveEditTransformer
+from liveedit.engine.taehv import TAEHV, StreamingTAEHV
 from liveedit.engine.vae import StreamingWanVAE, build_vae
 
 
@@ -124,7 +123,8 @@ def bench_transformer(
     kept: list[int] = []
     with _attention_backend(backend):
         stream = LatentStream(models.transformer, cfg, sampler, device=device, dtype=dtype,
-                              window_frames=window_frames, record_timings=True, mask_cache=mask_cache)
+                              window_frames=window_frames, record_timings=True, mask_cache=mask_cache,
+                              cuda_graphs=models.speed.cuda_graphs)
         if mask_cache is not None:
             mask, end_chunk, counter = stream._mask, stream._mask.end_chunk, iter(range(10**9))
 
@@ -256,10 +256,21 @@ def bench_editor(models: EditorModels, *, frames: int = 81, backend: str = "auto
     }
 
 
-def _same_chunks_both_ways(models: EditorModels, switch, *, chunks: int, seed: int, window_frames=None,
+@contextmanager
+def _speed_switched(models: EditorModels, **switches):
+    """``models`` with some SpeedOptions changed, put back afterwards."""
+    previous = models.speed
+    apply_speed_options(models, dataclasses.replace(previous, **switches))
+    try:
+        yield
+    finally:
+        apply_speed_options(models, previous)
+
+
+def _same_chunks_both_ways(models: EditorModels, switch: str, *, chunks: int, seed: int, window_frames=None,
                            mask_cache: MaskCacheConfig | None = None):
-    """Run the same chunks from the same seed with ``switch(False)`` then ``switch(True)``;
-    returns (off, on) edited latents and the stream of the second run."""
+    """Run the same chunks from the same seed with the SpeedOptions field ``switch`` off,
+    then on; returns (off, on) edited latents and the stream of the second run."""
     cfg = models.preset.transformer
     device, dtype = models.device, models.dtype
     g = torch.Generator(device="cpu").manual_seed(seed)
@@ -267,22 +278,19 @@ def _same_chunks_both_ways(models: EditorModels, switch, *, chunks: int, seed: i
                .to(device, dtype) for _ in range(chunks)]
     outputs = []
     for on in (False, True):
-        switch(on)
-        stream = LatentStream(models.transformer, cfg, SamplerConfig(), device=device, dtype=dtype,
-                              window_frames=window_frames, mask_cache=mask_cache)
-        stream.start(models.text_encoder.encode("check"), seed=seed)
-        outputs.append(torch.cat([stream.edit_chunk(s) for s in sources], dim=2).float())
+        with _speed_switched(models, **{switch: on}):
+            stream = LatentStream(models.transformer, cfg, SamplerConfig(), device=device, dtype=dtype,
+                                  window_frames=window_frames, mask_cache=mask_cache,
+                                  cuda_graphs=models.speed.cuda_graphs)
+            stream.start(models.text_encoder.encode("check"), seed=seed)
+            outputs.append(torch.cat([stream.edit_chunk(s) for s in sources], dim=2).float())
     return outputs[0], outputs[1], stream
 
 
 def check_fused_matches_eager(models: EditorModels, *, chunks: int = 2, seed: int = 0) -> dict:
     """The fused (compiled) path must compute what the eager path computes: run the same
     chunks both ways from the same seed and compare the edited latents (‖a−b‖/‖b‖)."""
-    previous = transformer_mod._compile
-    try:
-        eager, fused, _ = _same_chunks_both_ways(models, transformer_mod.set_compile, chunks=chunks, seed=seed)
-    finally:
-        transformer_mod.set_compile(previous)
+    eager, fused, _ = _same_chunks_both_ways(models, "fuse_elementwise", chunks=chunks, seed=seed)
     rel = float((fused - eager).norm() / eager.norm())
     return {"what": "check-fused-vs-eager", "relative_error": rel, "finite": bool(torch.isfinite(fused).all())}
 
@@ -294,7 +302,7 @@ def profile_transformer(models: EditorModels, *, window_frames: int = 21, top: i
 
     cfg = models.preset.transformer
     stream = LatentStream(models.transformer, cfg, SamplerConfig(), device=models.device, dtype=models.dtype,
-                          window_frames=window_frames, mask_cache=mask_cache)
+                          window_frames=window_frames, mask_cache=mask_cache, cuda_graphs=models.speed.cuda_graphs)
     stream.start(models.text_encoder.encode("profile"), seed=0)
     source = torch.randn(1, LATENT_CHANNELS, cfg.chunk_frames, cfg.latent_height, cfg.latent_width,
                          device=models.device, dtype=models.dtype)
@@ -317,8 +325,6 @@ def profile_transformer(models: EditorModels, *, window_frames: int = 21, top: i
 def check_vae_speed_options(models: EditorModels, *, seed: int = 0) -> dict:
     """The VAE with the speed options (lean convs and norms, channels-last, fusion) must
     encode and decode what the plain VAE does: ‖fast − plain‖/‖plain‖ for 21 frames."""
-    from liveedit.engine import speed
-
     preset, device, dtype = models.preset, models.device, models.dtype
     g = torch.Generator(device="cpu").manual_seed(seed)
     frames = torch.rand(1, 3, 21, preset.height, preset.width, generator=g).to(device, dtype)
@@ -329,13 +335,8 @@ def check_vae_speed_options(models: EditorModels, *, seed: int = 0) -> dict:
         return latents.float(), vae.decode(latents).float()
 
     fast = run()
-    previous = speed.SpeedOptions(transformer_mod._compile, torch.backends.cudnn.benchmark, True, True,
-                                  stream_mod._cuda_graphs, True, editor_mod._overlap_vae)
-    speed.apply_speed_options(models, speed.SpeedOptions.plain())
-    try:
+    with _speed_switched(models, **dataclasses.asdict(SpeedOptions.plain())):
         plain = run()
-    finally:
-        speed.apply_speed_options(models, previous)
     rel = [float((a - b).norm() / b.norm()) for a, b in zip(fast, plain)]
     # The fused norm+SiLU kernel alone, in both layouts, against its torch reference.
     from liveedit.engine.vae_fused import norm_silu, norm_silu_reference
@@ -355,14 +356,10 @@ def check_overlap_matches_serial(models: EditorModels, *, frames: int = 45, seed
     must hand out the frames the one-stream editor does."""
     rng = np.random.default_rng(seed)
     clip = [rng.integers(0, 256, (models.preset.height, models.preset.width, 3), dtype=np.uint8) for _ in range(frames)]
-    previous = editor_mod._overlap_vae
     out = {}
-    try:
-        for overlap in (False, True, False):
-            editor_mod.set_overlap_vae(overlap)
+    for overlap in (False, True, False):
+        with _speed_switched(models, overlap_vae=overlap):
             out.setdefault(overlap, []).append(np.stack(list(StreamingEditor(models, instruction="check", seed=seed).edit(clip))))
-    finally:
-        editor_mod.set_overlap_vae(previous)
     serial, serial_again, overlapped = out[False][0], out[False][1], out[True][0]
     diff = np.abs(overlapped.astype(np.int16) - serial.astype(np.int16))
     return {"what": "check-overlap-vae", "frames": frames, "max_abs_diff_uint8": int(diff.max()),
@@ -377,22 +374,18 @@ def check_graphs_match_eager(models: EditorModels, *, window_frames: int = 9, ch
     and with the mask cache (whose record / prune steps are graphs of their own)."""
     import gc
 
-    previous = stream_mod._cuda_graphs
     result = {"what": "check-cuda-graphs"}
-    try:
-        for name, mask_cache in (("", None), ("mask_cache_", MaskCacheConfig())):
-            run = lambda: _same_chunks_both_ways(models, stream_mod.set_cuda_graphs, chunks=chunks, seed=seed,  # noqa: E731
-                                                 window_frames=window_frames, mask_cache=mask_cache)
-            eager, graphs, stream = run()
-            captured = len(stream._graphs)
-            del stream
-            gc.collect()  # the stream's buffers and graphs go back to the pool
-            again = run()[1]
-            result.update({f"{name}relative_error": float((graphs - eager).norm() / eager.norm()),
-                           f"{name}graphs_captured": captured, f"{name}bitwise_equal": bool(torch.equal(graphs, eager)),
-                           f"{name}second_stream_bitwise_equal": bool(torch.equal(again, eager))})
-    finally:
-        stream_mod.set_cuda_graphs(previous)
+    for name, mask_cache in (("", None), ("mask_cache_", MaskCacheConfig())):
+        run = lambda: _same_chunks_both_ways(models, "cuda_graphs", chunks=chunks, seed=seed,  # noqa: E731
+                                             window_frames=window_frames, mask_cache=mask_cache)
+        eager, graphs, stream = run()
+        captured = len(stream._graphs)
+        del stream
+        gc.collect()  # the stream's buffers and graphs go back to the pool
+        again = run()[1]
+        result.update({f"{name}relative_error": float((graphs - eager).norm() / eager.norm()),
+                       f"{name}graphs_captured": captured, f"{name}bitwise_equal": bool(torch.equal(graphs, eager)),
+                       f"{name}second_stream_bitwise_equal": bool(torch.equal(again, eager))})
     return result
 
 
@@ -423,7 +416,8 @@ def check_mask_buckets(models: EditorModels, *, window_frames: int = 9, chunks: 
         sources = [torch.randn(1, LATENT_CHANNELS, cfg.chunk_frames, cfg.latent_height, cfg.latent_width, generator=g)
                    .to(models.device, models.dtype) for _ in range(chunks)]
         stream = LatentStream(models.transformer, cfg, SamplerConfig(), device=models.device, dtype=models.dtype,
-                              window_frames=window_frames, mask_cache=MaskCacheConfig(bucket=bucket))
+                              window_frames=window_frames, mask_cache=MaskCacheConfig(bucket=bucket),
+                              cuda_graphs=models.speed.cuda_graphs)
         stream.start(models.text_encoder.encode("check"), seed=seed)
         outputs[bucket] = torch.cat([stream.edit_chunk(s) for s in sources], dim=2).float()
         if bucket:
@@ -454,13 +448,13 @@ def check_fast_numerics(models: EditorModels, *, frames: int = 9 + 12 * 14, seed
     if not ok:
         return {"what": "check-fast-numerics", "skipped": why}
     cfg, device, dtype = models.preset.transformer, models.device, models.dtype
-    previous, graphs = fast_attention.numerics(), stream_mod._cuda_graphs
+    previous = fast_attention.numerics()
     rel = lambda a, b: float((a.float() - b.float()).norm() / b.float().norm())  # noqa: E731
     result = {"what": "check-fast-numerics"}
     try:
         # (1) per forward
         g = torch.Generator(device="cpu").manual_seed(seed)
-        stream = LatentStream(models.transformer, cfg, SamplerConfig(), device=device, dtype=dtype)
+        stream = LatentStream(models.transformer, cfg, SamplerConfig(), device=device, dtype=dtype)  # no graphs
         stream.start(models.text_encoder.encode("check"), seed=seed)
         fill = -(-cfg.window_frames // cfg.chunk_frames) + 1
         for _ in range(fill):
@@ -478,7 +472,6 @@ def check_fast_numerics(models: EditorModels, *, frames: int = 9 + 12 * 14, seed
                 errors.append(rel(fast, ref))
             return ref
 
-        stream_mod.set_cuda_graphs(False)
         model.forward_chunk = both
         try:
             stream.edit_chunk(torch.randn(1, LATENT_CHANNELS, cfg.chunk_frames, cfg.latent_height, cfg.latent_width,
@@ -486,7 +479,6 @@ def check_fast_numerics(models: EditorModels, *, frames: int = 9 + 12 * 14, seed
             stream.refresh_pending()
         finally:
             del model.forward_chunk
-            stream_mod.set_cuda_graphs(graphs)
         result["forward_relative_error_steps"] = errors
         del stream
 

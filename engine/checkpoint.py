@@ -1,6 +1,7 @@
-"""Transformer state dicts: the layouts weights come in, and a strict load with a clear error.
+"""Transformer state dicts: the layouts weights come in, turned into the one the model loads.
 
-Pure functions over ``{name: tensor}`` dicts; reading files is sidecar/transformer_files.py.
+Pure functions over ``{name: tensor}`` dicts; reading files is sidecar/weight_files.py and
+the strict load into the model is engine/loading.py.
 Accepted inputs (../shared/spec/liveedit-model.md §7, backbone-and-peers.md §B4):
 - the released ``.pt`` dict ``{"generator", "generator_ema", "critic"}`` of Self-Forcing /
   LiveEdit, names ``model.<wan name>``, possibly with FSDP ``_fsdp_wrapped_module.`` segments;
@@ -15,7 +16,6 @@ import re
 from collections.abc import Mapping
 
 import torch
-from torch import nn
 
 from liveedit.errors import CheckpointError
 
@@ -167,51 +167,8 @@ def is_diffusers_naming(state_dict: Mapping[str, torch.Tensor]) -> bool:
 
 def canonical_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Any accepted layout (after :func:`select_generator` for ``.pt`` files) → Wan names and
-    a 32-channel patch embedding, ready for :func:`load_strict`."""
+    a 32-channel patch embedding, ready for ``loading.load_transformer_weights``."""
     sd = strip_model_prefix(state_dict)
     if is_diffusers_naming(sd):
         sd = from_diffusers(sd)
     return widen_wan_base(sd)
-
-
-# --------------------------------------------------------------------------- strict load
-def _listing(items: list[str], limit: int = 8) -> str:
-    shown = ", ".join(items[:limit])
-    return shown + (f", … and {len(items) - limit} more" if len(items) > limit else "")
-
-
-def state_dict_mismatch(expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.Tensor]) -> list[str]:
-    """What keeps ``given`` from loading strictly where ``expected`` is: one phrase each for
-    missing, unexpected and mis-shaped names (first few listed). Empty when it fits."""
-    missing = [k for k in expected if k not in given]
-    unexpected = [k for k in given if k not in expected]
-    misshaped = [
-        f"{k} (file {list(given[k].shape)}, model {list(expected[k].shape)})"
-        for k in expected
-        if k in given and tuple(given[k].shape) != tuple(expected[k].shape)
-    ]
-    return [
-        f"{len(names)} {what}: {_listing(names)}"
-        for what, names in (("missing", missing), ("unexpected", unexpected), ("with the wrong shape", misshaped))
-        if names
-    ]
-
-
-def load_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], expected_format: str = EXPECTED_FORMATS) -> None:
-    """Load every weight of ``model`` from ``state_dict``, or raise a CheckpointError that lists
-    missing, unexpected and mis-shaped names (first few of each) and what was expected."""
-    parts = state_dict_mismatch(model.state_dict(), state_dict)
-    if parts:
-        hints = []
-        if is_diffusers_naming(state_dict):
-            hints.append("the names are diffusers' (convert with from_diffusers / canonical_state_dict)")
-        if any(k.startswith("model.") for k in state_dict):
-            hints.append("names still carry the 'model.' prefix (use select_generator)")
-        config = getattr(model, "config", None)
-        shape = f" (dim {config.dim}, {config.num_layers} layers)" if config is not None and hasattr(config, "dim") else ""
-        raise CheckpointError(
-            f"the weights do not fit {type(model).__name__}{shape}: " + "; ".join(parts) + ". "
-            + (" ".join(h[0].upper() + h[1:] + "." for h in hints) + " " if hints else "")
-            + f"Expected {expected_format}, for the same model preset."
-        )
-    model.load_state_dict(state_dict, strict=True)

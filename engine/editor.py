@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator, Literal
 
 import numpy as np
@@ -25,25 +25,14 @@ import torch
 import torch.nn.functional as F
 
 from liveedit.errors import InputError
-from liveedit.engine.mask_cache import MaskCacheConfig
-from liveedit.engine.presets import VAE_TEMPORAL_STRIDE, Preset
-from liveedit.engine.sampler import SamplerConfig
+from liveedit.engine.config import TAEHV_PRESETS, VAE_TEMPORAL_STRIDE, MaskCacheConfig, SamplerConfig, SpeedOptions
+from liveedit.engine.presets import Preset
 from liveedit.engine.stream import LatentStream
 
 FrameMapping = Literal["fit", "stretch"]
 CHUNK_LATENT_FRAMES = 3
 FIRST_CHUNK_FRAMES = 1 + VAE_TEMPORAL_STRIDE * (CHUNK_LATENT_FRAMES - 1)  # 9
 CHUNK_FRAMES = VAE_TEMPORAL_STRIDE * CHUNK_LATENT_FRAMES  # 12
-
-# VAE work on its own CUDA stream (switched on by engine/speed.py): a chunk's decode then
-# runs alongside its clean refresh forward, and the next chunk's encode alongside it too,
-# instead of one after the other. Same kernels on the same inputs: same frames.
-_overlap_vae = False
-
-
-def set_overlap_vae(enabled: bool) -> None:
-    global _overlap_vae
-    _overlap_vae = bool(enabled)
 
 
 @dataclass
@@ -58,6 +47,9 @@ class EditorModels:
     random_weights: bool
     checkpoint_hash: str | None = None
     tiny_vae: torch.nn.Module | None = None
+    # The speed switches in effect (engine/speed.py's apply_speed_options sets them on the
+    # modules and records them here); streams read cuda_graphs and overlap_vae from here.
+    speed: SpeedOptions = field(default_factory=SpeedOptions.plain)
 
     @property
     def device(self) -> torch.device:
@@ -71,7 +63,7 @@ class EditorModels:
     def random(cls, preset: Preset, *, seed: int = 0, device="cpu", dtype=torch.float32) -> "EditorModels":
         """Random weights of the preset's shapes. They exercise every code path and
         give speed figures, but they do not edit anything: the output is noise-like."""
-        from liveedit.engine.taehv import TAEHV, TAEHV_PRESETS
+        from liveedit.engine.taehv import TAEHV
         from liveedit.engine.text import TextEncoder
         from liveedit.engine.transformer import LiveEditTransformer
         from liveedit.engine.vae import build_vae
@@ -191,6 +183,7 @@ class StreamingEditor:
             sink_frames=sink_frames,
             mask_cache=mask_cache,
             defer_refresh=True,  # edited frames leave before the chunk's refresh forward runs
+            cuda_graphs=models.speed.cuda_graphs,
         )
         self.stats: list[ChunkStats] = []
         self.reset(instruction=instruction, seed=seed)
@@ -206,8 +199,12 @@ class StreamingEditor:
         if seed is not None:
             self.seed = seed
         self._vae = StreamingTAEHV(self.models.tiny_vae) if self.preview_vae else StreamingWanVAE(self.models.vae)
+        # VAE work on its own CUDA stream (SpeedOptions.overlap_vae): a chunk's decode then runs
+        # alongside its clean refresh forward, and the next chunk's encode alongside it too,
+        # instead of one after the other. Same kernels on the same inputs: same frames.
         cuda = self.models.device.type == "cuda"
-        self._vae_stream = torch.cuda.Stream(self.models.device) if (cuda and _overlap_vae) else None
+        overlap = cuda and self.models.speed.overlap_vae
+        self._vae_stream = torch.cuda.Stream(self.models.device) if overlap else None
         self._pending: list[np.ndarray] = []  # this chunk's frames not yet encoded
         self._latents: list[torch.Tensor] = []  # this chunk's source latents so far
         self._chunk_in = 0  # this chunk's frames pushed so far

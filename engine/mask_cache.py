@@ -1,4 +1,5 @@
-"""LiveEdit's AR-oriented mask cache ("internal token pruning"), as a stream option.
+"""LiveEdit's AR-oriented mask cache ("internal token pruning"), as a stream option. Its
+settings are ``MaskCacheConfig`` in engine/config.py.
 
 What it does (facts: ../shared/spec/liveedit-model.md §4). When a chunk is finished, the
 places where the edit changed the picture most (its x0 latent vs its source latent) pick
@@ -66,64 +67,16 @@ non-frame-aligned history in rolling-window mode.)
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from functools import partial
 
 import torch
 import torch.nn.functional as F
 
+from liveedit.engine.config import MaskCacheConfig, tokens_kept
 from liveedit.errors import InputError
 
-SUBLAYERS = ("self_attn", "ffn")
-RULES = ("reference", "fixed")
 # Step 3's weight on mean importance: below the 0.25 step between "hot" fractions.
 _IMPORTANCE_WEIGHT = 0.2
-
-
-@dataclass(frozen=True)
-class MaskCacheConfig:
-    """The reference's token-pruning settings (configs/wan_mm-token-pruning.yaml)."""
-
-    keep_ratio: float = 0.3  # share of each frame's tokens computed at pruned steps
-    pruned_steps: tuple[int, ...] = (1, 2)  # denoising-step indices (0 = first step)
-    pruned_sublayers: tuple[str, ...] = ("self_attn",)  # add "ffn" to prune the FFN too
-    save_masks: bool = False  # keep each chunk's token mask for LatentStream.token_masks()
-    rule: str = "reference"  # "reference" (the release's selection) or "fixed" (exactly K per frame)
-    bucket: int = 32  # reference rule: kept tokens per frame rounded up to a multiple of this (0: exact)
-
-    def __post_init__(self):
-        if self.rule not in RULES:
-            raise InputError(f"mask cache rule must be one of {', '.join(RULES)}, got {self.rule!r}")
-        if isinstance(self.bucket, bool) or not isinstance(self.bucket, int) or self.bucket < 0:
-            raise InputError(f"mask cache bucket must be a whole number of tokens >= 0, got {self.bucket!r}")
-        if not 0.0 <= self.keep_ratio <= 1.0:
-            raise InputError(f"mask cache keep_ratio must be in [0, 1], got {self.keep_ratio}")
-        steps = tuple(sorted(set(int(s) for s in self.pruned_steps)))
-        if not steps:
-            raise InputError("mask cache pruned_steps is empty; to run without pruning pass mask_cache=None")
-        if any(s < 1 for s in steps):
-            raise InputError(
-                f"mask cache pruned_steps must be step indices >= 1, got {list(self.pruned_steps)}: step 0 "
-                "always runs every token, its outputs are what pruned steps reuse"
-            )
-        layers = tuple(dict.fromkeys(self.pruned_sublayers))
-        if not layers or any(s not in SUBLAYERS for s in layers):
-            raise InputError(
-                f"mask cache pruned_sublayers must be some of {list(SUBLAYERS)}, got {list(self.pruned_sublayers)}"
-            )
-        object.__setattr__(self, "pruned_steps", steps)
-        object.__setattr__(self, "pruned_sublayers", layers)
-
-    def tokens_kept(self, tokens_per_frame: int) -> int:
-        """K: tokens per latent frame computed at a pruned step by the fixed rule (the
-        reference rule's count depends on the picture and is at most about this)."""
-        return tokens_kept(self.keep_ratio, tokens_per_frame)
-
-
-def tokens_kept(keep_ratio: float, tokens_per_frame: int) -> int:
-    """K = round(keep_ratio · T), at least 1 for any positive ratio."""
-    k = round(keep_ratio * tokens_per_frame)
-    return max(k, 1) if keep_ratio > 0 else 0
 
 
 def select_tokens(

@@ -1,18 +1,21 @@
 """Model presets: which transformer, VAE and text encoder shapes go together, and the
-picture size the model works at. Plain data; weights are loaded elsewhere."""
+picture size the model works at. Plain data like the configs it names (engine/config.py):
+importing it loads no torch. Weights are loaded elsewhere (engine/loading.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from liveedit.engine.config import (
+    TEXT_ENCODER_PRESETS,
+    TRANSFORMER_PRESETS,
+    VAE_PRESETS,
+    VAE_SPATIAL_STRIDE,
+    VAE_TEMPORAL_STRIDE,  # noqa: F401 - sidecar/mask_video.py imports it from here
+    TextEncoderConfig,
+    TransformerConfig,
+)
 from liveedit.errors import InputError
-from liveedit.engine.text import TEXT_ENCODER_PRESETS, TextEncoderConfig
-from liveedit.engine.transformer import TRANSFORMER_PRESETS, TransformerConfig
-from liveedit.engine.vae import VAE_PRESETS
-
-# The Wan VAE compresses 8x in space and 4x in time (first frame alone).
-VAE_SPATIAL_STRIDE = 8
-VAE_TEMPORAL_STRIDE = 4
 
 
 @dataclass(frozen=True)

@@ -1,44 +1,25 @@
 """Speed switches for a loaded model, each measured in docs/benchmarks.md and each
 checked against the plain path (`liveedit bench --what check-fused`, tests on CPU).
 
-Defaults on CUDA: fused elementwise work (torch.compile of the small fp32 functions
-around the GEMMs), cuDNN autotuning of the VAE's convolutions, channels-last weights and
-lean causal convs for the VAE, CUDA graphs for steady-state chunks, and the VAE on its own CUDA stream. On CPU all are off.
+The switches are `SpeedOptions` (engine/config.py). Defaults on CUDA: fused elementwise
+work (torch.compile of the small fp32 functions around the GEMMs), cuDNN autotuning of the
+VAE's convolutions, channels-last weights and lean causal convs for the VAE, CUDA graphs
+for steady-state chunks, and the VAE on its own CUDA stream. On CPU all are off.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
 
+import numpy as np
 import torch
 
 import torch.nn.functional as F
 from diffusers.models.autoencoders.autoencoder_kl_wan import CACHE_T, WanCausalConv3d, WanResample
 
-from liveedit.engine.editor import set_overlap_vae
-from liveedit.engine.stream import set_cuda_graphs
+from liveedit.engine.config import MaskCacheConfig, SpeedOptions
+from liveedit.engine.editor import EditorModels, StreamingEditor
 from liveedit.engine.vae_fused import fuse_norm_silu
-from liveedit.engine.transformer import set_compile
-
-
-@dataclass(frozen=True)
-class SpeedOptions:
-    fuse_elementwise: bool = True
-    cudnn_benchmark: bool = True
-    channels_last_vae: bool = True
-    lean_vae_convs: bool = True
-    cuda_graphs: bool = True  # replay steady-state chunk forwards (full window) from CUDA graphs
-    fused_vae_norms: bool = True  # one pass for each RMS norm + SiLU pair of the VAE
-    overlap_vae: bool = True  # VAE encode/decode on their own CUDA stream, beside the refresh forward
-
-    @classmethod
-    def plain(cls) -> "SpeedOptions":
-        """The reference's choices: eager, no autotuning, default layouts."""
-        return cls(False, False, False, False, False, False, False)
-
-    @classmethod
-    def for_device(cls, device: torch.device) -> "SpeedOptions":
-        return cls() if torch.device(device).type == "cuda" else cls.plain()
 
 
 def conv3d_layout(module: torch.nn.Module, layout: torch.memory_format) -> None:
@@ -128,27 +109,23 @@ def lean_vae_convs(vae: torch.nn.Module, enabled: bool = True) -> None:
             m.__class__ = LeanResample if enabled else WanResample
 
 
-def apply_speed_options(models, options: SpeedOptions) -> None:
-    """Switch a loaded EditorModels to ``options`` (process-wide for the two global switches)."""
-    set_compile(options.fuse_elementwise)
-    set_cuda_graphs(options.cuda_graphs)
-    set_overlap_vae(options.overlap_vae)
+def apply_speed_options(models: EditorModels, options: SpeedOptions) -> None:
+    """Switch a loaded EditorModels to ``options``: the transformer's fusion and the VAE's
+    layout, convs and norms are set on the modules; CUDA graphs and the VAE's own stream
+    are read from ``models.speed`` by each new StreamingEditor; cuDNN autotuning is torch's
+    switch, so it is process-wide."""
+    models.speed = options
+    models.transformer.fuse_elementwise = options.fuse_elementwise
     torch.backends.cudnn.benchmark = options.cudnn_benchmark
     conv3d_layout(models.vae, torch.channels_last_3d if options.channels_last_vae else torch.contiguous_format)
     lean_vae_convs(models.vae, options.lean_vae_convs)
     fuse_norm_silu(models.vae, options.fused_vae_norms)
 
 
-def warm_up(models, *, frames: int = 81, preview: bool = False) -> float:
+def warm_up(models: EditorModels, *, frames: int = 81, preview: bool = False) -> float:
     """Run one throw-away stream over a full window so the first real one is fast: torch.compile
     builds its kernels, cuDNN its plans for every key count, and the CUDA graphs of each chunk
     position are captured into the model's buffer pool. Returns the seconds it took."""
-    import time
-
-    import numpy as np
-
-    from liveedit.engine.editor import StreamingEditor
-
     start = time.perf_counter()
     preset = models.preset
     grey = np.full((preset.height, preset.width, 3), 128, dtype=np.uint8)
@@ -160,8 +137,6 @@ def warm_up(models, *, frames: int = 81, preview: bool = False) -> float:
             pass
         del editor
     if preview:  # the fast preview path: tiny VAE both ways and the mask cache's pruned shapes
-        from liveedit.engine.mask_cache import MaskCacheConfig
-
         editor = StreamingEditor(models, instruction="warm-up", seed=0, preview_vae=True, mask_cache=MaskCacheConfig())
         for _frame in editor.edit(grey for _ in range(frames)):
             pass

@@ -22,18 +22,10 @@ import torch
 
 from liveedit.engine.cache import CrossAttentionCache, KVCache
 from liveedit.errors import InputError
-from liveedit.engine.mask_cache import MaskCache, MaskCacheConfig
-from liveedit.engine.sampler import SamplerConfig, add_noise, flow_to_x0, initial_noise
-from liveedit.engine.transformer import LATENT_CHANNELS, LiveEditTransformer, TransformerConfig
-
-
-# CUDA graphs for steady-state chunks (see _ChunkGraph); switched on by engine/speed.py.
-_cuda_graphs = False
-
-
-def set_cuda_graphs(enabled: bool) -> None:
-    global _cuda_graphs
-    _cuda_graphs = bool(enabled)
+from liveedit.engine.config import LATENT_CHANNELS, MaskCacheConfig, SamplerConfig, TransformerConfig
+from liveedit.engine.mask_cache import MaskCache
+from liveedit.engine.sampler import add_noise, flow_to_x0, initial_noise
+from liveedit.engine.transformer import LiveEditTransformer
 
 
 class _ChunkGraph:
@@ -139,6 +131,7 @@ class LatentStream:
         record_timings: bool = False,
         defer_refresh: bool = False,
         mask_cache: MaskCacheConfig | None = None,
+        cuda_graphs: bool = False,  # SpeedOptions.cuda_graphs: replay steady-state chunks (see _ChunkGraph)
     ):
         param = next(model.parameters())
         self.model = model
@@ -149,6 +142,7 @@ class LatentStream:
         self.window_frames = window_frames or transformer_config.window_frames
         self.sink_frames = transformer_config.sink_frames if sink_frames is None else sink_frames
         self.record_timings = record_timings
+        self.cuda_graphs = cuda_graphs
         # Deferred refresh: edit_chunk returns as soon as the chunk is denoised and runs its
         # clean refresh forward at the start of the next chunk (the same computations in
         # the same order, so the same output), which takes one forward off the latency of
@@ -328,7 +322,7 @@ class LatentStream:
         indices), so replays read and write the same memory as the capture did."""
         slots = (kv.chunk_start, kv.chunk_frames)
         kind = None if reuse is None else reuse[0].graph_kind
-        if not (_cuda_graphs and x.is_cuda and slots in self._seen_slots) or (reuse is not None and kind is None):
+        if not (self.cuda_graphs and x.is_cuda and slots in self._seen_slots) or (reuse is not None and kind is None):
             return self.model.forward_chunk(x, source, t, kv, context_kv, reuse, rope, kv_only)
         key = (*slots, kv_only, kind)
         graph = self._graphs.get(key)

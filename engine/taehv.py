@@ -34,14 +34,12 @@ against it.)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from liveedit.engine.checkpoint import state_dict_mismatch
-from liveedit.errors import CheckpointError, InputError
+from liveedit.engine.config import TAEHVConfig
+from liveedit.errors import InputError
 
 
 def _conv(n_in: int, n_out: int, **kwargs) -> nn.Conv2d:
@@ -94,22 +92,6 @@ class TGrow(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, c, h, w = x.shape
         return self.conv(x).reshape(-1, c, h, w)
-
-
-@dataclass(frozen=True)
-class TAEHVConfig:
-    latent_channels: int = 16
-    encoder_time_downscale: tuple[bool, bool, bool] = (True, True, False)
-    decoder_time_upscale: tuple[bool, bool, bool] = (False, True, True)
-    decoder_space_upscale: tuple[bool, bool, bool] = (True, True, True)
-    encoder_width: int = 64
-    decoder_widths: tuple[int, int, int, int] = (256, 128, 64, 64)
-
-
-TAEHV_PRESETS: dict[str, TAEHVConfig] = {
-    "taew2_1": TAEHVConfig(),  # the released taew2_1.pth
-    "tiny": TAEHVConfig(encoder_width=8, decoder_widths=(16, 8, 8, 8)),  # CPU tests
-}
 
 
 class TAEHV(nn.Module):
@@ -270,22 +252,3 @@ class StreamingTAEHV:
                 raise InputError(f"the first chunk of a stream must have 1 + {stride}k frames, got {t}")
         elif t < stride or t % stride:
             raise InputError(f"after the first chunk a stream takes {stride}k frames, got {t}")
-
-
-def load_taehv_state_dict(model: TAEHV, state_dict: dict[str, torch.Tensor], source: str) -> None:
-    """Strictly load a `taew2_1.pth`-style state dict. A TGrow that the file trained with
-    more output frames than this model uses (time upscaling switched off for a cheaper
-    preview) keeps its last-frame channels, as the reference implementation does."""
-    sd = dict(state_dict)
-    expected = model.state_dict()
-    for i, layer in enumerate(model.decoder):
-        key = f"decoder.{i}.conv.weight"
-        if isinstance(layer, TGrow) and key in sd and sd[key].shape[0] > expected[key].shape[0]:
-            sd[key] = sd[key][-expected[key].shape[0] :]
-    details = state_dict_mismatch(expected, sd)
-    if details:
-        raise CheckpointError(
-            f"{source} is not a taew2_1 tiny VAE: {'; '.join(details)}. "
-            "Use taew2_1.pth from madebyollin/taehv (Wan 2.1), not taehv/taew2_2/taehv1_5."
-        )
-    model.load_state_dict(sd, strict=True)

@@ -28,7 +28,7 @@ from typing import Callable, Protocol
 import torch
 from transformers import UMT5Config, UMT5EncoderModel
 
-from liveedit.engine.checkpoint import state_dict_mismatch
+from liveedit.engine.config import TextEncoderConfig
 from liveedit.errors import CheckpointError, InputError
 
 log = logging.getLogger(__name__)
@@ -36,51 +36,23 @@ log = logging.getLogger(__name__)
 PAD_ID, EOS_ID, UNK_ID = 0, 1, 2  # umT5's special token ids; the byte tokenizer reuses them
 
 
-@dataclass(frozen=True)
-class TextEncoderConfig:
-    vocab_size: int
-    d_model: int
-    d_kv: int
-    d_ff: int
-    num_layers: int
-    num_heads: int
-    relative_attention_num_buckets: int = 32
-    relative_attention_max_distance: int = 128
-    text_len: int = 512
-    # "umt5": the google/umt5-xxl tokenizer files; "bytes": UTF-8 bytes, no files (tiny preset).
-    tokenizer: str = "umt5"
-
-    @property
-    def text_dim(self) -> int:
-        return self.d_model
-
-    def umt5_config(self) -> UMT5Config:
-        return UMT5Config(
-            vocab_size=self.vocab_size,
-            d_model=self.d_model,
-            d_kv=self.d_kv,
-            d_ff=self.d_ff,
-            num_layers=self.num_layers,
-            num_heads=self.num_heads,
-            relative_attention_num_buckets=self.relative_attention_num_buckets,
-            relative_attention_max_distance=self.relative_attention_max_distance,
-            feed_forward_proj="gated-gelu",  # Wan's tanh-GELU gate = transformers' gelu_new
-            layer_norm_epsilon=1e-6,
-            dropout_rate=0.0,
-            is_encoder_decoder=False,
-            use_cache=False,
-        )
-
-
-TEXT_ENCODER_PRESETS: dict[str, TextEncoderConfig] = {
-    # umT5-XXL encoder as in Wan's `umt5_xxl(encoder_only=True)`.
-    "liveedit-1.3b": TextEncoderConfig(
-        vocab_size=256384, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64
-    ),
-    "tiny": TextEncoderConfig(
-        vocab_size=256 + 3, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, tokenizer="bytes"
-    ),
-}
+def umt5_config(config: TextEncoderConfig) -> UMT5Config:
+    """transformers' configuration of the umT5 encoder of ``config``'s shape."""
+    return UMT5Config(
+        vocab_size=config.vocab_size,
+        d_model=config.d_model,
+        d_kv=config.d_kv,
+        d_ff=config.d_ff,
+        num_layers=config.num_layers,
+        num_heads=config.num_heads,
+        relative_attention_num_buckets=config.relative_attention_num_buckets,
+        relative_attention_max_distance=config.relative_attention_max_distance,
+        feed_forward_proj="gated-gelu",  # Wan's tanh-GELU gate = transformers' gelu_new
+        layer_norm_epsilon=1e-6,
+        dropout_rate=0.0,
+        is_encoder_decoder=False,
+        use_cache=False,
+    )
 
 
 # -- tokenizers ----------------------------------------------------------------------
@@ -163,22 +135,7 @@ def wan_t5_to_transformers(state_dict: dict[str, torch.Tensor], source: str = "t
 
 
 def build_umt5(config: TextEncoderConfig) -> UMT5EncoderModel:
-    return UMT5EncoderModel(config.umt5_config()).eval().requires_grad_(False)
-
-
-def load_umt5_state_dict(
-    model: UMT5EncoderModel, state_dict: dict[str, torch.Tensor], source: str, *, assign: bool = False
-) -> None:
-    """Strict load with a message naming the first missing / unexpected / mis-shaped names.
-    `assign=True` takes the tensors as they are (for a model built on the meta device)."""
-    expected = model.state_dict()
-    details = state_dict_mismatch(expected, state_dict)
-    if details:
-        raise CheckpointError(
-            f"{source} does not fit this preset's umT5 encoder: {'; '.join(details)}. "
-            "Re-download with `liveedit weights fetch` or check the --weights folder."
-        )
-    model.load_state_dict(state_dict, strict=True, assign=assign)
+    return UMT5EncoderModel(umt5_config(config)).eval().requires_grad_(False)
 
 
 # -- the encoder -----------------------------------------------------------------------

@@ -18,10 +18,10 @@ rounding of that and is what Wan and diffusers use.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import math
 import types
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -29,74 +29,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from liveedit.engine.attention import attention
+from liveedit.engine.config import LATENT_CHANNELS, TransformerConfig
 from liveedit.errors import InputError
-
-LATENT_CHANNELS = 16
 
 # A cache hook: takes this chunk's (rotated) keys and values, returns all keys and values
 # the chunk may attend to (history + itself).
 KVStore = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
-@dataclass(frozen=True)
-class TransformerConfig:
-    dim: int
-    ffn_dim: int
-    num_heads: int
-    num_layers: int
-    text_dim: int
-    freq_dim: int
-    latent_height: int  # latent rows the model works at (pixels / 8)
-    latent_width: int
-    in_channels: int = 2 * LATENT_CHANNELS  # noisy latent + source latent
-    out_channels: int = LATENT_CHANNELS
-    patch_size: tuple[int, int, int] = (1, 2, 2)
-    eps: float = 1e-6
-    rope_max_positions: int = 1024  # rows of the RoPE table per axis (Wan's value)
-    rope_theta: float = 10000.0
-    # How a stream runs this model (Self-Forcing's num_frame_per_block / local_attn_size /
-    # sink_size); LatentStream may override the window and sinks per stream.
-    chunk_frames: int = 3
-    window_frames: int = 21
-    sink_frames: int = 0
-
-    @property
-    def head_dim(self) -> int:
-        return self.dim // self.num_heads
-
-    @property
-    def tokens_per_frame(self) -> int:
-        _, ph, pw = self.patch_size
-        return (self.latent_height // ph) * (self.latent_width // pw)
-
-
-TRANSFORMER_PRESETS: dict[str, TransformerConfig] = {
-    # Wan2.1-T2V-1.3B at 480x832 with LiveEdit's widened patch embedding.
-    "liveedit-1.3b": TransformerConfig(
-        dim=1536, ffn_dim=8960, num_heads=12, num_layers=30, text_dim=4096, freq_dim=256,
-        latent_height=60, latent_width=104,
-    ),
-    # Random weights on a CPU: every code path, tiny shapes (pixels 64x112).
-    "tiny": TransformerConfig(
-        dim=64, ffn_dim=128, num_heads=2, num_layers=2, text_dim=32, freq_dim=32,
-        latent_height=8, latent_width=14,
-    ),
-}
-
-
 # --------------------------------------------------------------------------- fusion
 # The elementwise work around the GEMMs (fp32 norms, modulation, gated residuals, RoPE)
 # is ~40% of an eager forward at 480x832 (docs/benchmarks.md). With compilation on, each
 # of these small functions becomes one or two fused kernels; off (the default, and on
-# CPU tests), they run eagerly with identical arithmetic.
-_compile = False
-
-
-def set_compile(enabled: bool) -> None:
-    """Fuse the elementwise work with torch.compile (a few seconds of compilation per
-    new chunk shape on first use)."""
-    global _compile
-    _compile = bool(enabled)
+# CPU tests), they run eagerly with identical arithmetic. The switch is the model's own
+# (LiveEditTransformer.fuse_elementwise, set from SpeedOptions); the model holds it in
+# this context variable for the length of its forward, so the layers need no argument.
+_fused: contextvars.ContextVar[bool] = contextvars.ContextVar("liveedit_fuse_elementwise", default=False)
 
 
 # Shapes per fused function that get kernels of their own (static shapes: the fastest
@@ -115,7 +63,7 @@ def _fusable(fn):
     @functools.wraps(fn)
     def run(*args):
         nonlocal compiled, dynamic
-        if not _compile:
+        if not _fused.get():
             return fn(*args)
         shapes = tuple(tuple(a.shape) for a in args if isinstance(a, torch.Tensor))
         if shapes in static or len(static) < _STATIC_SHAPES:
@@ -180,7 +128,7 @@ def _feed_forward(ffn: nn.Sequential, h: torch.Tensor) -> torch.Tensor:
     GEMM's epilogue (cuBLASLt's GELU, the tanh form; torch's CPU kernel for the same call
     uses the erf form, hence CUDA only), saving a pass over the 8960-wide hidden layer."""
     up, down = ffn[0], ffn[2]
-    if not (_compile and h.is_cuda):
+    if not (_fused.get() and h.is_cuda):
         return ffn(h)
     hidden = torch._addmm_activation(up.bias, h.flatten(0, -2), up.weight.t(), use_gelu=True)
     return down(hidden.unflatten(0, h.shape[:-1]))
@@ -299,7 +247,7 @@ class SelfAttention(nn.Module):
         """q, k, v projections. With fusion on, one GEMM over the three weights stacked (at
         4680 tokens: 0.13 ms instead of 3 x 0.064 on an H100); the stacked copy is rebuilt
         whenever the parameters change (loading, .to())."""
-        if not _compile:
+        if not _fused.get():
             return self.q(x), self.k(x), self.v(x)
         layers = (self.q, self.k, self.v)
         identity = tuple((m.weight.data_ptr(), m.weight._version, m.bias._version) for m in layers)
@@ -422,6 +370,9 @@ class LiveEditTransformer(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
         self.head = Head(cfg)
         self.rope = RotaryEmbedding(cfg.head_dim, cfg.rope_max_positions, cfg.rope_theta)
+        # Fuse the elementwise work with torch.compile (a few seconds of compilation per new
+        # chunk shape on first use); engine/speed.py switches it.
+        self.fuse_elementwise = False
 
     # -- pieces shared by the whole-clip and the cached forward ---------------------------
     def embed_context(self, context: torch.Tensor) -> torch.Tensor:
@@ -475,7 +426,14 @@ class LiveEditTransformer(nn.Module):
         x = x.reshape(x.shape[0], f, h, w, pt, ph, pw, -1)
         return x.permute(0, 7, 1, 4, 2, 5, 3, 6).reshape(x.shape[0], -1, f * pt, h * ph, w * pw)
 
-    def _run(self, noisy, source, timesteps, context_kv, rope, stores=None, mask=None, reuse=None, kv_only=False):
+    def _run(self, *args, **kwargs):
+        token = _fused.set(self.fuse_elementwise)
+        try:
+            return self._run_blocks(*args, **kwargs)
+        finally:
+            _fused.reset(token)
+
+    def _run_blocks(self, noisy, source, timesteps, context_kv, rope, stores=None, mask=None, reuse=None, kv_only=False):
         """``rope``: the cos/sin of the tokens, or the first frame's position (an int).
         ``kv_only``: only fill the caches through ``stores`` and return None (a refresh pass)."""
         x, grid = self._embed_video(noisy, source)

@@ -19,66 +19,14 @@ from __future__ import annotations
 
 import torch
 from diffusers import AutoencoderKLWan
-from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
 
-from liveedit.engine.checkpoint import state_dict_mismatch
-from liveedit.errors import CheckpointError, InputError
-
-# The 16 per-channel statistics Wan, Self-Forcing, LiveEdit and diffusers all use to
-# normalise latents: z = (mu - mean) / std.
-WAN_LATENTS_MEAN = [
-    -0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
-    0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921,
-]  # fmt: skip
-WAN_LATENTS_STD = [
-    2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743,
-    3.2687, 2.1526, 2.8652, 1.5579, 1.6382, 1.1253, 2.8251, 1.9160,
-]  # fmt: skip
-
-TEMPORAL_STRIDE = 4  # pixel frames per latent frame (after the first)
-SPATIAL_STRIDE = 8
-
-# AutoencoderKLWan keyword arguments. Both presets keep Wan2.1's layout (4 levels, 2
-# residual blocks, time downsampling on the last two levels) because diffusers' converter
-# for the original `Wan2.1_VAE.pth` names is written for exactly that layout; "tiny" only
-# narrows the channels so CPU tests run in milliseconds.
-_WAN21_LAYOUT = dict(
-    z_dim=16,
-    dim_mult=[1, 2, 4, 4],
-    num_res_blocks=2,
-    attn_scales=[],
-    temperal_downsample=[False, True, True],
-    dropout=0.0,
-    latents_mean=WAN_LATENTS_MEAN,
-    latents_std=WAN_LATENTS_STD,
-)
-VAE_PRESETS: dict[str, dict] = {
-    "liveedit-1.3b": dict(base_dim=96, **_WAN21_LAYOUT),
-    "tiny": dict(base_dim=8, **_WAN21_LAYOUT),
-}
-
+from liveedit.engine.config import VAE_SPATIAL_STRIDE, VAE_TEMPORAL_STRIDE
+from liveedit.errors import InputError
 
 def build_vae(config: dict) -> AutoencoderKLWan:
     """A randomly initialised `AutoencoderKLWan` of the given preset config, in eval mode."""
     return AutoencoderKLWan(**config).eval()
-
-
-def load_wan_vae_state_dict(vae: AutoencoderKLWan, original: dict[str, torch.Tensor], source: str) -> None:
-    """Load a state dict with the original Wan names (`Wan2.1_VAE.pth`) into `vae`.
-
-    The renaming is diffusers' own converter; we only add the strict check so a file
-    that does not fit says which names are missing or left over.
-    """
-    converted = convert_wan_vae_to_diffusers(dict(original))
-    expected = vae.state_dict()
-    details = state_dict_mismatch(expected, converted)
-    if details:
-        raise CheckpointError(
-            f"{source} is not a Wan2.1 VAE of this preset: {'; '.join(details)}. "
-            "Re-download it with `liveedit weights fetch` or check the file given with --weights."
-        )
-    vae.load_state_dict(converted, strict=True)
 
 
 class StreamingWanVAE:
@@ -133,8 +81,8 @@ class StreamingWanVAE:
         if self.frames_encoded == 0:
             groups.append(x[:, :, :1])
             start = 1
-        for t in range(start, x.shape[2], TEMPORAL_STRIDE):
-            groups.append(x[:, :, t : t + TEMPORAL_STRIDE])
+        for t in range(start, x.shape[2], VAE_TEMPORAL_STRIDE):
+            groups.append(x[:, :, t : t + VAE_TEMPORAL_STRIDE])
         out = torch.cat(
             [self.vae.encoder(g, feat_cache=self._encoder_cache, feat_idx=[0]) for g in groups], dim=2
         )
@@ -178,15 +126,15 @@ class StreamingWanVAE:
         if not frames.is_floating_point():
             raise InputError(f"encode expects float frames in [0, 1], got dtype {frames.dtype}; divide uint8 by 255")
         t, h, w = frames.shape[2:]
-        if h % SPATIAL_STRIDE or w % SPATIAL_STRIDE:
-            raise InputError(f"frame size {w}x{h} is not a multiple of {SPATIAL_STRIDE}; resize or pad the frames")
+        if h % VAE_SPATIAL_STRIDE or w % VAE_SPATIAL_STRIDE:
+            raise InputError(f"frame size {w}x{h} is not a multiple of {VAE_SPATIAL_STRIDE}; resize or pad the frames")
         if self.frames_encoded == 0:
-            if t < 1 or (t - 1) % TEMPORAL_STRIDE:
+            if t < 1 or (t - 1) % VAE_TEMPORAL_STRIDE:
                 raise InputError(
                     f"the first chunk of a stream must have 1 + 4k frames (1, 5, 9, ...), got {t}; "
                     "pad it by repeating the last frame"
                 )
-        elif t < TEMPORAL_STRIDE or t % TEMPORAL_STRIDE:
+        elif t < VAE_TEMPORAL_STRIDE or t % VAE_TEMPORAL_STRIDE:
             raise InputError(
                 f"after the first chunk a stream takes 4k frames (4, 8, 12, ...), got {t}; "
                 "pad it by repeating the last frame"

@@ -126,7 +126,8 @@ def gemm() -> list[dict]:
 def _models():
     from liveedit.engine import benchmark
     from liveedit.engine.presets import get_preset
-    from liveedit.engine.speed import SpeedOptions, apply_speed_options
+    from liveedit.engine.config import SpeedOptions
+    from liveedit.engine.speed import apply_speed_options
 
     models = benchmark.random_models(get_preset("liveedit-1.3b"), torch.device("cuda"), torch.bfloat16)
     apply_speed_options(models, SpeedOptions())
@@ -147,12 +148,12 @@ def op_profile(models) -> dict:
     """One steady-state chunk by aten op and input shapes: which eager ops cost GPU time."""
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
-    from liveedit.engine.sampler import SamplerConfig
+    from liveedit.engine.config import LATENT_CHANNELS, SamplerConfig
     from liveedit.engine.stream import LatentStream
-    from liveedit.engine.transformer import LATENT_CHANNELS
 
     cfg = models.preset.transformer
-    stream = LatentStream(models.transformer, cfg, SamplerConfig(), device=models.device, dtype=models.dtype)
+    stream = LatentStream(models.transformer, cfg, SamplerConfig(), device=models.device, dtype=models.dtype,
+                          cuda_graphs=models.speed.cuda_graphs)
     stream.start(models.text_encoder.encode("profile"), seed=0)
     source = torch.randn(1, LATENT_CHANNELS, 3, cfg.latent_height, cfg.latent_width, device="cuda", dtype=torch.bfloat16)
     for _ in range(9):
@@ -173,17 +174,19 @@ def op_profile(models) -> dict:
 
 def overlap_ab(models) -> dict:
     """Editor end to end with the VAE on its own stream or not, alternating in one process."""
-    from liveedit.engine import benchmark, editor
+    import dataclasses
+
+    from liveedit.engine import benchmark
+    from liveedit.engine.speed import apply_speed_options
 
     out = []
     for overlap in (False, True, False, True):
-        editor.set_overlap_vae(overlap)
+        apply_speed_options(models, dataclasses.replace(models.speed, overlap_vae=overlap))
         r = benchmark.bench_editor(models, frames=9 + 12 * 14)
         r["overlap_vae"] = overlap
         print("overlap-ab", json.dumps({k: r[k] for k in ("overlap_vae", "fps", "first_chunk_latency_ms",
                                                             "chunk_ms_encode", "chunk_ms_transformer", "chunk_ms_decode")}))
         out.append(r)
-    editor.set_overlap_vae(True)
     return {"runs": out}
 
 

@@ -1,16 +1,10 @@
-"""Where the sidecar keeps its per-user files, and the per-install token.
+"""The sidecar's side of the per-user files: creating the install token, checking it,
+binding only loopback addresses, and writing bridge.json. Where the files live, and reading
+them, is clients/transport.py, which clients and the sidecar share.
 
 Shared by the gRPC server (`sidecar/server.py`) and the HTTP bridge (`sidecar/bridge.py`):
 both accept the same token, so a client that can read the user's config folder can talk to
-either. Layout (see docs/architecture.md):
-
-- config folder: `~/.config/liveedit/` (Linux, honours XDG_CONFIG_HOME),
-  `~/Library/Application Support/LiveEdit/` (macOS), `%APPDATA%\\LiveEdit\\` (Windows);
-  holds `token` (mode 0600) and `bridge.json`.
-- runtime folder (sockets): `$XDG_RUNTIME_DIR/liveedit/` when set, else a private
-  `liveedit-<uid>` folder in the temp dir; holds `sidecar.sock`.
-
-LIVEEDIT_CONFIG_DIR / LIVEEDIT_RUNTIME_DIR override both (tests, several installs side by side).
+either.
 """
 
 from __future__ import annotations
@@ -19,75 +13,18 @@ import hmac
 import json
 import os
 import secrets
-import sys
-import tempfile
 from pathlib import Path
 
-from liveedit.errors import LiveEditError
-
-TOKEN_FILE = "token"
-SOCKET_FILE = "sidecar.sock"
-# Unix socket paths are limited to ~104 bytes (macOS) / 108 (Linux) including the NUL.
-MAX_SOCKET_PATH = 100
-
-
-class ConfigError(LiveEditError):
-    """The per-user config or runtime folder cannot be used."""
-
-
-def config_dir() -> Path:
-    """The per-user config folder (not created)."""
-    override = os.environ.get("LIVEEDIT_CONFIG_DIR")
-    if override:
-        return Path(override)
-    if sys.platform == "win32":
-        return Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming")) / "LiveEdit"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "LiveEdit"
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "liveedit"
-
-
-def runtime_dir() -> Path:
-    """The per-user folder for sockets (not created)."""
-    override = os.environ.get("LIVEEDIT_RUNTIME_DIR")
-    if override:
-        return Path(override)
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg and sys.platform.startswith("linux"):
-        return Path(xdg) / "liveedit"
-    uid = os.getuid() if hasattr(os, "getuid") else os.getlogin()
-    return Path(tempfile.gettempdir()) / f"liveedit-{uid}"
-
-
-def ensure_private_dir(path: Path) -> Path:
-    """Create `path` (mode 0700) if needed; refuse one that other users can write to,
-    because a socket or token there could be swapped by someone else."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if os.name == "posix":
-        st = path.stat()
-        if st.st_uid != os.getuid():
-            raise ConfigError(
-                f"{path} belongs to another user; remove it or set LIVEEDIT_RUNTIME_DIR / "
-                "LIVEEDIT_CONFIG_DIR to a folder of your own"
-            )
-        if st.st_mode & 0o022:
-            os.chmod(path, 0o700)
-    return path
-
-
-def default_socket_path() -> Path:
-    path = runtime_dir() / SOCKET_FILE
-    if len(str(path)) > MAX_SOCKET_PATH:
-        raise ConfigError(
-            f"socket path {path} is longer than {MAX_SOCKET_PATH} characters, which Unix "
-            "sockets do not allow; set LIVEEDIT_RUNTIME_DIR to a shorter folder or pass --socket"
-        )
-    return path
-
-
-def token_path() -> Path:
-    return config_dir() / TOKEN_FILE
+# The per-user layout both sides share; the server's modules reach it through this module.
+from liveedit.clients.transport import (  # noqa: F401 - default_socket_path: server.py uses config.*
+    ConfigError,
+    bridge_info_path,
+    config_dir,
+    default_socket_path,
+    ensure_private_dir,
+    read_token,
+    token_path,
+)
 
 
 def load_or_create_token(path: Path | None = None) -> str:
@@ -116,21 +53,6 @@ def load_or_create_token(path: Path | None = None) -> str:
     return read_token(path) or token
 
 
-def read_token(path: Path | None = None) -> str | None:
-    """The token if the file exists, else None. Refuses a token file others can read."""
-    path = path or token_path()
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    if os.name == "posix" and st.st_mode & 0o077:
-        raise ConfigError(
-            f"token file {path} is readable by other users (mode {st.st_mode & 0o777:o}); "
-            f"run `chmod 600 {path}` or delete it to get a new token"
-        )
-    return path.read_text().strip() or None
-
-
 def token_matches(expected: str, given: str | None) -> bool:
     """Constant-time comparison, so the token cannot be guessed byte by byte from timing."""
     return given is not None and hmac.compare_digest(expected.encode(), given.encode())
@@ -151,12 +73,7 @@ def check_loopback(host: str) -> str:
 
 # -- bridge.json and the jobs database (sidecar/bridge.py, sidecar/jobs.py) ----------------
 
-BRIDGE_FILE = "bridge.json"
 JOBS_DB_FILE = "jobs.sqlite3"
-
-
-def bridge_info_path() -> Path:
-    return config_dir() / BRIDGE_FILE
 
 
 def write_bridge_info(port: int, path: Path | None = None) -> Path:
@@ -168,20 +85,6 @@ def write_bridge_info(port: int, path: Path | None = None) -> Path:
     tmp.write_text(json.dumps({"port": int(port)}) + "\n")
     os.replace(tmp, path)
     return path
-
-
-def read_bridge_info(path: Path | None = None) -> dict | None:
-    """`{"port": int}` if a bridge has run for this user, else None."""
-    path = path or bridge_info_path()
-    try:
-        info = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except ValueError as exc:
-        raise ConfigError(f"{path} is not valid JSON ({exc}); delete it and start the sidecar again") from None
-    if not isinstance(info, dict) or not isinstance(info.get("port"), int):
-        raise ConfigError(f'{path} should hold {{"port": <number>}}; delete it and start the sidecar again')
-    return info
 
 
 def default_jobs_db() -> Path:

@@ -15,7 +15,7 @@ from typing import AsyncIterator, Union
 import numpy as np
 
 from liveedit.errors import InputError
-from liveedit.sidecar.frame_transport import (FrameRing, RingSpec, RingUnavailable, check_frame_array,
+from liveedit.clients.transport import (FrameRing, RingSpec, RingUnavailable, check_frame_array,
                                               frame_from_bytes)
 from liveedit.sidecar.validation import check_frame_size, check_instruction, check_seed
 from liveedit.sidecar.worker import GpuWorker, Priority

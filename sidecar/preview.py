@@ -36,7 +36,7 @@ from typing import AsyncIterator, Callable, Protocol
 
 import numpy as np
 
-from liveedit.errors import InputError, LiveEditError
+from liveedit.errors import InputError, Kind, LiveEditError
 from liveedit.sidecar.validation import check_instruction, check_seed
 from liveedit.sidecar.worker import (EditorFactory, GpuWorker, Priority, check_preview_quality_name,
                                      preview_editor_factory)
@@ -50,21 +50,31 @@ CHUNK_FRAMES = 12
 class UnknownSessionError(LiveEditError):
     """No preview session has this id (never opened, closed, or the server restarted)."""
 
+    kind = Kind.NOT_FOUND
+
 
 class SupersededError(LiveEditError):
     """A newer request replaced this one; its results are not delivered."""
+
+    kind = Kind.SUPERSEDED
 
 
 class MediaNotFoundError(LiveEditError):
     """The media file does not exist."""
 
+    kind = Kind.NOT_FOUND
+
 
 class MediaError(InputError):
     """The media file exists but cannot be read as video."""
 
+    kind = Kind.INVALID
+
 
 class FrameOutOfRangeError(InputError):
     """A frame number outside the session's region."""
+
+    kind = Kind.OUT_OF_RANGE
 
 
 # -- media -----------------------------------------------------------------------------
@@ -84,11 +94,11 @@ class FrameSource(Protocol):
 
 
 class MediaFrameSource:
-    """Exact frames through sidecar/media_read (frame n is the media's n-th frame, its own
+    """Exact frames through sidecar/media/read.py (frame n is the media's n-th frame, its own
     colour matrix and range), scaled down to ``max_height`` for previews when it is smaller."""
 
     def __init__(self, path: Path, max_height: int = 0):
-        from liveedit.sidecar.media_read import MediaError as ReadError, probe
+        from liveedit.sidecar.media.read import MediaError as ReadError, probe
 
         self.path = path
         try:
@@ -107,7 +117,7 @@ class MediaFrameSource:
     def read(self, first: int, count: int) -> list[np.ndarray]:
         from PIL import Image
 
-        from liveedit.sidecar.media_read import MediaError as ReadError, read_frames
+        from liveedit.sidecar.media.read import MediaError as ReadError, read_frames
 
         try:
             frames = list(read_frames(self.path, first, count))

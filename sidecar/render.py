@@ -11,22 +11,26 @@ also the record that lets a rerun with the same settings skip the work.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-import os
-import re
 import threading
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 from uuid import uuid4
 
 import opentimelineio as otio
 
-from liveedit.errors import LiveEditError
-from liveedit.sidecar import otio_io
-from liveedit.sidecar.timeline import Region, exact_rate
+from liveedit.errors import InputError, Kind, LiveEditError
+from liveedit.sidecar.intake import timeline_region
+from liveedit.sidecar.jobs.spec import RegionSpec
+from liveedit.sidecar.media import SegmentWriter, clamp_handles, probe, read_frames
+from liveedit.sidecar.media.mask_video import (MAX_MASK_CHUNKS, Placement, chunks_for_frames, mask_video_path,
+                                               write_mask_video)
+from liveedit.sidecar.naming import (confined_path, mask_cache_settings, model_identity, sampler_settings,
+                                     segment_name, settings_key)
+from liveedit.sidecar.timeline import Region, writeback
+from liveedit.sidecar.timeline.timebase import same_rate
+from liveedit.sidecar.validation import check_instruction
 
 FORMATS = {"prores": ".mov", "h264": ".mov", "png": ""}  # png: a folder of numbered frames
 Progress = Callable[[int, int], None]
@@ -35,9 +39,13 @@ Progress = Callable[[int, int], None]
 class RenderError(LiveEditError):
     """A region could not be rendered; the message names the file and frame at fault."""
 
+    kind = Kind.FAILED_PRECONDITION
+
 
 class RenderCancelled(RenderError):
     """The caller's cancel event was set; nothing was left behind."""
+
+    kind = Kind.CANCELLED
 
 
 @dataclass(frozen=True)
@@ -50,123 +58,16 @@ class RenderedSegment:
     timecode_start: int  # segment's first frame as a timecode frame count at the media rate
     settings_key: str
     skipped: bool  # True: an earlier render with the same settings was reused
-    segment: otio_io.EditedSegment
+    segment: writeback.EditedSegment
     masks_path: Path | None = None  # the mask cache's token masks as video (save_masks)
     reused_token_fraction: float | None = None  # mask cache: share of tokens reused on pruned steps
-
-
-# -- identity of a render ------------------------------------------------------------
-
-
-def _sampler_dict(sampler) -> dict:
-    if sampler is None:
-        from liveedit.engine.sampler import SamplerConfig
-
-        sampler = SamplerConfig()
-    if dataclasses.is_dataclass(sampler):
-        sampler = dataclasses.asdict(sampler)
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dict(sampler).items()}
-
-
-def model_identity(models) -> str:
-    """Names the weights: preset plus checkpoint hash, or "random" for random weights."""
-    preset = getattr(getattr(models, "preset", None), "name", None) or "model"
-    if getattr(models, "random_weights", False):
-        return f"{preset}:random"
-    return f"{preset}:{getattr(models, 'checkpoint_hash', None) or 'unhashed'}"
-
-
-def mask_cache_settings(mask_cache) -> dict | None:
-    """The mask cache settings that decide pixels (save_masks only adds a file)."""
-    if mask_cache is None:
-        return None
-    settings = _sampler_dict(mask_cache)
-    settings.pop("save_masks", None)
-    return settings
-
-
-def settings_key(region: Region, model: str, seed: int, sampler=None, *, handles: int = 0, format: str = "prores",
-                 mask_cache=None) -> str:
-    """A short, deterministic hash of everything that decides the pixels of a segment:
-    the same key means the same render, so finished regions are recognised and skipped.
-    The source file's size and modification time are in it, so a replaced source re-renders."""
-    try:
-        stat = os.stat(region.media_path)
-        source = [str(Path(region.media_path).resolve()), stat.st_size, stat.st_mtime_ns]
-    except OSError:
-        source = [region.media_path, None, None]
-    payload = {
-        "source": source,
-        "first_frame": region.first_frame,
-        "frame_count": region.frame_count,
-        "instruction": region.instruction,
-        "model": model,
-        "seed": int(seed),
-        "sampler": _sampler_dict(sampler),
-        "handles": int(handles),
-        "format": format,
-    }
-    if mask_cache is not None:  # only when on, so keys of renders without it stay as they were
-        payload["mask_cache"] = mask_cache_settings(mask_cache)
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-
-
-def segment_name(region: Region, key: str) -> str:
-    """<clip>_<first>-<last>_<key>: readable in a bin, unique per settings."""
-    clip = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(region.clip_name or Path(region.media_path).stem).stem).strip("._") or "clip"
-    last = region.first_frame + region.frame_count - 1
-    return f"{clip[:60]}_{region.first_frame:06d}-{last:06d}_{key}"
-
-
-def confined_path(output_dir: str | Path, name: str) -> Path:
-    """``output_dir/name``, refusing anything that would land outside ``output_dir``
-    (``..``, absolute names, symlinks pointing elsewhere)."""
-    root = Path(output_dir).resolve()
-    if Path(name).is_absolute() or ".." in Path(name).parts:
-        raise RenderError(f"output name {name!r} must be a plain name inside {root}, without '..' or a leading '/'")
-    candidate = (root / name).resolve()
-    if candidate != root and root not in candidate.parents:
-        raise RenderError(f"output {root / name} resolves to {candidate}, outside the output folder {root}; remove the symlink")
-    return candidate
-
-
-# -- regions from the job queue -------------------------------------------------------
-
-
-def as_region(region, info) -> Region:
-    """render_region takes a timeline Region, or a job queue RegionSpec (media,
-    first_frame, frame_count, instruction, record_start) which knows no timeline."""
-    if isinstance(region, Region):
-        return region
-    rate = Fraction(info.frame_rate)
-    record = getattr(region, "record_start", None)
-    timeline_rate = Fraction(record.rate) if record is not None else rate
-    record_frame = record.frame if record is not None else 0
-    first = int(region.first_frame)
-    return Region(
-        media_path=str(region.media),
-        first_frame=first,
-        frame_count=int(region.frame_count),
-        media_rate=rate,
-        record_start=record_frame,
-        record_frames=round(Fraction(int(region.frame_count)) / rate * timeline_rate),
-        timeline_rate=timeline_rate,
-        timeline_start=0,
-        track="Video 1",
-        clip_name=Path(str(region.media)).stem,
-        instruction=region.instruction,
-        media_timecode_start=info.start_timecode_frame,
-        media_frame_count=info.frame_count,
-        source_start=Fraction(info.start_timecode_frame + first) / rate * timeline_rate,
-    )
 
 
 # -- the render -----------------------------------------------------------------------
 
 
 def render_region(
-    region,
+    region: Region,
     models,
     output_dir: str | Path,
     *,
@@ -188,20 +89,21 @@ def render_region(
     the region came from; without it the OTIO holds just the source clip and the edit.
     A finished segment with the same settings is reused unless ``force``.
     ``mask_cache`` (a MaskCacheConfig) turns on token pruning; ``save_masks`` also writes
-    its token masks as ``<segment name>.masks.mov`` (sidecar/mask_video.py)."""
-    from liveedit.sidecar.mask_video import MAX_MASK_CHUNKS, chunks_for_frames, mask_video_path
-    from liveedit.sidecar.media import clamp_handles, probe
-
+    its token masks as ``<segment name>.masks.mov`` (sidecar/media/mask_video.py).
+    Everything is checked before a frame is decoded."""
     if format not in FORMATS:
         raise RenderError(f"unknown output format {format!r}; choose one of {', '.join(FORMATS)}")
     if handles < 0:
         raise RenderError(f"handles must be 0 or more frames, not {handles}")
     if save_masks and mask_cache is None:
         raise RenderError("saving token masks needs the mask cache; turn it on (--mask-cache) or drop --save-masks")
-    media = getattr(region, "media_path", None) or str(getattr(region, "media"))
+    try:  # the same check, in the same words, as a job's or a preview's instruction
+        check_instruction(region.instruction)
+    except InputError as exc:
+        raise RenderError(f"{region.describe()}: {exc}") from None
+    media = region.media_path
     info = probe(media)
-    region = as_region(region, info)
-    if exact_rate(float(info.frame_rate)) != region.media_rate:
+    if not same_rate(info.frame_rate, region.media_rate):
         raise RenderError(
             f"{media} plays at {float(info.frame_rate):g} fps but the timeline says {float(region.media_rate):g}; "
             f"relink the clip or re-export the timeline"
@@ -229,7 +131,7 @@ def render_region(
     job_id = job_id or uuid4().hex[:12]
 
     def finished(skipped: bool, prov: dict, reused: float | None = None) -> RenderedSegment:
-        edited = otio_io.EditedSegment(region, str(output), tc_start, count, prov)
+        edited = writeback.EditedSegment(region, str(output), tc_start, count, prov)
         return RenderedSegment(output, otio_path, count, first, (before, after), tc_start, key, skipped, edited,
                                masks_path, reused)
 
@@ -238,16 +140,16 @@ def render_region(
         if previous is not None:
             return finished(True, previous)
 
-    sampler_settings = _sampler_dict(sampler)
+    recorded = sampler_settings(sampler)
     if mask_cache is not None:
-        sampler_settings["mask_cache"] = mask_cache_settings(mask_cache)
-    prov = otio_io.provenance(
+        recorded["mask_cache"] = mask_cache_settings(mask_cache)
+    prov = writeback.provenance(
         region,
         seed=seed,
         model=model,
         checkpoint_hash=getattr(models, "checkpoint_hash", None),
         random_weights=bool(getattr(models, "random_weights", False)),
-        sampler=sampler_settings,
+        sampler=recorded,
         job_id=job_id,
         settings_key=key,
         handles=(before, after),
@@ -255,9 +157,15 @@ def render_region(
     editor = _edit_frames(region, models, info, first, count, output, format, seed, sampler, tc_start, progress, cancel,
                           mask_cache, masks_path)
     result = finished(False, prov, reused_token_fraction(editor.stats))
-    segment_timeline = otio_io.edited_timeline(timeline or _source_timeline(region, info), [result.segment])
-    otio_io.write_otio(segment_timeline, otio_path)
+    segment_timeline = writeback.edited_timeline(timeline or writeback.source_timeline(region), [result.segment])
+    writeback.write_otio(segment_timeline, otio_path)
     return result
+
+
+def render_job_region(spec: RegionSpec, models, output_dir: str | Path, **options) -> RenderedSegment:
+    """Render a job's region (or `liveedit edit`'s clip), placed on a timeline as its record
+    start says (`intake.timeline_region`); ``options`` are render_region's."""
+    return render_region(timeline_region(spec, probe(spec.media)), models, output_dir, **options)
 
 
 def _previous_render(otio_path: Path, output: Path, key: str, count: int) -> dict | None:
@@ -295,11 +203,10 @@ def reused_token_fraction(stats) -> float | None:
 def _edit_frames(region, models, info, first, count, output, format, seed, sampler, tc_start, progress, cancel,
                  mask_cache=None, masks_path=None):
     from liveedit.engine.editor import StreamingEditor
-    from liveedit.sidecar.media import read_frames
 
     if masks_path is not None:
         mask_cache = dataclasses.replace(mask_cache, save_masks=True)
-    editor = StreamingEditor(models, instruction=region.instruction, seed=seed, sampler=_sampler_config(sampler),
+    editor = StreamingEditor(models, instruction=region.instruction, seed=seed, sampler=sampler,
                              mask_cache=mask_cache)
     writer = open_segment_writer(output, format=format, info=info, first=first, count=count,
                                  start_timecode=info.timecode_of(first))
@@ -344,8 +251,6 @@ def _edit_frames(region, models, info, first, count, output, format, seed, sampl
 
 def _write_masks(editor, path: Path, info, first: int, count: int, models) -> None:
     """The stream's token masks, aligned to the segment's frames, beside the segment."""
-    from liveedit.sidecar.mask_video import Placement, write_mask_video
-
     # The editor keeps its stream and placement private; both are read, never changed.
     masks = editor.token_masks()
     if len(masks) != len(editor.stats):
@@ -358,51 +263,12 @@ def _write_masks(editor, path: Path, info, first: int, count: int, models) -> No
                      start_timecode=info.timecode_of(first), rotation=info.rotation, sources=[info.path])
 
 
-def _sampler_config(sampler):
-    if sampler is None or not isinstance(sampler, dict):
-        return sampler
-    from liveedit.engine.sampler import SamplerConfig
-
-    return SamplerConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in sampler.items()})
-
-
-def _source_timeline(region: Region, info) -> otio.schema.Timeline:
-    """A one-clip timeline for regions that came without one (the job queue)."""
-    rate = region.timeline_rate
-    timeline = otio.schema.Timeline(name=region.clip_name, global_start_time=otio.opentime.RationalTime(region.timeline_start, float(rate)))
-    track = otio.schema.Track(name="Video 1", kind=otio.schema.TrackKind.Video)
-    if region.record_start:
-        track.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(duration=otio.opentime.RationalTime(region.record_start, float(rate)))))
-    media_rate = float(region.media_rate)
-    reference = otio.schema.ExternalReference(
-        target_url=str(Path(region.media_path).resolve()),
-        available_range=otio.opentime.TimeRange(
-            otio.opentime.RationalTime(info.start_timecode_frame, media_rate), otio.opentime.RationalTime(info.frame_count, media_rate)
-        ),
-    )
-    reference.name = Path(region.media_path).name
-    track.append(
-        otio.schema.Clip(
-            name=region.clip_name,
-            media_reference=reference,
-            source_range=otio.opentime.TimeRange(
-                otio.opentime.RationalTime(float(region.source_start), float(rate)),
-                otio.opentime.RationalTime(region.record_frames, float(rate)),
-            ),
-        )
-    )
-    timeline.tracks.append(track)
-    return timeline
-
-
 # -- the segment writer -----------------------------------------------------------------
 
 
 def open_segment_writer(path: Path, *, format: str, info, first: int, count: int, start_timecode: str):
     """sidecar/media's atomic segment writer, carrying the source's colour tags,
     rotation and (for movie formats) the source audio under the same frames."""
-    from liveedit.sidecar.media import SegmentWriter
-
     audio = (str(info.path), first, count) if FORMATS[format] and info.has_audio else None
     return SegmentWriter(path, rate=info.frame_rate, format=format, width=info.width, height=info.height,
                          start_timecode=start_timecode, color=info.color, audio_from=audio,

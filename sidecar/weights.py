@@ -1,5 +1,5 @@
-"""The released weights on disk: fetch them from the Hugging Face Hub, check them, find
-them, and read them into the engine's modules.
+"""The released weights on disk: fetch them from the Hugging Face Hub, check them and find
+them (reading them into the engine's modules is sidecar/weight_files.py).
 
 Two places weights can live:
 
@@ -33,9 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import torch
-
-from liveedit.errors import CheckpointError, LiveEditError
+from liveedit.errors import LiveEditError
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +86,7 @@ class FileCheck:
         return self.path is not None and not self.problems
 
 
-def _blob_sha256(path: Path) -> str | None:
+def blob_sha256(path: Path) -> str | None:
     """The sha256 the hub cache names this file's blob by (LFS files only)."""
     target = Path(os.path.realpath(path))
     return target.name if target.parent.name == "blobs" and re.fullmatch(r"[0-9a-f]{64}", target.name) else None
@@ -127,7 +125,7 @@ def check_file(wf: WeightFile, path: Path, *, hash: bool = True, progress: bool 
             json.loads(path.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError):
             check.problems.append("not valid JSON (truncated or corrupt)")
-    expected = _blob_sha256(path)
+    expected = blob_sha256(path)
     if hash and expected is not None:
         check.sha256 = sha256_of(path, progress)
         if check.sha256 != expected:
@@ -312,100 +310,3 @@ def fetch(
             )
         checks.append(check)
     return checks
-
-
-# -- reading into the engine ---------------------------------------------------------------------
-def _torch_load(path: Path) -> object:
-    try:
-        # mmap: an 11 GB file is paged in as tensors are used, not read up front.
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as exc:  # pickle/zip errors have many types; all mean the same to a user
-        raise CheckpointError(
-            f"cannot read {path}: {exc}. The file is damaged or not a weights file; "
-            f"run `liveedit weights verify`, then `{FETCH_COMMAND}` to replace it."
-        ) from exc
-
-
-def load_vae(path: Path, config: dict, *, device="cpu", dtype=torch.float32):
-    from liveedit.engine.vae import build_vae, load_wan_vae_state_dict
-
-    vae = build_vae(config)
-    load_wan_vae_state_dict(vae, _torch_load(path), str(path))
-    return vae.to(device=device, dtype=dtype)
-
-
-def load_text_encoder(path: Path, tokenizer_dir: Path | None, config, *, device="cpu", dtype=torch.bfloat16):
-    """umT5 from Wan's `.pth`. The model is built on the meta device and takes the file's
-    tensors as they are (no 22 GB random init first)."""
-    from liveedit.engine.text import (
-        ByteTokenizer,
-        HubTokenizer,
-        TextEncoder,
-        build_umt5,
-        load_umt5_state_dict,
-        wan_t5_to_transformers,
-    )
-
-    with torch.device("meta"):
-        model = build_umt5(config)
-    state = wan_t5_to_transformers(_torch_load(path), str(path))
-    load_umt5_state_dict(model, state, str(path), assign=True)
-    tokenizer = ByteTokenizer() if config.tokenizer == "bytes" else HubTokenizer(tokenizer_dir)
-    return TextEncoder(config, model, tokenizer).to(device=device, dtype=dtype)
-
-
-def load_transformer(path: Path, config, *, device="cpu", dtype=torch.bfloat16, use_ema: bool = False):
-    from liveedit.engine.checkpoint import load_strict
-    from liveedit.engine.transformer import LiveEditTransformer
-    from liveedit.sidecar.transformer_files import read_transformer_checkpoint
-
-    state = read_transformer_checkpoint(path, use_ema=use_ema)
-    model = LiveEditTransformer(config)
-    load_strict(model, state)
-    return model.to(device=device, dtype=dtype).eval()
-
-
-def load_editor_models(
-    preset,
-    weights_dir: str | Path | None = None,
-    *,
-    device="cpu",
-    dtype=torch.bfloat16,
-    use_ema: bool = False,
-    offline: bool | None = None,
-    cache_dir: str | Path | None = None,
-):
-    """The released LiveEdit model, read from `weights_dir` or the hub cache, as the
-    engine's `EditorModels`. `preset` is a Preset or its name."""
-    from liveedit.engine.editor import EditorModels
-    from liveedit.engine.presets import get_preset
-    from liveedit.engine.taehv import TAEHV, TAEHV_PRESETS, load_taehv_state_dict
-
-    if isinstance(preset, str):
-        preset = get_preset(preset)
-    if preset.random_only:
-        raise LiveEditError(
-            f"the {preset.name!r} preset has no released weights (it exists for tests and CPU runs); "
-            "use random weights for it, or choose the liveedit-1.3b preset"
-        )
-    paths = locate(weights_dir, offline=offline, cache_dir=cache_dir)
-    log.info("loading weights from %s", paths.source)
-    vae = load_vae(paths.vae, preset.vae, device=device, dtype=dtype)
-    text_encoder = load_text_encoder(paths.text_encoder, paths.tokenizer_dir, preset.text_encoder, device=device, dtype=dtype)
-    transformer = load_transformer(paths.transformer, preset.transformer, device=device, dtype=dtype, use_ema=use_ema)
-    tiny_vae = None
-    if paths.tiny_vae is not None:
-        tiny_vae = TAEHV(TAEHV_PRESETS["taew2_1"])
-        load_taehv_state_dict(tiny_vae, _torch_load(paths.tiny_vae), str(paths.tiny_vae))
-        tiny_vae = tiny_vae.to(device=device, dtype=dtype).eval()
-    which = "EMA generator" if use_ema else "generator"
-    return EditorModels(
-        preset=preset,
-        transformer=transformer,
-        vae=vae,
-        text_encoder=text_encoder,
-        description=f"{preset.name}: LiveEdit {paths.transformer.name} ({which}) from {paths.source}",
-        random_weights=False,
-        checkpoint_hash=_blob_sha256(paths.transformer),
-        tiny_vae=tiny_vae,
-    )

@@ -30,7 +30,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from liveedit.errors import LiveEditError
+from liveedit.errors import Kind, LiveEditError
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ class Priority(IntEnum):
 
 class WorkerClosedError(LiveEditError):
     """The worker is shutting down and takes no new work."""
+
+    kind = Kind.UNAVAILABLE
 
 
 class Editor(Protocol):
@@ -88,6 +90,8 @@ PREVIEW_QUALITIES = ("full", "fast")
 
 class PreviewQualityError(LiveEditError):
     """The preview quality asked for cannot be served with the loaded models."""
+
+    kind = Kind.FAILED_PRECONDITION
 
 
 def fast_preview_editor_factory(models, instruction: str, seed: int) -> Editor:

@@ -368,9 +368,9 @@ class FakeTimeline(Strict):
     def Export(self, fileName, exportType, exportSubtype):
         if exportType != FakeResolve.EXPORT_OTIO:
             return False
-        from liveedit.sidecar import otio_io
+        from liveedit.sidecar.timeline import writeback
 
-        otio_io.write_otio(self._to_otio(), fileName)
+        writeback.write_otio(self._to_otio(), fileName)
         return True
 
     def _to_otio(self):
@@ -378,7 +378,7 @@ class FakeTimeline(Strict):
         import opentimelineio as otio
 
         from liveedit.clients.resolve.mapping import timecode_to_frame
-        from liveedit.sidecar import otio_io
+        from liveedit.sidecar.timeline import writeback
 
         rate = float(self._rate)
         timeline = otio.schema.Timeline(name="", global_start_time=otio.opentime.RationalTime(self._start, rate))
@@ -400,7 +400,7 @@ class FakeTimeline(Strict):
                     otio.opentime.RationalTime(float(start), rate), otio.opentime.RationalTime(item.GetDuration(), rate))))
                 cursor = item.GetEnd()
             timeline.tracks.append(track)
-        otio_io.resolve_shape(timeline)  # Resolve_OTIO metadata, as Resolve writes it
+        writeback.resolve_shape(timeline)  # Resolve_OTIO metadata, as Resolve writes it
         return timeline
 
 

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from liveedit.clients import transport
 from liveedit.sidecar import config
-from liveedit.sidecar.bridge import PreviewRequest, origin_allowed, start_bridge
+from liveedit.sidecar.api.bridge import PreviewRequest, origin_allowed, start_bridge
 from liveedit.sidecar.jobs import RenderQueue
 from test_jobs import FakeExecutor
 
@@ -357,13 +358,13 @@ def test_start_bridge_binds_loopback_only_and_writes_token_and_port(tmp_path, co
     token_file = config_dir / "token"
     assert token_file.read_text().strip() == bridge.token
     assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
-    assert config.read_bridge_info() == {"port": bridge.port}
+    assert transport.read_bridge_info() == {"port": bridge.port}
 
 
 def test_preview_frames_come_from_preview_sessions(tmp_path, media_clips):
     """The bridge wired to the real PreviewSessions and GPU worker (with an editor that inverts
     colours, so the edit is checkable): the edited frame is the inverse of the source frame."""
-    from liveedit.sidecar.bridge import SessionPreview
+    from liveedit.sidecar.api.bridge import SessionPreview
     from liveedit.sidecar.preview import PreviewConfig, PreviewSessions
     from liveedit.sidecar.worker import GpuWorker
     from server_fakes import InvertEditor

@@ -11,7 +11,7 @@ import opentimelineio as otio
 import pytest
 
 from liveedit.cli import main
-from liveedit.sidecar.media_read import probe
+from liveedit.sidecar.media.read import probe
 from media_fixtures import ffprobe, ffprobe_frame_count
 
 
@@ -56,3 +56,7 @@ def test_edit_reports_bad_input_without_traceback(media_clips, tmp_path, capsys)
     source = media_clips["pal"]
     assert main(["edit", str(source), "-p", "x", "-o", str(tmp_path), "--model", "tiny", "--start", "500"]) == 1
     assert "--start 500" in capsys.readouterr().err
+    # The sidecar's instruction check, in its words, before a model loads (so on --sidecar too).
+    assert main(["edit", str(source), "-p", "  ", "-o", str(tmp_path / "out"), "--model", "tiny"]) == 1
+    assert "-p/--instruction is empty: say what the edit should do" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

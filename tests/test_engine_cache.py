@@ -9,9 +9,10 @@ import torch
 
 from liveedit.engine.cache import KVCache
 from liveedit.errors import InputError
-from liveedit.engine.sampler import SamplerConfig, add_noise, flow_to_x0, initial_noise
+from liveedit.engine.config import TRANSFORMER_PRESETS, SamplerConfig
+from liveedit.engine.sampler import add_noise, flow_to_x0, initial_noise
 from liveedit.engine.stream import LatentStream
-from liveedit.engine.transformer import TRANSFORMER_PRESETS, LiveEditTransformer, RotaryEmbedding
+from liveedit.engine.transformer import LiveEditTransformer, RotaryEmbedding
 
 CFG = TRANSFORMER_PRESETS["tiny"]
 

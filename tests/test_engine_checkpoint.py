@@ -11,15 +11,16 @@ from safetensors.torch import save_file
 
 from liveedit.engine.checkpoint import (
     canonical_state_dict,
-    load_strict,
     repair_fsdp_names,
     select_generator,
     to_diffusers,
     widen_wan_base,
 )
 from liveedit.errors import CheckpointError
-from liveedit.engine.transformer import TRANSFORMER_PRESETS, LiveEditTransformer
-from liveedit.sidecar.transformer_files import (
+from liveedit.engine.config import TRANSFORMER_PRESETS
+from liveedit.engine.loading import Weights, load_transformer
+from liveedit.engine.transformer import LiveEditTransformer
+from liveedit.sidecar.weight_files import (
     read_checkpoint_metadata,
     read_transformer_checkpoint,
     write_slim_checkpoint,
@@ -52,9 +53,7 @@ def output(model, probe):
 
 
 def loads_as(state_dict, probe) -> torch.Tensor:
-    fresh = LiveEditTransformer(CFG).eval()
-    load_strict(fresh, state_dict)
-    return output(fresh, probe)
+    return output(load_transformer(CFG, Weights(state_dict, "test weights")), probe)
 
 
 def released(gen: dict, ema: dict, critic: dict) -> dict:
@@ -170,7 +169,7 @@ def test_wrong_weights_fail_with_a_clear_message():
     broken["blocks.0.extra.weight"] = torch.zeros(2)
     broken["head.modulation"] = torch.zeros(1, 3, CFG.dim)
     with pytest.raises(CheckpointError) as info:
-        load_strict(LiveEditTransformer(CFG), broken)
+        load_transformer(CFG, Weights(broken, "broken weights"))
     message = str(info.value)
     assert "1 missing: blocks.1.ffn.2.bias" in message
     assert "1 unexpected: blocks.0.extra.weight" in message
@@ -179,7 +178,7 @@ def test_wrong_weights_fail_with_a_clear_message():
 
     # the 1.3B preset's weights in the tiny model: long lists are cut short
     with pytest.raises(CheckpointError, match=r"and \d+ more"):
-        load_strict(LiveEditTransformer(CFG), {f"blocks.{i}.x": torch.zeros(1) for i in range(30)})
+        load_transformer(CFG, Weights({f"blocks.{i}.x": torch.zeros(1) for i in range(30)}, "1.3B weights"))
 
 
 def test_unreadable_files_are_clear_errors(tmp_path):

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from liveedit.errors import InputError
-from liveedit.engine.sampler import SamplerConfig, add_noise, flow_to_x0, initial_noise
+from liveedit.engine.config import SamplerConfig
+from liveedit.engine.sampler import add_noise, flow_to_x0, initial_noise
 
 
 def test_raw_steps_are_the_released_list():

@@ -7,7 +7,8 @@ import torch
 
 from liveedit.engine.attention import block_causal_mask
 from liveedit.errors import InputError
-from liveedit.engine.sampler import SamplerConfig, add_noise, flow_to_x0, initial_noise
+from liveedit.engine.config import SamplerConfig
+from liveedit.engine.sampler import add_noise, flow_to_x0, initial_noise
 from liveedit.engine.stream import LatentStream
 from tiny_engine import CFG, context, sources, tiny_transformer
 
@@ -163,7 +164,7 @@ def test_idle_buffers_of_another_shape_are_dropped_when_memory_is_short(model, m
     import gc
 
     from liveedit.engine import stream as stream_mod
-    from liveedit.engine.mask_cache import MaskCacheConfig
+    from liveedit.engine.config import MaskCacheConfig
 
     def run_and_end(**kw):
         stream = LatentStream(model, CFG, SamplerConfig(), **kw)

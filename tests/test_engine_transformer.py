@@ -10,7 +10,8 @@ from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
 from liveedit.engine.attention import attention, attention_backend, block_causal_mask
 from liveedit.engine.checkpoint import from_diffusers, to_diffusers
 from liveedit.errors import InputError
-from liveedit.engine.transformer import TRANSFORMER_PRESETS, LiveEditTransformer, RotaryEmbedding
+from liveedit.engine.config import TRANSFORMER_PRESETS
+from liveedit.engine.transformer import LiveEditTransformer, RotaryEmbedding
 
 CFG = TRANSFORMER_PRESETS["tiny"]
 

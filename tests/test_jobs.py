@@ -409,7 +409,8 @@ def test_local_executor_renders_on_the_gpu_worker_and_lets_preview_in_between_ch
 
 
 def test_render_settings_travel_in_the_wire_form_and_are_checked(media, out_dir):
-    from liveedit.sidecar.jobs import MaskCacheSpec, RenderSettings
+    from liveedit.engine.config import MaskCacheConfig
+    from liveedit.sidecar.jobs import RenderSettings
 
     base = {"regions": [{"media": str(media), "first_frame": 0, "frame_count": 9, "instruction": "snow",
                          "name": "shots/a"}], "output_dir": str(out_dir)}
@@ -417,13 +418,17 @@ def test_render_settings_travel_in_the_wire_form_and_are_checked(media, out_dir)
     full = {**base, "sampler": {"warped_steps": True}, "mask_cache": {"keep_ratio": 0.5,
             "pruned_sublayers": ["self_attn", "ffn"]}, "save_masks": True}
     parsed = JobSpec.from_dict(full)
-    assert parsed.settings == RenderSettings(True, MaskCacheSpec(0.5, ("self_attn", "ffn")), True)
+    assert parsed.settings == RenderSettings(True, MaskCacheConfig(keep_ratio=0.5, pruned_sublayers=("self_attn", "ffn")),
+                                             True)
     assert parsed.regions[0].name == "shots/a"
     assert JobSpec.from_dict(parsed.to_dict()) == parsed  # what the database stores reads back the same
-    assert JobSpec.from_dict({**base, "mask_cache": {}}).settings.mask_cache == MaskCacheSpec(0.3, ("self_attn",))
-    fixed = JobSpec.from_dict({**base, "mask_cache": {"rule": "fixed"}}).settings
-    assert fixed.mask_cache.rule == "fixed" and fixed.mask_cache_config().rule == "fixed"
-    assert fixed.mask_cache.to_dict()["rule"] == "fixed" and "rule" not in MaskCacheSpec(0.3, ("self_attn",)).to_dict()
+    assert JobSpec.from_dict({**base, "mask_cache": {}}).settings.mask_cache == MaskCacheConfig(
+        keep_ratio=0.3, pruned_sublayers=("self_attn",))
+    fixed = JobSpec.from_dict({**base, "mask_cache": {"rule": "fixed"}})
+    assert fixed.settings.mask_cache.rule == "fixed"
+    assert fixed.settings.to_dict()["mask_cache"]["rule"] == "fixed"
+    assert JobSpec.from_dict(fixed.to_dict()) == fixed
+    assert "rule" not in parsed.settings.to_dict()["mask_cache"]  # the default stays implicit
     cases = [
         ({**base, "mask_cache": {"keep_ratio": 1.5}}, "keep_ratio must be in"),
         ({**base, "mask_cache": {"keep_ratio": "0.3"}}, "keep_ratio must be a number"),
@@ -448,9 +453,8 @@ def test_save_masks_without_the_mask_cache_is_refused(tmp_path, media, out_dir):
 
 
 def test_local_executor_passes_the_jobs_render_settings_to_render_region(tmp_path, media, out_dir):
-    from liveedit.engine.mask_cache import MaskCacheConfig
-    from liveedit.engine.sampler import SamplerConfig
-    from liveedit.sidecar.jobs import MaskCacheSpec, RenderSettings
+    from liveedit.engine.config import MaskCacheConfig, SamplerConfig
+    from liveedit.sidecar.jobs import RenderSettings
 
     class Segment:
         def __init__(self, path):
@@ -464,7 +468,7 @@ def test_local_executor_passes_the_jobs_render_settings_to_render_region(tmp_pat
         out.write_bytes(b"segment")
         return Segment(out)
 
-    settings = RenderSettings(True, MaskCacheSpec(0.25, ("self_attn", "ffn")), True)
+    settings = RenderSettings(True, MaskCacheConfig(keep_ratio=0.25, pruned_sublayers=("self_attn", "ffn")), True)
     job_spec = JobSpec((region(media, name="take 2"),), out_dir, settings=settings)
     with RenderQueue(tmp_path / "jobs.db", LocalExecutor(models="m", render=fake_render)) as queue:
         job = wait_for(queue, queue.submit(job_spec).id, finished)
@@ -501,7 +505,7 @@ class LitteringExecutor:
 
 
 def test_a_region_requeued_after_a_crash_loses_its_temporaries_and_nothing_else(tmp_path, media, out_dir):
-    from liveedit.sidecar.jobs import region_leftovers
+    from liveedit.sidecar.naming import region_leftovers
 
     db = tmp_path / "jobs.db"
     with RenderQueue(db, FakeExecutor(), autostart=False) as queue:

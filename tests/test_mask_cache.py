@@ -10,7 +10,8 @@ import torch
 
 from liveedit.engine import mask_cache as mc
 from liveedit.errors import InputError
-from liveedit.engine.mask_cache import MaskCacheConfig, reference_masks, select_tokens, select_tokens_reference
+from liveedit.engine.config import MaskCacheConfig
+from liveedit.engine.mask_cache import reference_masks, select_tokens, select_tokens_reference
 from liveedit.engine.stream import LatentStream
 from tiny_engine import CFG, context, sources, tiny_transformer
 

@@ -12,16 +12,15 @@ import opentimelineio as otio
 import pytest
 
 from liveedit.cli import build_parser, main
-from liveedit.commands._mask_cache import DEFAULT_KEEP_RATIO
-from liveedit.engine.mask_cache import MaskCacheConfig
-from liveedit.sidecar.mask_video import (
+from liveedit.engine.config import DEFAULT_KEEP_RATIO, MaskCacheConfig
+from liveedit.sidecar.media.mask_video import (
     MaskVideoError,
     Placement,
     chunks_for_frames,
     mask_frames,
     mask_video_path,
 )
-from liveedit.sidecar.media_read import probe
+from liveedit.sidecar.media.read import probe
 
 
 def _one_hot_chunks(latents_per_chunk, grid=(3, 3)):

@@ -1,4 +1,4 @@
-"""OTIO write-back (sidecar/otio_io.py): Resolve shape, validator rules, EDL / FCP XML round trips."""
+"""OTIO write-back (sidecar/writeback.py): Resolve shape, validator rules, EDL / FCP XML round trips."""
 
 from __future__ import annotations
 
@@ -8,17 +8,17 @@ from fractions import Fraction
 import opentimelineio as otio
 import pytest
 
-from liveedit.sidecar import otio_io
+from liveedit.sidecar.timeline import writeback
 from liveedit.sidecar.timeline import clip_placements, read_timeline, region_for
 
 RESOLVE_OWN = ["resolve-e117-ftw-24p.otio", "resolve-e120-compound-24p.otio", "resolve-transitions-retime-30p.otio"]
 
 
 def _segment(region, path, handles_before=6, handles_after=6):
-    prov = otio_io.provenance(region, seed=7, model="tiny:random", checkpoint_hash=None, random_weights=True,
+    prov = writeback.provenance(region, seed=7, model="tiny:random", checkpoint_hash=None, random_weights=True,
                               sampler={"shift": 5.0}, job_id="job1", settings_key="abc123",
                               handles=(handles_before, handles_after))
-    return otio_io.EditedSegment(region, str(path), region.media_timecode_start + region.first_frame - handles_before,
+    return writeback.EditedSegment(region, str(path), region.media_timecode_start + region.first_frame - handles_before,
                                  region.frame_count + handles_before + handles_after, prov)
 
 
@@ -32,21 +32,21 @@ def e117_edit(nle_exports, tmp_path):
 
 @pytest.mark.parametrize("name", RESOLVE_OWN)
 def test_resolve_own_exports_pass_the_validator(nle_exports, name):
-    assert otio_io.validate_for_resolve(read_timeline(nle_exports / name)) == []
+    assert writeback.validate_for_resolve(read_timeline(nle_exports / name)) == []
 
 
 def test_edited_timeline_keeps_original_and_adds_liveedit_track(e117_edit, tmp_path):
     timeline, region, segment = e117_edit
-    before = otio_io.otio_text(timeline)
-    edited = otio_io.edited_timeline(timeline, [segment])
-    assert otio_io.otio_text(timeline) == before  # the input timeline is not touched
+    before = writeback.otio_text(timeline)
+    edited = writeback.edited_timeline(timeline, [segment])
+    assert writeback.otio_text(timeline) == before  # the input timeline is not touched
     names = [t.name for t in edited.tracks]
     assert names[:2] == ["Video 1", "LiveEdit"] and names[2] == "Audio 1"  # above V1, before audio
-    path = otio_io.write_otio(edited, tmp_path / "out.otio")
+    path = writeback.write_otio(edited, tmp_path / "out.otio")
     text = path.read_text()
     assert '"OTIO_SCHEMA": "Clip.2"' in text and '"DEFAULT_MEDIA"' in text
     reread = otio.adapters.read_from_file(str(path))
-    assert otio_io.validate_for_resolve(reread) == []
+    assert writeback.validate_for_resolve(reread) == []
     (clip,) = reread.tracks[1].find_clips()
     # Record 10..40 at 24 fps; source = same TC-absolute in-point as the original (24+10 = 34).
     assert clip.range_in_parent() == otio.opentime.TimeRange(otio.opentime.RationalTime(10, 24), otio.opentime.RationalTime(30, 24))
@@ -64,10 +64,10 @@ def test_edited_timeline_keeps_original_and_adds_liveedit_track(e117_edit, tmp_p
 
 def test_rerun_replaces_overlapping_segments_only(e117_edit, tmp_path):
     timeline, region, segment = e117_edit
-    first = otio_io.edited_timeline(timeline, [segment])
+    first = writeback.edited_timeline(timeline, [segment])
     later = region_for(clip_placements(timeline)[0], 60, 70, "rain")
-    second = otio_io.edited_timeline(first, [_segment(later, tmp_path / "b.mov", 0, 0)])
-    again = otio_io.edited_timeline(second, [_segment(region, tmp_path / "c.mov")])
+    second = writeback.edited_timeline(first, [_segment(later, tmp_path / "b.mov", 0, 0)])
+    again = writeback.edited_timeline(second, [_segment(region, tmp_path / "c.mov")])
     clips = [(c.range_in_parent().start_time.value, c.media_reference.target_url.rsplit("/", 1)[1])
              for c in again.tracks[1].find_clips()]
     assert clips == [(10, "c.mov"), (60, "b.mov")]
@@ -76,7 +76,7 @@ def test_rerun_replaces_overlapping_segments_only(e117_edit, tmp_path):
 
 def test_validator_names_every_rule(e117_edit):
     timeline, region, segment = e117_edit
-    bad = otio_io.edited_timeline(timeline, [segment])
+    bad = writeback.edited_timeline(timeline, [segment])
     bad.metadata["Resolve_OTIO"] = {}
     bad.global_start_time = None
     bad.tracks[0].metadata["Resolve_OTIO"] = {}
@@ -91,7 +91,7 @@ def test_validator_names_every_rule(e117_edit):
                                 color="green", metadata={"Resolve_OTIO": {"Note": "a"}})
     original.markers.append(marker)
     bad.tracks.append(otio.schema.Track(name="Video 9", kind=otio.schema.TrackKind.Video, metadata={"Resolve_OTIO": {"Locked": False}}))
-    problems = "\n".join(otio_io.validate_for_resolve(bad))
+    problems = "\n".join(writeback.validate_for_resolve(bad))
     for expected in [
         "Resolve OTIO Meta Version", "global_start_time must be set", "track 'Video 1': metadata Resolve_OTIO[\"Locked\"]",
         "must be a bare absolute path", "needs an available_range", "LinearTimeWarp must be the first effect",
@@ -100,24 +100,24 @@ def test_validator_names_every_rule(e117_edit):
     ]:
         assert expected in problems, expected
     # A 0-based source range on timecoded media (the classic silent import failure):
-    tc = otio_io.edited_timeline(timeline, [segment])
+    tc = writeback.edited_timeline(timeline, [segment])
     ref = tc.tracks[1].find_clips()[0]
     ref.source_range = otio.opentime.TimeRange(otio.opentime.RationalTime(0, 24), otio.opentime.RationalTime(30, 24))
-    assert any("timecode-absolute" in p for p in otio_io.validate_for_resolve(tc))
+    assert any("timecode-absolute" in p for p in writeback.validate_for_resolve(tc))
     # Inexact NTSC rate and a source range not at the timeline rate:
-    ntsc = otio_io.edited_timeline(timeline, [segment])
+    ntsc = writeback.edited_timeline(timeline, [segment])
     c = ntsc.tracks[1].find_clips()[0]
     c.media_reference.available_range = otio.opentime.TimeRange(otio.opentime.RationalTime(28, 23.976), otio.opentime.RationalTime(42, 23.976))
     c.source_range = otio.opentime.TimeRange(otio.opentime.RationalTime(34, 48), otio.opentime.RationalTime(60, 48))
-    text = "\n".join(otio_io.validate_for_resolve(ntsc))
+    text = "\n".join(writeback.validate_for_resolve(ntsc))
     assert "23.976 is not exact; write 24000/1001" in text and "timeline rate 24" in text
 
 
 def test_resolve_shape_fixes_fcp_xml_timelines(nle_exports):
     timeline = read_timeline(nle_exports / "premiere-fcp7-markers-30p.xml")
-    assert otio_io.validate_for_resolve(timeline)  # FCP XML: file:// URLs, no Resolve keys, 15 fps clip
-    otio_io.resolve_shape(timeline)
-    assert otio_io.validate_for_resolve(timeline) == []
+    assert writeback.validate_for_resolve(timeline)  # FCP XML: file:// URLs, no Resolve keys, 15 fps clip
+    writeback.resolve_shape(timeline)
+    assert writeback.validate_for_resolve(timeline) == []
     clip = [c for c in timeline.find_clips() if c.metadata.get("fcp_xml", {}).get("@id") == "clipitem-1"]
     assert clip and clip[0].source_range.duration.value == 100  # 50 @15 rescaled to 100 @30
     assert clip[0].media_reference.target_url == "D:/media/sc01_sh010_anim.mov"
@@ -141,8 +141,8 @@ def _ntsc_edit(tmp_path):
 
 def test_edl_and_fcp_xml_round_trip_with_the_same_ranges(tmp_path):
     timeline, region, segment = _ntsc_edit(tmp_path)
-    edited = otio_io.edited_timeline(timeline, [segment])
-    written = otio_io.write_all(edited, tmp_path / "show_liveedit")
+    edited = writeback.edited_timeline(timeline, [segment])
+    written = writeback.write_all(edited, tmp_path / "show_liveedit")
     assert sorted(p.name for p in written.values()) == ["show_liveedit.edl", "show_liveedit.otio", "show_liveedit.xml"]
     assert not list(tmp_path.glob(".*.tmp"))  # nothing half-written left behind
     start = 86400
@@ -164,7 +164,7 @@ def test_edl_and_fcp_xml_round_trip_with_the_same_ranges(tmp_path):
 
 def test_fcp_xml_export_of_a_resolve_timeline_with_generators(e117_edit, tmp_path):
     timeline, region, segment = e117_edit
-    path = otio_io.write_fcp_xml(otio_io.edited_timeline(timeline, [segment]), tmp_path / "e117.xml")
+    path = writeback.write_fcp_xml(writeback.edited_timeline(timeline, [segment]), tmp_path / "e117.xml")
     back = read_timeline(path)
     assert {c.name for c in back.find_clips()} == {"cut_src.mp4", "cut_src.mp4 LiveEdit"}
     # Resolve's Solid Color generators become gaps (the XML writer cannot carry them).

@@ -21,7 +21,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from liveedit.sidecar.bridge import start_bridge
+from liveedit.sidecar.api.bridge import start_bridge
 from liveedit.sidecar.jobs import LocalExecutor, RenderQueue
 from media_fixtures import ffprobe_frame_count
 from test_bridge import FakePreview

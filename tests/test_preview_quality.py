@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from liveedit.sidecar.preview import PreviewConfig
-from liveedit.sidecar.server import ServerOptions, Sidecar
+from liveedit.sidecar.api.server import ServerOptions, Sidecar
 from liveedit.sidecar.worker import PreviewQualityError, choose_preview_quality
 from preview_media import source_frame, write_clip
 
@@ -53,7 +53,7 @@ def direct(models):
     """The whole clip edited in process: full quality, fast (tiny VAE + mask cache), and the
     tiny VAE alone (to show the mask cache is really on)."""
     from liveedit.engine.editor import StreamingEditor
-    from liveedit.engine.mask_cache import MaskCacheConfig
+    from liveedit.engine.config import MaskCacheConfig
 
     frames = [source_frame(i) for i in range(CLIP_FRAMES)]
     settings = {"full": {}, "fast": dict(preview_vae=True, mask_cache=MaskCacheConfig()),

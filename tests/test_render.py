@@ -11,7 +11,8 @@ import opentimelineio as otio
 import pytest
 
 from liveedit.cli import main
-from liveedit.sidecar.render import RenderError, confined_path, segment_name, settings_key
+from liveedit.sidecar.naming import OutputNameError, confined_path, segment_name, settings_key
+from liveedit.sidecar.render import RenderError
 from liveedit.sidecar.timeline import Region
 
 RATE = 24
@@ -162,12 +163,12 @@ def test_output_paths_stay_inside_the_output_folder(tmp_path):
     out.mkdir()
     assert confined_path(out, "a_000001") == (out / "a_000001").resolve()
     for name in ("../escape", "/etc/x", "sub/../../x"):
-        with pytest.raises(RenderError, match="inside|outside"):
+        with pytest.raises(OutputNameError, match="inside|outside"):
             confined_path(out, name)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     os.symlink(elsewhere, out / "link")
-    with pytest.raises(RenderError, match="outside the output folder"):
+    with pytest.raises(OutputNameError, match="outside the output folder"):
         confined_path(out, "link/a")
 
 
@@ -181,4 +182,16 @@ def test_render_region_refuses_bad_requests_before_any_work(tmp_path):
         render_region(_region(media), None, tmp_path / "out")
     with pytest.raises(RenderError, match="plays at 24 fps but the timeline says 25"):
         render_region(_region(media, first_frame=0, frame_count=5, media_rate=Fraction(25)), None, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_in_process_render_checks_the_instruction_as_the_sidecar_does(tmp_path):
+    from liveedit.sidecar.render import render_region
+
+    media = _clip_file(tmp_path / "m.mov", frames=10)
+    # The words of sidecar/validation.py, which jobs, previews and edit streams also use.
+    with pytest.raises(RenderError, match="instruction is empty: say what the edit should do"):
+        render_region(_region(media, first_frame=0, frame_count=5, instruction="  "), None, tmp_path / "out")
+    with pytest.raises(RenderError, match="NUL"):
+        render_region(_region(media, first_frame=0, frame_count=5, instruction="snow\x00"), None, tmp_path / "out")
     assert not (tmp_path / "out").exists()

@@ -52,7 +52,7 @@ def tiny_models():
 def sidecar(tmp_path, config_dir, tiny_models):
     """RenderQueue + LocalExecutor + start_bridge on a background event loop, as
     `liveedit serve` would run them; the token file and bridge.json in the config folder."""
-    from liveedit.sidecar.bridge import start_bridge
+    from liveedit.sidecar.api.bridge import start_bridge
     from liveedit.sidecar.jobs import LocalExecutor, RenderQueue
 
     config_dir.mkdir(mode=0o700)
@@ -157,7 +157,7 @@ def test_render_marked_regions_renders_only_the_marked_frames(media_clips, sidec
     assert edit.range_in_parent().start_time.value == 3 and edit.duration().value == 4
     assert edit.metadata["liveedit"]["instruction"] == "make it snow"
     assert edit.metadata["liveedit"]["job_id"] == placement.job_id
-    from liveedit.sidecar.otio_io import validate_for_resolve
+    from liveedit.sidecar.timeline.writeback import validate_for_resolve
 
     assert validate_for_resolve(ours) == []
 

@@ -13,7 +13,7 @@ import pytest
 
 from liveedit.clients.python import LiveEditClient, ServerError, ServerNotRunningError
 from liveedit.sidecar import config
-from liveedit.sidecar.server import ModelCard, ServerOptions, Sidecar
+from liveedit.sidecar.api.server import ModelCard, ServerOptions, Sidecar
 from preview_media import source_frame, write_clip
 from server_fakes import InvertEditor, ServerThread, expected_edit, make_clip
 

@@ -18,7 +18,7 @@ import pytest
 
 from liveedit.clients.python import LiveEditClient
 from liveedit.protos.liveedit.v1 import render_pb2
-from liveedit.sidecar.media_read import probe
+from liveedit.sidecar.media.read import probe
 from media_fixtures import ffprobe_frame_count
 
 pytestmark = pytest.mark.slow

@@ -18,7 +18,7 @@ from liveedit.clients.python import LiveEditClient, ServerError
 from liveedit.protos.liveedit.v1 import (common_pb2, edit_pb2, edit_pb2_grpc, preview_pb2, preview_pb2_grpc,
                                          render_pb2, render_pb2_grpc)
 from liveedit.sidecar.jobs import RegionResult, RenderQueue
-from liveedit.sidecar.server import ModelCard, ServerOptions, Sidecar
+from liveedit.sidecar.api.server import ModelCard, ServerOptions, Sidecar
 from preview_media import write_clip
 from server_fakes import InvertEditor, ServerThread, make_clip
 
@@ -149,13 +149,14 @@ def test_bad_preview_and_render_requests(env, tmp_path):
         (lambda: client.cancel_job("nope"), CODE.NOT_FOUND, ""),
         (lambda: client.watch_job("nope"), CODE.NOT_FOUND, ""),
         (lambda: client.submit_job([], tmp_path / "out"), CODE.INVALID_ARGUMENT, "region"),
+        # A job naming a missing file is a job that cannot be rendered as given, as over HTTP.
         (lambda: client.submit_job([{"media": str(tmp_path / "missing.mov"), "first_frame": 0, "frame_count": 5,
-                                     "instruction": "x"}], tmp_path / "out"), CODE.NOT_FOUND, "does not exist"),
+                                     "instruction": "x"}], tmp_path / "out"), CODE.INVALID_ARGUMENT, "does not exist"),
         (lambda: client.submit_job([{"media": str(clip), "first_frame": 0, "frame_count": 5,
                                      "instruction": ""}], tmp_path / "out"), CODE.INVALID_ARGUMENT, "empty"),
         (lambda: render_pb2_grpc.RenderStub(client.channel).SubmitJob(render_pb2.SubmitJobRequest(
             timeline=render_pb2.TimelineSource(path=str(tmp_path / "x.otio")), output_dir=str(tmp_path))),
-         CODE.NOT_FOUND, "does not exist"),
+         CODE.INVALID_ARGUMENT, "does not exist"),
     ]
     for i, (call, code, words) in enumerate(cases):
         got, details = code_of(call)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from liveedit.clients.python import LiveEditClient
-from liveedit.sidecar.server import ServerOptions, Sidecar
+from liveedit.sidecar.api.server import ServerOptions, Sidecar
 from preview_media import write_clip
 from server_fakes import ServerThread, make_clip
 

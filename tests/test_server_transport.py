@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from liveedit.errors import InputError
-from liveedit.clients.python import transport_bench
-from liveedit.sidecar.frame_transport import FrameRing, RingUnavailable, frame_from_bytes
+from liveedit.commands import _transport_bench as transport_bench
+from liveedit.clients.transport import FrameRing, RingUnavailable, frame_from_bytes
 
 
 def test_ring_round_trip_and_checks():

@@ -14,7 +14,7 @@ import opentimelineio as otio
 import pytest
 
 from liveedit.cli import main
-from liveedit.sidecar.media_read import probe, read_frames
+from liveedit.sidecar.media.read import probe, read_frames
 from media_fixtures import ffprobe_frame_count
 
 pytestmark = pytest.mark.slow
@@ -56,7 +56,7 @@ def root(tmp_path_factory):
 
 def _start_sidecar(models, socket: Path | None, jobs_db: Path | None, port: int | None = None):
     from liveedit.sidecar.jobs import LocalExecutor, RenderQueue
-    from liveedit.sidecar.server import ServerOptions, Sidecar
+    from liveedit.sidecar.api.server import ServerOptions, Sidecar
     from server_fakes import ServerThread
 
     sidecar = Sidecar(models, ServerOptions(socket_path=socket, port=port))

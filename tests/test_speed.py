@@ -10,7 +10,8 @@ import torch
 
 from liveedit.engine.editor import EditorModels, StreamingEditor
 from liveedit.engine.presets import get_preset
-from liveedit.engine.speed import SpeedOptions, apply_speed_options, lean_vae_convs
+from liveedit.engine.config import SpeedOptions
+from liveedit.engine.speed import apply_speed_options, lean_vae_convs
 from liveedit.engine.vae import StreamingWanVAE
 
 
@@ -101,10 +102,9 @@ def test_warm_up_runs_a_full_window_and_leaves_no_stream_behind(models):
 @pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
                     reason="torch.compile on the CPU needs a C compiler")
 def test_fused_elementwise_equals_eager_on_the_cpu():
-    """The compiled elementwise functions (transformer.set_compile: fp32 norms, modulation,
-    residuals, RoPE, the residual+norm pair) compute what the eager ones do. fp32 on the CPU
-    through inductor; the GPU check (`liveedit bench --what check-fused`) covers bf16."""
-    from liveedit.engine import transformer as transformer_mod
+    """The compiled elementwise functions (LiveEditTransformer.fuse_elementwise: fp32 norms,
+    modulation, residuals, RoPE, the residual+norm pair) compute what the eager ones do. fp32
+    on the CPU through inductor; the GPU check (`liveedit bench --what check-fused`) covers bf16."""
     from liveedit.engine.stream import LatentStream
     from tiny_engine import CFG, context, sources, tiny_transformer
 
@@ -116,11 +116,8 @@ def test_fused_elementwise_equals_eager_on_the_cpu():
         return torch.cat([stream.edit_chunk(s) for s in sources([3, 3], 1)], 2)
 
     eager = run()
-    transformer_mod.set_compile(True)
-    try:
-        fused = run()
-    finally:
-        transformer_mod.set_compile(False)
+    model.fuse_elementwise = True
+    fused = run()
     assert float((fused - eager).norm() / eager.norm()) < 1e-5
 
 

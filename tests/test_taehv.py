@@ -11,8 +11,10 @@ import pytest
 import torch
 
 from liveedit.errors import CheckpointError, InputError
-from liveedit.engine.taehv import TAEHV, TAEHV_PRESETS, StreamingTAEHV, load_taehv_state_dict
-from liveedit.engine.vae import VAE_PRESETS, StreamingWanVAE, build_vae
+from liveedit.engine.config import TAEHV_PRESETS, VAE_PRESETS
+from liveedit.engine.loading import Weights, load_tiny_vae
+from liveedit.engine.taehv import TAEHV, StreamingTAEHV
+from liveedit.engine.vae import StreamingWanVAE, build_vae
 
 ATOL, RTOL = 1e-5, 1e-4
 H, W = 32, 48
@@ -151,8 +153,7 @@ def test_frame_count_errors(taehv):
 def test_pth_file_loads_strictly_and_matches(taehv, tmp_path):
     path = tmp_path / "taew2_1.pth"
     torch.save(taehv.state_dict(), path)
-    loaded = TAEHV(TAEHV_PRESETS["tiny"])
-    load_taehv_state_dict(loaded, torch.load(path, weights_only=True), str(path))
+    loaded = load_tiny_vae(TAEHV_PRESETS["tiny"], Weights(torch.load(path, weights_only=True), str(path)))
     frames = torch.rand(1, 3, 9, H, W)
     torch.testing.assert_close(StreamingTAEHV(loaded).encode(frames), StreamingTAEHV(taehv).encode(frames))
 
@@ -163,8 +164,7 @@ def test_wider_tgrow_in_file_keeps_last_frame_channels(taehv):
     sd = dict(taehv.state_dict())
     extra = torch.randn_like(sd["decoder.7.conv.weight"])
     sd["decoder.7.conv.weight"] = torch.cat([extra, sd["decoder.7.conv.weight"]], 0)
-    loaded = TAEHV(TAEHV_PRESETS["tiny"])
-    load_taehv_state_dict(loaded, sd, "x.pth")
+    loaded = load_tiny_vae(TAEHV_PRESETS["tiny"], Weights(sd, "x.pth"))
     torch.testing.assert_close(loaded.decoder[7].conv.weight, taehv.decoder[7].conv.weight, atol=0, rtol=0)
 
 
@@ -172,6 +172,6 @@ def test_wrong_file_is_refused_with_names(taehv):
     sd = dict(taehv.state_dict())
     del sd["decoder.22.bias"]
     with pytest.raises(CheckpointError, match="decoder.22.bias"):
-        load_taehv_state_dict(TAEHV(TAEHV_PRESETS["tiny"]), sd, "x.pth")
+        load_tiny_vae(TAEHV_PRESETS["tiny"], Weights(sd, "x.pth"))
     with pytest.raises(CheckpointError, match="wrong shape"):
-        load_taehv_state_dict(TAEHV(TAEHV_PRESETS["taew2_1"]), taehv.state_dict(), "x.pth")
+        load_tiny_vae(TAEHV_PRESETS["taew2_1"], Weights(taehv.state_dict(), "x.pth"))

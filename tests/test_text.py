@@ -14,12 +14,13 @@ import torch
 import torch.nn.functional as F
 
 from liveedit.errors import CheckpointError, InputError
+from liveedit.engine.config import TEXT_ENCODER_PRESETS
+from liveedit.engine.loading import Weights, load_text_encoder
 from liveedit.engine.text import (
-    TEXT_ENCODER_PRESETS,
     ByteTokenizer,
     TextEncoder,
     build_umt5,
-    load_umt5_state_dict,
+    umt5_config,
     wan_t5_to_transformers,
 )
 
@@ -101,9 +102,8 @@ def encoder(wan_sd, tmp_path):
     # Through a real .pth file, as the sidecar reads Wan's checkpoint.
     path = tmp_path / "models_t5_umt5-xxl-enc-bf16.pth"
     torch.save(wan_sd, path)
-    model = build_umt5(CONFIG)
-    load_umt5_state_dict(model, wan_t5_to_transformers(torch.load(path, weights_only=True)), str(path))
-    return TextEncoder(CONFIG, model, ByteTokenizer(), cache_size=2)
+    return load_text_encoder(CONFIG, Weights(torch.load(path, weights_only=True), str(path)), ByteTokenizer(),
+                             cache_size=2)
 
 
 def test_wan_pth_matches_umt5_encoder_model_padded_run(encoder, wan_sd):
@@ -192,10 +192,10 @@ def test_unknown_wan_names_are_refused(wan_sd):
 def test_wrong_shapes_name_the_file(wan_sd):
     other = TEXT_ENCODER_PRESETS["tiny"].__class__(**{**TEXT_ENCODER_PRESETS["tiny"].__dict__, "d_ff": 48})
     with pytest.raises(CheckpointError, match="x.pth.*wrong shape"):
-        load_umt5_state_dict(build_umt5(other), wan_t5_to_transformers(wan_sd), "x.pth")
+        load_text_encoder(other, Weights(wan_sd, "x.pth"), ByteTokenizer())
     missing = {k: v for k, v in wan_sd.items() if not k.startswith("blocks.1.")}
     with pytest.raises(CheckpointError, match="missing"):
-        load_umt5_state_dict(build_umt5(CONFIG), wan_t5_to_transformers(missing), "x.pth")
+        load_text_encoder(CONFIG, Weights(missing, "x.pth"), ByteTokenizer())
 
 
 def test_random_tiny_encoder_needs_no_files():
@@ -208,6 +208,6 @@ def test_random_tiny_encoder_needs_no_files():
 
 
 def test_real_preset_is_umt5_xxl():
-    cfg = TEXT_ENCODER_PRESETS["liveedit-1.3b"].umt5_config()
+    cfg = umt5_config(TEXT_ENCODER_PRESETS["liveedit-1.3b"])
     assert (cfg.d_model, cfg.num_layers, cfg.num_heads, cfg.d_kv, cfg.d_ff) == (4096, 24, 64, 64, 10240)
     assert cfg.vocab_size == 256384 and cfg.dense_act_fn == "gelu_new" and cfg.is_gated_act

@@ -1,4 +1,4 @@
-"""Timeline → source frame mapping and region finding (sidecar/timeline.py).
+"""Timeline → source frame mapping and region finding (sidecar/timeline/).
 
 The expected numbers are worked out by hand from each file's raw values; the comment
 next to every check says how."""

@@ -22,7 +22,7 @@ import pytest  # noqa: E402
 from PySide6.QtCore import QObject, QRectF, QThread, Slot  # noqa: E402
 
 from liveedit.clients.python import PreviewFrame, ServerNotRunningError  # noqa: E402
-from liveedit.sidecar import media_read  # noqa: E402
+from liveedit.sidecar.media import read as media_read  # noqa: E402
 from liveedit.sidecar.preview import PreviewConfig, chunk_bounds  # noqa: E402
 from liveedit.ui.compare_view import fit_rect  # noqa: E402
 from liveedit.ui.controller import chunk_of, merge_ranges, shuttle  # noqa: E402

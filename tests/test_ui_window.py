@@ -20,7 +20,7 @@ from PySide6.QtCore import QPoint, Qt  # noqa: E402
 from PySide6.QtGui import QImage  # noqa: E402
 
 from liveedit.clients.python import LiveEditClient  # noqa: E402
-from liveedit.sidecar import media_read  # noqa: E402
+from liveedit.sidecar.media import read as media_read  # noqa: E402
 from liveedit.ui.app import PreviewOptions, build_window  # noqa: E402
 from liveedit.ui.controller import RANDOM_WEIGHTS_LABEL  # noqa: E402
 from liveedit.ui.launch import SidecarTarget  # noqa: E402
@@ -39,7 +39,7 @@ def sidecar(tmp_path_factory):
     from liveedit.engine.editor import EditorModels
     from liveedit.engine.presets import get_preset
     from liveedit.sidecar.jobs import LocalExecutor, RenderQueue
-    from liveedit.sidecar.server import ServerOptions, Sidecar
+    from liveedit.sidecar.api.server import ServerOptions, Sidecar
 
     root = tmp_path_factory.mktemp("ui")
     run_dir = Path(tempfile.mkdtemp(prefix="le-ui-"))  # socket paths must stay short

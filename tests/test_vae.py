@@ -14,14 +14,9 @@ import torch
 from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 
 from liveedit.errors import CheckpointError, InputError
-from liveedit.engine.vae import (
-    VAE_PRESETS,
-    WAN_LATENTS_MEAN,
-    WAN_LATENTS_STD,
-    StreamingWanVAE,
-    build_vae,
-    load_wan_vae_state_dict,
-)
+from liveedit.engine.config import VAE_PRESETS, WAN_LATENTS_MEAN, WAN_LATENTS_STD
+from liveedit.engine.loading import Weights, load_vae
+from liveedit.engine.vae import StreamingWanVAE, build_vae
 
 ATOL, RTOL = 1e-5, 1e-4
 H, W = 32, 48
@@ -203,8 +198,7 @@ def test_original_format_pth_loads_and_matches(vae, tmp_path):
     torch.save(diffusers_vae_to_wan(vae.state_dict()), path)
 
     torch.manual_seed(123)  # a different random init, overwritten by the file
-    loaded = build_vae(VAE_PRESETS["tiny"])
-    load_wan_vae_state_dict(loaded, torch.load(path, map_location="cpu", weights_only=True), str(path))
+    loaded = load_vae(VAE_PRESETS["tiny"], Weights(torch.load(path, map_location="cpu", weights_only=True), str(path)))
 
     frames = torch.rand(1, 3, 9, H, W)
     a, b = StreamingWanVAE(vae), StreamingWanVAE(loaded)
@@ -218,7 +212,7 @@ def test_wrong_file_names_what_is_wrong(vae):
     del original["decoder.head.2.weight"]
     original["encoder.conv1.weight"] = torch.zeros(1)
     with pytest.raises(CheckpointError) as info:
-        load_wan_vae_state_dict(build_vae(VAE_PRESETS["tiny"]), original, "some/Wan2.1_VAE.pth")
+        load_vae(VAE_PRESETS["tiny"], Weights(original, "some/Wan2.1_VAE.pth"))
     message = str(info.value)
     assert "some/Wan2.1_VAE.pth" in message
     assert "decoder.conv_out.weight" in message and "encoder.conv_in.weight" in message

@@ -189,19 +189,25 @@ def test_load_vae_and_text_encoder_from_original_files(tmp_path):
     from test_text import random_wan_t5
     from test_vae import diffusers_vae_to_wan
 
-    from liveedit.engine.text import TEXT_ENCODER_PRESETS
-    from liveedit.engine.vae import VAE_PRESETS, build_vae
+    from liveedit.engine import loading
+    from liveedit.engine.config import TEXT_ENCODER_PRESETS, VAE_PRESETS
+    from liveedit.engine.text import ByteTokenizer
+    from liveedit.engine.vae import build_vae
+    from liveedit.sidecar.weight_files import read_torch_file
+
+    def read(path):
+        return loading.Weights(read_torch_file(path), str(path))
 
     torch.manual_seed(0)
     reference = build_vae(VAE_PRESETS["tiny"])
     torch.save(diffusers_vae_to_wan(reference.state_dict()), tmp_path / "Wan2.1_VAE.pth")
-    vae = weights.load_vae(tmp_path / "Wan2.1_VAE.pth", VAE_PRESETS["tiny"])
+    vae = loading.load_vae(VAE_PRESETS["tiny"], read(tmp_path / "Wan2.1_VAE.pth"))
     for key, value in reference.state_dict().items():
         assert torch.equal(vae.state_dict()[key], value), key
 
     config = TEXT_ENCODER_PRESETS["tiny"]
     torch.save(random_wan_t5(config), tmp_path / "t5.pth")
-    encoder = weights.load_text_encoder(tmp_path / "t5.pth", None, config, dtype=torch.float32)
+    encoder = loading.load_text_encoder(config, read(tmp_path / "t5.pth"), ByteTokenizer(), dtype=torch.float32)
     assert not any(p.is_meta for p in encoder.model.parameters())
     out = encoder.encode("make it snow")
     assert out.shape == (1, 512, 32) and torch.isfinite(out).all()
@@ -209,13 +215,15 @@ def test_load_vae_and_text_encoder_from_original_files(tmp_path):
 
 def test_damaged_file_is_a_clear_error(tmp_path):
     from liveedit.errors import CheckpointError
-    from liveedit.engine.vae import VAE_PRESETS
+    from liveedit.sidecar.weight_files import read_torch_file
 
     (tmp_path / "Wan2.1_VAE.pth").write_bytes(b"not a torch file")
     with pytest.raises(CheckpointError, match="Wan2.1_VAE.pth.*liveedit weights verify"):
-        weights.load_vae(tmp_path / "Wan2.1_VAE.pth", VAE_PRESETS["tiny"])
+        read_torch_file(tmp_path / "Wan2.1_VAE.pth")
 
 
 def test_tiny_preset_has_no_released_weights():
+    from liveedit.sidecar.weight_files import load_editor_models
+
     with pytest.raises(LiveEditError, match="no released weights"):
-        weights.load_editor_models("tiny")
+        load_editor_models("tiny")

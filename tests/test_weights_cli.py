@@ -18,8 +18,9 @@ def test_verify_reports_the_missing_file_and_fails(tmp_path, capsys):
 
 
 def test_convert_writes_a_slim_file_that_reads_back(tmp_path, capsys):
-    from liveedit.engine.transformer import TRANSFORMER_PRESETS, LiveEditTransformer
-    from liveedit.sidecar.transformer_files import read_transformer_checkpoint
+    from liveedit.engine.config import TRANSFORMER_PRESETS
+    from liveedit.engine.transformer import LiveEditTransformer
+    from liveedit.sidecar.weight_files import read_transformer_checkpoint
 
     torch.manual_seed(0)
     model = LiveEditTransformer(TRANSFORMER_PRESETS["tiny"])

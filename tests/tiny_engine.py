@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import torch
 
-from liveedit.engine.transformer import TRANSFORMER_PRESETS, LiveEditTransformer
+from liveedit.engine.config import TRANSFORMER_PRESETS
+from liveedit.engine.transformer import LiveEditTransformer
 
 CFG = TRANSFORMER_PRESETS["tiny"]
 

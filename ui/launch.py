@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from liveedit.clients import transport
 from liveedit.clients.python import LiveEditClient, ServerNotRunningError
 from liveedit.errors import LiveEditError
 
@@ -49,9 +50,7 @@ class SidecarTarget:
             return self.address
         if self.socket:
             return str(self.socket)
-        from liveedit.sidecar import config
-
-        return str(config.default_socket_path())
+        return str(transport.default_socket_path())
 
     def serve_command(self) -> list[str]:
         where = (["--port", str(self.port), "--host", self.host] if self.port is not None
@@ -82,9 +81,7 @@ def connect_or_start(target: SidecarTarget, status: Callable[[str], None] = lamb
     except ServerNotRunningError:
         if not target.start_if_missing:
             raise
-    from liveedit.sidecar import config
-
-    log_path = config.ensure_private_dir(config.runtime_dir()) / LOG_FILE
+    log_path = transport.ensure_private_dir(transport.runtime_dir()) / LOG_FILE
     command = target.serve_command()
     with open(log_path, "ab") as log:
         # Own session: the sidecar keeps running for other clients when the window closes.

@@ -19,7 +19,7 @@ import av
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from liveedit.sidecar import media_read
+from liveedit.sidecar.media import read as media_read
 from liveedit.ui.sidecar_link import readable
 
 BLOCK_FRAMES = 24

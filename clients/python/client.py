@@ -22,8 +22,8 @@ import numpy as np
 from liveedit.errors import InputError, LiveEditError
 from liveedit.protos.liveedit.v1 import (common_pb2, edit_pb2, edit_pb2_grpc, preview_pb2, preview_pb2_grpc,
                                          render_pb2, render_pb2_grpc, server_info_pb2, server_info_pb2_grpc)
-from liveedit.sidecar import config
-from liveedit.sidecar.frame_transport import FrameRing
+from liveedit.clients import transport
+from liveedit.clients.transport import FrameRing
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +110,11 @@ class LiveEditClient:
                 raise InputError("the address 'unix:' names no socket; give unix:/path/to/sidecar.sock")
         if address is not None:
             target = address
-            token = token or config.read_token()
+            token = token or transport.read_token()
             if not token:
-                raise InputError(f"connecting over TCP needs the token; none found at {config.token_path()}")
+                raise InputError(f"connecting over TCP needs the token; none found at {transport.token_path()}")
         else:
-            target = f"unix:{Path(socket_path) if socket_path else config.default_socket_path()}"
+            target = f"unix:{Path(socket_path) if socket_path else transport.default_socket_path()}"
         options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
         channel = grpc.insecure_channel(target, options=options)
@@ -256,7 +256,7 @@ class LiveEditClient:
         name?, record_start? ({"frame": int, "rate": [num, den]}) — the bridge's JSON shape.
         settings: render settings for the whole job (an object with ``warped_steps``,
         ``save_masks`` and ``mask_cache`` (None, or with ``keep_ratio`` and
-        ``pruned_sublayers``), e.g. liveedit.sidecar.jobs.RenderSettings); None = defaults."""
+        ``pruned_sublayers``), e.g. the sidecar's RenderSettings); None = defaults."""
         formats = {"prores": render_pb2.OUTPUT_FORMAT_PRORES, "h264": render_pb2.OUTPUT_FORMAT_H264,
                    "png": render_pb2.OUTPUT_FORMAT_PNG}
         if format not in formats:

@@ -24,7 +24,7 @@ FINISHED = ("done", "failed", "cancelled")
 
 
 def default_config_dir(platform: str | None = None, env: dict | None = None, home: Path | None = None) -> Path:
-    """The sidecar's per-user config folder (same rules as liveedit.sidecar.config)."""
+    """The sidecar's per-user config folder (same rules as liveedit.clients.transport.config_dir)."""
     platform = platform or sys.platform
     env = os.environ if env is None else env
     home = Path.home() if home is None else Path(home)

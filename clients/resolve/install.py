@@ -217,17 +217,6 @@ def connect_to_resolve(machine: Machine):
             sys.path.remove(modules)
 
 
-def serve_offers_bridge() -> bool:
-    from liveedit.cli import build_parser
-
-    parser = build_parser()
-    for action in parser._subparsers._group_actions:  # argparse keeps sub-commands here
-        serve = action.choices.get("serve")
-        if serve is not None:
-            return any("--bridge-port" in a.option_strings for a in serve._actions)
-    return False
-
-
 def self_test(machine: Machine, *, all_users: bool = False, category: str = "Utility",
               connect: Callable[[Machine], object] | None = None,
               exists: Callable[[Path], bool] = Path.exists,

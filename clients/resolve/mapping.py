@@ -15,7 +15,7 @@ build, see docs/resolve.md):
   subclip, for a subclip). It was exact where ``GetSourceStartFrame`` was off by one.
 - The media pool clip reports its own ``FPS``, ``Start TC`` and, for a subclip, ``Start``
   (its first frame within the file). Media and timeline rates can differ: both play in
-  real time, so we map through seconds with exact fractions, like sidecar/timeline.py.
+  real time, so we map through seconds with exact fractions, like sidecar/timeline/placement.py.
 - Resolve has no API to read a clip's speed. A retimed item shows as a source span
   (``GetSourceEndFrame - GetSourceStartFrame``) that does not match its duration; such
   items are refused rather than guessed.

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-# MaskCacheConfig's own default (the reference's keep ratio); kept here as a number so
-# building the CLI parser does not import torch. tests/test_mask_video.py checks they agree.
-DEFAULT_KEEP_RATIO = 0.3
+from liveedit.engine.config import DEFAULT_KEEP_RATIO, MaskCacheConfig
+from liveedit.errors import InputError
 
 
 def keep_ratio(text: str) -> float:
@@ -42,14 +41,10 @@ def add_mask_cache_arguments(parser) -> None:
 
 def mask_cache_config(args):
     """MaskCacheConfig for the parsed options, or None when the mask cache is off."""
-    from liveedit.errors import InputError
-
     if args.save_masks and args.mask_cache is None:
         raise InputError("--save-masks shows what the mask cache reused; add --mask-cache (or drop --save-masks)")
     if args.mask_cache is None:
         return None
-    from liveedit.engine.mask_cache import MaskCacheConfig
-
     return MaskCacheConfig(keep_ratio=args.mask_cache, rule=getattr(args, "mask_rule", "reference"))
 
 

@@ -1,10 +1,14 @@
 """The model options every command shares (--model, --weights, --device, --dtype, --ema)
-and the one way they turn into loaded EditorModels."""
+and the one way they turn into loaded EditorModels. torch and the model code are imported
+when models load, never while the parser is built (`liveedit --help` stays fast)."""
 
 from __future__ import annotations
 
 import logging
 import sys
+
+from liveedit.engine.config import SpeedOptions
+from liveedit.engine.presets import get_preset
 
 log = logging.getLogger("liveedit")
 
@@ -30,7 +34,7 @@ def load_models(args):
     import torch
 
     from liveedit.engine.editor import EditorModels
-    from liveedit.engine.presets import get_preset
+    from liveedit.engine.speed import apply_speed_options
 
     preset = get_preset(args.model)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -38,11 +42,9 @@ def load_models(args):
     if preset.random_only:
         models = EditorModels.random(preset, device=device, dtype=dtype)
     else:
-        from liveedit.sidecar.weights import load_editor_models
+        from liveedit.sidecar.weight_files import load_editor_models
 
         models = load_editor_models(preset, weights_dir=args.weights, device=device, dtype=dtype, use_ema=args.ema)
-    from liveedit.engine.speed import SpeedOptions, apply_speed_options
-
     apply_speed_options(models, SpeedOptions.for_device(device))
     from liveedit.engine import fast_attention
 

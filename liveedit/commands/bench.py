@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import platform
 import subprocess
 from pathlib import Path
 
+import liveedit.engine
 from liveedit.commands._models import DTYPES
+from liveedit.engine.config import MaskCacheConfig, SpeedOptions
+from liveedit.engine.presets import get_preset
 
 
 def register(sub) -> None:
@@ -19,7 +23,7 @@ def register(sub) -> None:
         "speed does not depend on their values, and nothing is edited.",
     )
     p.add_argument("--model", default="liveedit-1.3b", help="preset (default liveedit-1.3b)")
-    p.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when available)")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
     p.add_argument("--what", default="transformer,vae,editor",
                    help="comma list of: transformer, transformer-reference, vae, editor, editor-sustained, editor-mask-cache, editor-sustained-mask-cache, editor-preview, editor-reference, check-fused, check-vae, check-graphs, check-overlap, check-mask-buckets, mask-cache-rules[-all], check-fast-numerics, tiny-vae, transformer-mask-cache[-RATIO], profile, profile-mask-cache")
@@ -35,21 +39,8 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _cuda() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except ImportError:
-        return False
-
-
 def _commit() -> str:
     """The commit measured: $LIVEEDIT_COMMIT (set it where the checkout has no .git), else git."""
-    import os
-
-    import liveedit.engine
-
     if os.environ.get("LIVEEDIT_COMMIT"):
         return os.environ["LIVEEDIT_COMMIT"]
     try:
@@ -60,26 +51,22 @@ def _commit() -> str:
 
 
 def run(args) -> int:
-    import torch
+    import torch  # here, not at the top: building the parser must not load torch
 
     from liveedit.engine import benchmark
-    from liveedit.engine.presets import get_preset
+    from liveedit.engine.speed import apply_speed_options
+    from liveedit.engine.stream import release_idle_buffers
 
     preset = get_preset(args.model)
-    device = torch.device(args.device)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = getattr(torch, DTYPES[args.dtype])
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     print(f"liveedit bench: {preset.name} with RANDOM weights on {device_name}, {args.dtype}")
-    from liveedit.engine.mask_cache import MaskCacheConfig
-    from liveedit.engine.speed import SpeedOptions, apply_speed_options
-
     models = benchmark.random_models(preset, device, dtype)
     speed = SpeedOptions.plain() if args.plain else SpeedOptions.for_device(device)
     apply_speed_options(models, speed)
     print(f"speed options: {speed}")
     results = []
-    from liveedit.engine.stream import release_idle_buffers
-
     from liveedit.engine import fast_attention
 
     if args.numerics == "fast":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from liveedit.errors import InputError
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -19,8 +21,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from liveedit.errors import InputError
-    from liveedit.clients.python import transport_bench
+    from liveedit.commands import _transport_bench as transport_bench
 
     sizes = tuple(s.strip() for s in args.sizes.split(",") if s.strip())
     unknown = [s for s in sizes if s not in transport_bench.SIZES]

@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from liveedit.commands._mask_cache import add_mask_cache_arguments, mask_cache_config, reuse_report
+from liveedit.commands._mask_cache import add_mask_cache_arguments, reuse_report
 from liveedit.commands._models import add_model_arguments, load_models
-from liveedit.commands.render import add_sidecar_argument
+from liveedit.commands.render import add_sidecar_argument, render_settings
 
 
 def register(sub) -> None:
@@ -37,10 +37,10 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from liveedit.errors import InputError
-    from liveedit.engine.sampler import SamplerConfig
     from liveedit.sidecar.jobs import RegionSpec
-    from liveedit.sidecar.media_read import probe
-    from liveedit.sidecar.render import render_region
+    from liveedit.sidecar.media.read import probe
+    from liveedit.sidecar.render import render_job_region
+    from liveedit.sidecar.validation import check_instruction
 
     if not args.input.is_file():
         raise InputError(f"{args.input} does not exist or is not a file")
@@ -50,14 +50,14 @@ def run(args) -> int:
         raise InputError(
             f"{args.input} has frames 0-{info.frame_count - 1}; --start {args.start} --frames {count} is outside that"
         )
+    check_instruction(args.instruction, "-p/--instruction")  # the sidecar's check, before anything loads
     args.output_dir.mkdir(parents=True, exist_ok=True)
     if args.sidecar is not None:
         return _edit_on_sidecar(args, count, info)
-    mask_cache = mask_cache_config(args)  # before loading models: a bad option fails fast
+    settings = render_settings(args)  # before loading models: a bad option fails fast
     models = load_models(args)
     region = RegionSpec(media=args.input.resolve(), first_frame=args.start, frame_count=count,
                         instruction=args.instruction, seed=args.seed)
-    sampler = SamplerConfig(warp=args.warped_steps)
     bar = tqdm(total=count, unit="frame", desc=args.input.name, file=sys.stderr)
     started = time.perf_counter()
 
@@ -67,9 +67,9 @@ def run(args) -> int:
         bar.set_postfix(edit_fps=f"{done / max(time.perf_counter() - started, 1e-9):.1f}")
 
     try:
-        result = render_region(region, models, args.output_dir, format=args.format, seed=args.seed,
-                               sampler=sampler, progress=progress, force=args.force,
-                               mask_cache=mask_cache, save_masks=args.save_masks)
+        result = render_job_region(region, models, args.output_dir, format=args.format, seed=args.seed, progress=progress,
+                                   force=args.force, sampler=settings.sampler_config(),
+                                   mask_cache=settings.mask_cache, save_masks=settings.save_masks)
     finally:
         bar.close()
     if result.skipped:
@@ -79,7 +79,7 @@ def run(args) -> int:
     print(f"timeline: {result.otio_path}")
     if result.masks_path is not None:
         print(f"token masks: {result.masks_path}")
-    if mask_cache is not None:
+    if settings.mask_cache is not None:
         print(reuse_report(result.reused_token_fraction))
     if models.random_weights:
         print("note: RANDOM weights (--model tiny): the output shows the pipeline works; it is not an edit.")
@@ -89,23 +89,27 @@ def run(args) -> int:
 def _edit_on_sidecar(args, count: int, media) -> int:
     """The same edit as a one-region job on a running sidecar; no model is loaded here. The
     region gets the output name the in-process path would pick, so a rerun (either way) skips it."""
+    from dataclasses import replace
+
     from liveedit.commands.render import (connect_sidecar, note_ignored_options, region_outcomes, rendered_by,
-                                          run_sidecar_job, segment_from_result, server_model, sidecar_settings)
+                                          run_sidecar_job, segment_from_result, server_model,
+                                          sidecar_render_settings)
     from liveedit.errors import LiveEditError
-    from liveedit.sidecar.jobs import RegionSpec, stable_names
-    from liveedit.sidecar.mask_video import mask_video_path
-    from liveedit.sidecar.render import as_region
+    from liveedit.sidecar.intake import timeline_region
+    from liveedit.sidecar.jobs import RegionSpec
+    from liveedit.sidecar.media.mask_video import mask_video_path
+    from liveedit.sidecar.naming import stable_names
 
     note_ignored_options(args, "edit")
-    settings = sidecar_settings(args)  # a bad option fails before connecting
+    settings = sidecar_render_settings(args)  # a bad option fails before connecting
     client, info = connect_sidecar(args.sidecar)
     spec = RegionSpec(media=args.input.resolve(), first_frame=args.start, frame_count=count,
                       instruction=args.instruction, seed=args.seed)
-    region = as_region(spec, media)  # the timeline Region render_region makes of it
+    region = timeline_region(spec, media)  # the timeline Region render_job_region makes of it
     (name,) = stable_names([region], model=server_model(info), seed=args.seed, handles=0, format=args.format,
                            settings=settings)
     with client:
-        job = run_sidecar_job(client, [{**spec.to_dict(), "name": name}], args.output_dir, format=args.format,
+        job = run_sidecar_job(client, [replace(spec, name=name).to_dict()], args.output_dir, format=args.format,
                               label=f"liveedit edit {args.input.name}", describe=lambda _: args.input.name,
                               settings=settings)
     (_, output, otio_path, frame_count, error), = region_outcomes(job)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from liveedit.errors import InputError
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -35,8 +37,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from liveedit.errors import InputError
-
     if args.media is not None and not args.media.is_file():
         raise InputError(f"media {args.media} does not exist or is not a file; give the path of a video clip")
     for name in ("start", "frames", "seed", "preview_height"):

@@ -93,13 +93,13 @@ def _explain(exc, where: str, job_id: str | None = None):
     """A client ServerError → a one-line LiveEditError that says what to do."""
     import grpc
 
-    from liveedit.sidecar import config
+    from liveedit.clients import transport
 
     code, details = exc.code, exc.details or str(exc)
     if code == grpc.StatusCode.UNIMPLEMENTED:
         hint = "restart it without --no-jobs to render jobs"
     elif code == grpc.StatusCode.UNAUTHENTICATED:
-        hint = (f"the token in {config.token_path()} is not the one this sidecar was started with; "
+        hint = (f"the token in {transport.token_path()} is not the one this sidecar was started with; "
                 "run both as the same user with the same config folder")
     elif code == grpc.StatusCode.UNAVAILABLE and job_id:
         hint = (f"the sidecar stopped answering; job {job_id} stays in its queue and resumes when "
@@ -123,27 +123,30 @@ def connect_sidecar(address: str):
         raise _explain(exc, client.target) from None
 
 
-def sidecar_settings(args):
-    """The job's render settings (jobs.RenderSettings) from the shared options; a bad
-    combination fails here, before anything is sent."""
-    from liveedit.sidecar.jobs import MaskCacheSpec, RenderSettings
-
-    mask_cache = mask_cache_config(args)
-    if mask_cache is not None and mask_cache.rule != "reference":
+def sidecar_render_settings(args):
+    """render_settings for a job sent to a running sidecar: its gRPC protocol has no field
+    for the mask-cache rule yet, so a non-default rule is refused rather than dropped."""
+    settings = render_settings(args)
+    if settings.mask_cache is not None and settings.mask_cache.rule != "reference":
         from liveedit.errors import InputError
 
         raise InputError("--mask-rule fixed is not carried to a running sidecar (its protocol has no field for it "
                          "yet); run without --sidecar, or drop --mask-rule")
-    return RenderSettings(
-        warped_steps=bool(getattr(args, "warped_steps", False)),
-        mask_cache=None if mask_cache is None else MaskCacheSpec(mask_cache.keep_ratio, mask_cache.pruned_sublayers,
-                                                                  mask_cache.rule),
-        save_masks=args.save_masks)
+    return settings
+
+
+def render_settings(args):
+    """The render settings (jobs.RenderSettings) from the shared options, for a render here or
+    a job on the sidecar alike; a bad combination fails here, before anything loads or is sent."""
+    from liveedit.sidecar.jobs import RenderSettings
+
+    return RenderSettings(warped_steps=bool(getattr(args, "warped_steps", False)), mask_cache=mask_cache_config(args),
+                          save_masks=args.save_masks)
 
 
 def server_model(info) -> str:
-    """render.model_identity of the sidecar's model, from its ServerInfo."""
-    from liveedit.sidecar.jobs import model_identity_of
+    """naming.model_identity of the sidecar's model, from its ServerInfo."""
+    from liveedit.sidecar.naming import model_identity_of
 
     return model_identity_of(info.model_preset, info.random_weights, info.checkpoint_hash)
 
@@ -211,7 +214,7 @@ def region_outcomes(job):
 def find_regions(args, timeline, failures: list[str]):
     """The regions to render (markers, or -p with an optional --in/--out); refused ones are
     appended to `failures`. The sidecar finds a timeline job's regions with the same function."""
-    from liveedit.sidecar.jobs import timeline_regions
+    from liveedit.sidecar.intake import timeline_regions
 
     return timeline_regions(timeline, marker_color=args.marker_color, instruction=args.prompt, in_timecode=args.in_tc,
                             out_timecode=args.out_tc, on_refused=lambda exc: failures.append(str(exc)))
@@ -223,13 +226,13 @@ def region_label(n: int, total: int, region) -> str:
 
 def write_timeline(args, timeline, segments) -> None:
     """The editor's timeline with the edited segments on the LiveEdit track, as .otio/.edl/.xml."""
-    from liveedit.sidecar import otio_io
+    from liveedit.sidecar.timeline import writeback
 
-    edited = otio_io.edited_timeline(timeline, segments)
-    written = otio_io.write_all(edited, args.output / f"{args.timeline.stem}_liveedit")
+    edited = writeback.edited_timeline(timeline, segments)
+    written = writeback.write_all(edited, args.output / f"{args.timeline.stem}_liveedit")
     for kind, path in written.items():
         print(f"timeline ({kind}): {path}")
-    for problem in otio_io.validate_for_resolve(edited):
+    for problem in writeback.validate_for_resolve(edited):
         print(f"warning: Resolve may refuse the .otio: {problem}", file=sys.stderr)
 
 
@@ -262,7 +265,7 @@ def _render_here(args, timeline, regions, failures: list[str]) -> list:
     from liveedit.errors import LiveEditError
     from liveedit.sidecar.render import render_region
 
-    mask_cache = mask_cache_config(args)  # before loading models: a bad option fails fast
+    settings = render_settings(args)  # before loading models: a bad option fails fast
     models = load_models(args)
     print(f"liveedit render: model {models.description}")
     if models.random_weights:
@@ -283,8 +286,8 @@ def _render_here(args, timeline, regions, failures: list[str]) -> list:
             try:
                 result = render_region(
                     region, models, args.output, format=args.format, handles=args.handles, seed=args.seed,
-                    progress=progress, timeline=timeline, force=args.force,
-                    mask_cache=mask_cache, save_masks=args.save_masks,
+                    progress=progress, timeline=timeline, force=args.force, sampler=settings.sampler_config(),
+                    mask_cache=settings.mask_cache, save_masks=settings.save_masks,
                 )
             except LiveEditError as exc:
                 failures.append(f"{region.describe()}: {exc}")
@@ -297,7 +300,7 @@ def _render_here(args, timeline, regions, failures: list[str]) -> list:
         if result.reused_token_fraction is not None:
             reuse.append((result.reused_token_fraction, result.frame_count))
         segments.append(result.segment)
-    if mask_cache is not None:  # one figure for the run, weighted by frames rendered
+    if settings.mask_cache is not None:  # one figure for the run, weighted by frames rendered
         frames = sum(n for _, n in reuse)
         print(reuse_report(sum(f * n for f, n in reuse) / frames if frames else None))
     return segments
@@ -307,11 +310,12 @@ def _render_on_sidecar(args, timeline, regions, failures: list[str]) -> list:
     """All regions as one job on the sidecar; the segments for the timeline come back from
     the job's region results (file, its .otio with the provenance, frame count)."""
     from liveedit.errors import LiveEditError
-    from liveedit.sidecar.jobs import region_dict, stable_names
-    from liveedit.sidecar.mask_video import mask_video_path
+    from liveedit.sidecar.intake import job_region
+    from liveedit.sidecar.naming import stable_names
+    from liveedit.sidecar.media.mask_video import mask_video_path
 
     note_ignored_options(args, "render")
-    settings = sidecar_settings(args)  # a bad option fails before connecting
+    settings = sidecar_render_settings(args)  # a bad option fails before connecting
     client, info = connect_sidecar(args.sidecar)
     with client:
         print(f"liveedit render: model {info.model_description} (sidecar at {client.target})")
@@ -321,7 +325,7 @@ def _render_on_sidecar(args, timeline, regions, failures: list[str]) -> list:
         # The names the in-process path would use, so either path skips what the other finished.
         names = stable_names(regions, model=server_model(info), seed=args.seed, handles=args.handles,
                              format=args.format, settings=settings)
-        job = run_sidecar_job(client, [region_dict(r, seed=args.seed, handles=args.handles, name=n)
+        job = run_sidecar_job(client, [job_region(r, seed=args.seed, handles=args.handles, name=n).to_dict()
                                        for r, n in zip(regions, names)],
                               args.output, format=args.format, label=f"liveedit render {args.timeline.name}",
                               describe=lambda i: region_label(i + 1, len(regions), regions[i]), settings=settings)
@@ -365,7 +369,7 @@ def segment_from_result(region, output: Path, otio_path: Path | None, frame_coun
     import opentimelineio as otio
 
     from liveedit.errors import LiveEditError
-    from liveedit.sidecar import otio_io
+    from liveedit.sidecar.timeline import writeback
 
     prov = None
     if otio_path is not None:
@@ -386,9 +390,9 @@ def segment_from_result(region, output: Path, otio_path: Path | None, frame_coun
     if region.frame_count + before + after != frame_count:
         raise LiveEditError(f"{output} has {frame_count} frames; region {region.describe()} with handles "
                             f"{before}+{after} needs {region.frame_count + before + after}; render it again")
-    provenance = otio_io.provenance(
+    provenance = writeback.provenance(
         region, seed=int(prov["seed"]), model=prov["model"], checkpoint_hash=prov.get("checkpoint_hash"),
         random_weights=bool(prov["random_weights"]), sampler=prov["sampler"], job_id=prov["job_id"],
         settings_key=prov["settings_key"], handles=(before, after), created=datetime.fromisoformat(prov["created"]))
     timecode_start = region.media_timecode_start + region.first_frame - before
-    return otio_io.EditedSegment(region, str(output), timecode_start, frame_count, provenance)
+    return writeback.EditedSegment(region, str(output), timecode_start, frame_count, provenance)

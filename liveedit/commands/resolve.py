@@ -18,16 +18,11 @@ def register(sub) -> None:
         a.set_defaults(func=run)
 
 
-def _start_command() -> str:
-    # The scripts need the HTTP bridge; the self-test says so when this build's serve lacks the flag.
-    return "liveedit serve --bridge"
-
-
 def run(args) -> int:
     from liveedit.clients.resolve import install as setup
 
     machine = setup.Machine()
-    start = _start_command()
+    start = setup.DEFAULT_START_COMMAND  # `liveedit serve` starts the HTTP bridge the scripts use
     if args.resolve_action == "uninstall":
         removed = setup.uninstall(machine, all_users=args.all_users, category=args.category)
         print("\n".join(f"removed {p}" for p in removed) or "nothing of LiveEdit's was installed there")
@@ -38,9 +33,6 @@ def run(args) -> int:
         print(f"installed {len(written)} files; menu scripts in {folder}")
         print(f"sidecar address and token are read from {machine.config_dir()} (bridge.json, token)")
     checks = setup.self_test(machine, all_users=args.all_users, category=args.category, start_command=start)
-    if not setup.serve_offers_bridge():
-        checks.append(setup.Check("bridge command", False, "this liveedit's `serve` has no --bridge option yet, so "
-                                  "the HTTP bridge the scripts use cannot be started from the command line"))
     print("self-test:")
     for check in checks:
         print("  " + check.line())

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from liveedit.commands._models import add_model_arguments, load_models
+from liveedit.engine.presets import get_preset
 
 log = logging.getLogger("liveedit")
 
@@ -49,7 +50,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from liveedit.sidecar import config
     from liveedit.sidecar.preview import PreviewConfig
-    from liveedit.sidecar.server import ServerOptions, Sidecar
+    from liveedit.sidecar.api.server import ServerOptions, Sidecar
     from liveedit.sidecar.worker import choose_preview_quality
 
     if args.port is not None:
@@ -81,17 +82,19 @@ async def _serve(sidecar, bridge_port: int | None) -> int:
     print(f"liveedit: serving on {address}", file=sys.stderr)
     bridge = None
     if bridge_port is not None:
-        from liveedit.sidecar.bridge import SessionPreview, start_bridge
+        from liveedit.sidecar.api.bridge import SessionPreview, start_bridge
 
         try:
             bridge = await start_bridge(sidecar.render_queue, SessionPreview(sidecar.previews), port=bridge_port,
-                                        info=lambda: _bridge_info(sidecar))
+                                        info=lambda: _bridge_info(sidecar), model=sidecar.card.identity)
         except Exception:
             await sidecar.stop()
             raise
         print(f"liveedit: bridge for editor panels on {bridge.url}", file=sys.stderr)
     if sidecar.token:
-        print(f"liveedit: clients authenticate with the token in {sidecar_token_path()}", file=sys.stderr)
+        from liveedit.clients.transport import token_path
+
+        print(f"liveedit: clients authenticate with the token in {token_path()}", file=sys.stderr)
     if sidecar.card.random_weights:
         print(f"liveedit: WARNING: {sidecar.card.description}", file=sys.stderr)
     stop = asyncio.Event()
@@ -120,7 +123,6 @@ PREVIEW_QUALITY_WORDS = {
 def _check_fast_preview_files(args) -> None:
     """`--preview-quality fast` with released weights needs taew2_1.pth in --weights: say so
     before the model loads for minutes (choose_preview_quality checks the loaded models too)."""
-    from liveedit.engine.presets import get_preset
     from liveedit.sidecar.weights import TINY_VAE_FILE
     from liveedit.sidecar.worker import PreviewQualityError
 
@@ -139,8 +141,3 @@ def _bridge_info(sidecar) -> dict:
 
     return MessageToDict(sidecar.info.describe(), preserving_proto_field_name=True)
 
-
-def sidecar_token_path() -> Path:
-    from liveedit.sidecar import config
-
-    return config.token_path()

@@ -63,7 +63,7 @@ def _fetch(args: argparse.Namespace) -> int:
     for check in checks:
         print(f"ok  {check.file.repo_id}/{check.file.filename}  ->  {check.path}")
     if args.include_ema:
-        from liveedit.sidecar.transformer_files import read_transformer_checkpoint
+        from liveedit.sidecar.weight_files import read_transformer_checkpoint
 
         transformer = next(c.path for c in checks if c.file.role == "transformer")
         state = read_transformer_checkpoint(transformer, use_ema=True)
@@ -94,7 +94,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from liveedit.sidecar.transformer_files import read_transformer_checkpoint, write_slim_checkpoint
+    from liveedit.sidecar.weight_files import read_transformer_checkpoint, write_slim_checkpoint
 
     if args.output.suffix != ".safetensors":
         raise LiveEditError(f"the output must end in .safetensors, got {args.output.name}")

@@ -1,20 +1,36 @@
-"""SMPTE timecode <-> frame number at a media's exact rate, drop-frame included.
+"""Time, in one place: frame rates as exact fractions (one table of standard rates, one snap
+rule), SMPTE timecode <-> frame numbers (drop-frame included), and OTIO's float times as exact
+numbers. Media probing and writing, timeline reading and mapping, OTIO write-back and
+rendering all use these, so a rate or a timecode means the same everywhere.
 
-OpenTimelineIO's opentime does the arithmetic (drop-frame too, and it picks
-drop-frame from the ';' separator when parsing); we add what it leaves out:
-ffmpeg's other drop-frame separators ('.' and ','), rejecting drop-frame labels
-that do not exist (00:01:00;00 is skipped at 29.97 but OTIO silently maps it
-to another frame), and a clear error instead of a bare ValueError.
+The rules, each decided once:
+- A rate within 0.02% of a standard rate is that rate exactly (23.976, 23.98 and
+  2997/125 are all 24000/1001); the closest two standard rates, 23.976 and 24, are 0.1%
+  apart. Anything else stays as given (a float as the nearest fraction with a denominator
+  up to 1001).
+- In a timecode ':' separates non-drop frames; ';', '.' and ',' mean drop-frame, as ffmpeg
+  and SMPTE 12M write it, in media metadata, EDLs and typed in/out points alike.
+- Drop-frame labels that do not exist (00:01:00;00 at 29.97) are refused, not mapped to a
+  neighbouring frame as OTIO's parser does.
+
+OpenTimelineIO's opentime does the timecode arithmetic; rates it refuses (non-SMPTE, like a
+phone clip's 29.83 average) count non-drop at the nominal integer rate, as ffmpeg does.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from fractions import Fraction
 
 import opentimelineio.opentime as otime
 
-from liveedit.errors import LiveEditError
+from liveedit.errors import Kind, LiveEditError
+
+STANDARD_RATES = tuple(sorted(
+    [Fraction(n, 1001) for n in (24000, 30000, 48000, 60000, 120000)]
+    + [Fraction(n) for n in (8, 10, 12, 15, 24, 25, 30, 48, 50, 60, 72, 90, 96, 100, 120)]))
+RATE_TOLERANCE = 2e-4  # relative; well under the 0.1% between 23.976 and 24
 
 # The only rates where drop-frame timecode exists, and how many frame labels
 # each skips at the start of every minute not divisible by ten.
@@ -25,6 +41,8 @@ _TIMECODE = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2})([:;.,])(\d{2,3})$")
 
 class TimecodeError(LiveEditError):
     """A timecode string or rate that cannot be turned into a frame number."""
+
+    kind = Kind.INVALID
 
 
 def is_drop_frame_rate(rate: Fraction) -> bool:
@@ -48,7 +66,7 @@ def timecode_to_frame(timecode: str, rate: Fraction) -> int:
     if not match:
         raise TimecodeError(
             f"timecode {timecode!r} is not HH:MM:SS:FF (or HH:MM:SS;FF for drop-frame); "
-            "check the clip's start timecode"
+            "write it as the editor shows it"
         )
     hours, minutes, seconds, separator, frames = match.groups()
     drop = separator != ":"
@@ -108,3 +126,36 @@ def frame_to_timecode(frame: int, rate: Fraction, drop_frame: bool | None = None
 
 def _rate_text(rate: Fraction) -> str:
     return f"{float(rate):.3f}".rstrip("0").rstrip(".") + (f" ({rate})" if rate.denominator != 1 else "")
+
+
+
+def exact_rate(rate: float | Fraction | int) -> Fraction:
+    """A frame rate as an exact fraction: the standard rate it is (23.976... and 23.976 both
+    give 24000/1001), else the rate itself as a fraction."""
+    if rate <= 0:
+        raise TimecodeError(f"frame rate {float(rate):g} is not positive; the timeline or media is damaged")
+    for standard in STANDARD_RATES:
+        if abs(float(rate / standard) - 1) < RATE_TOLERANCE:
+            return standard
+    return Fraction(rate).limit_denominator(1001) if isinstance(rate, float) else Fraction(rate)
+
+
+def same_rate(a: float | Fraction, b: float | Fraction) -> bool:
+    """Whether two rates are the same rate by the snap rule (a media file's exact rate and a
+    timeline's double-precision copy of it)."""
+    return exact_rate(a) == exact_rate(b)
+
+
+def exact_value(value: float) -> Fraction:
+    """A frame count written as a float (Resolve writes 91046.625) as an exact fraction."""
+    return Fraction(value).limit_denominator(1_000_000)
+
+
+def seconds(time: otime.RationalTime) -> Fraction:
+    return exact_value(time.value) / exact_rate(time.rate)
+
+
+def timecode(frame: int | Fraction, rate: Fraction) -> str:
+    """SMPTE timecode of an absolute frame number, part frames dropped (drop-frame at 29.97
+    and 59.94, as the editors show those rates)."""
+    return frame_to_timecode(math.floor(frame), rate)

@@ -21,7 +21,7 @@ import av
 import numpy as np
 from av.video.reformatter import ColorRange, Interpolation
 
-from liveedit.sidecar.media_read import (
+from liveedit.sidecar.media.read import (
     MATRICES,
     PRIMARIES,
     RANGES,
@@ -33,7 +33,7 @@ from liveedit.sidecar.media_read import (
     probe,
     read_audio,
 )
-from liveedit.sidecar.media_timecode import timecode_to_frame
+from liveedit.sidecar.timeline.timebase import exact_rate, timecode_to_frame
 
 
 @dataclass(frozen=True)
@@ -452,6 +452,8 @@ def write_segment(
 
 
 def _exact_rate(rate) -> Fraction:
+    """The rate to write: given exactly (a float that is not a whole number cannot say which
+    rate it means), then snapped by the one rule every rate follows (timeline/timebase.py)."""
     if isinstance(rate, float) and not rate.is_integer():
         raise MediaError(
             f"frame rate {rate} is approximate; give it exactly, e.g. Fraction(24000, 1001) for 23.976"
@@ -462,7 +464,7 @@ def _exact_rate(rate) -> Fraction:
         raise MediaError(f"frame rate {rate!r} is not a number; give e.g. Fraction(25) or '24000/1001'") from None
     if rate <= 0:
         raise MediaError(f"frame rate {rate} must be positive")
-    return rate
+    return exact_rate(rate)
 
 
 def _tag_value(table: dict[int, str], name: str | None) -> int:

@@ -1,8 +1,9 @@
 """Media in and out: exact frames, rates, timecode and colour from source clips
-(media_read), edited segments written atomically (media_write), timecode
-arithmetic (media_timecode). Import from here; the split is for readability."""
+(`read`), edited segments written atomically (`write`), the mask cache's token masks as
+video (`mask_video`). Timecode arithmetic lives in the one timebase
+(`sidecar/timeline/timebase.py`) and is re-exported here for media code."""
 
-from liveedit.sidecar.media_read import (
+from liveedit.sidecar.media.read import (
     AudioClip,
     AudioInfo,
     ColorTags,
@@ -13,7 +14,7 @@ from liveedit.sidecar.media_read import (
     read_audio,
     read_frames,
 )
-from liveedit.sidecar.media_write import (
+from liveedit.sidecar.media.write import (
     SEGMENT_FORMATS,
     AudioRange,
     HandleRange,
@@ -21,7 +22,7 @@ from liveedit.sidecar.media_write import (
     clamp_handles,
     write_segment,
 )
-from liveedit.sidecar.media_timecode import (
+from liveedit.sidecar.timeline.timebase import (
     TimecodeError,
     frame_to_timecode,
     is_drop_frame_rate,

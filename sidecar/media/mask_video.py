@@ -24,7 +24,7 @@ from typing import Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from liveedit.errors import LiveEditError
+from liveedit.errors import Kind, LiveEditError
 from liveedit.engine.presets import VAE_TEMPORAL_STRIDE
 
 MASK_SUFFIX = ".masks.mov"
@@ -34,6 +34,8 @@ MAX_MASK_CHUNKS = 4096
 
 class MaskVideoError(LiveEditError):
     """The token masks do not fit the segment they are meant to describe."""
+
+    kind = Kind.FAILED_PRECONDITION
 
 
 class Placement(NamedTuple):
@@ -136,7 +138,7 @@ def write_mask_video(
 ) -> Path:
     """Write :func:`mask_frames` as an H.264 .mov at the segment's rate and timecode
     (temporary name, then renamed into place by SegmentWriter)."""
-    from liveedit.sidecar.media_write import SegmentWriter
+    from liveedit.sidecar.media.write import SegmentWriter
 
     height, width = source_size
     frames = mask_frames(chunk_masks, frame_count=frame_count, source_size=source_size,

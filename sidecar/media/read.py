@@ -20,9 +20,10 @@ import av
 import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, Interpolation
 
-from liveedit.errors import LiveEditError
-from liveedit.sidecar.media_timecode import (
+from liveedit.errors import Kind, LiveEditError
+from liveedit.sidecar.timeline.timebase import (
     TimecodeError,
+    exact_rate,
     frame_to_timecode,
     is_drop_frame_timecode,
     timecode_to_frame,
@@ -31,6 +32,8 @@ from liveedit.sidecar.media_timecode import (
 
 class MediaError(LiveEditError):
     """A media file that cannot be read or written as asked; the message names the file."""
+
+    kind = Kind.FAILED_PRECONDITION
 
 
 # ffmpeg's names for the colour tags (what ffprobe prints and `-color_*` accepts),
@@ -50,13 +53,6 @@ RANGES = {1: "tv", 2: "pc"}
 SWSCALE_MATRIX = {"bt709": Colorspace.ITU709, "bt470bg": Colorspace.ITU601,
                   "smpte170m": Colorspace.ITU601, "smpte240m": Colorspace.SMPTE240M,
                   "fcc": Colorspace.FCC, "bt2020nc": Colorspace.BT2020, "bt2020c": Colorspace.BT2020}
-
-# Rates that containers often store approximately (2997/100, 1ms timestamps...).
-STANDARD_RATES = tuple(Fraction(r) for r in (
-    Fraction(24000, 1001), 24, 25, Fraction(30000, 1001), 30, Fraction(48000, 1001), 48, 50,
-    Fraction(60000, 1001), 60, 72, 90, 96, 100, Fraction(120000, 1001), 120, 12, 15, 8, 10))
-_SNAP_TOLERANCE = 2e-4  # well under the 0.1% between 23.976 and 24
-
 
 @dataclass(frozen=True)
 class ColorTags:
@@ -188,7 +184,7 @@ def _scan(path: str, _mtime_ns: int, _size: int) -> _Index:
             # count by decoding (slow but exact) and trust the stream's rate.
             pts = None
             frame_count = _count_by_decoding(Path(path))
-            rate = _snap(_stream_rate(video, path))
+            rate = exact_rate(_stream_rate(video, path))
             variable = False
             duration = frame_count / rate
 
@@ -242,28 +238,21 @@ def _frame_rate_from_pts(video, pts, time_base, path) -> tuple[Fraction, bool]:
     Matroska) make single deltas jitter, so the check uses the mean step.
     """
     if len(pts) < 2:
-        return _snap(_stream_rate(video, path)), False
+        return exact_rate(_stream_rate(video, path)), False
     measured = Fraction(len(pts) - 1) / ((pts[-1] - pts[0]) * time_base)
     rate = None
     for candidate in (video.average_rate, video.guessed_rate, video.base_rate):
         if candidate and abs(float(Fraction(candidate) / measured) - 1) < 5e-3:
-            rate = _snap(Fraction(candidate))
+            rate = exact_rate(Fraction(candidate))
             break
     if rate is None:
-        rate = _snap(measured.limit_denominator(1001))
+        rate = exact_rate(measured.limit_denominator(1001))
     # Constant rate: every timestamp sits where the rate puts it, within the
     # rounding of the container clock (half a tick) plus 1% of a frame.
     step = 1 / (rate * time_base)  # in ticks
     tolerance = Fraction(1, 2) + step / 100
     variable = any(abs(p - pts[0] - i * step) > tolerance for i, p in enumerate(pts))
     return rate, variable
-
-
-def _snap(rate: Fraction) -> Fraction:
-    for standard in STANDARD_RATES:
-        if abs(float(rate / standard) - 1) < _SNAP_TOLERANCE:
-            return standard
-    return rate
 
 
 def _count_by_decoding(path: Path) -> int:

@@ -22,16 +22,9 @@ from pathlib import Path
 
 import opentimelineio as otio
 
-from liveedit.sidecar.timeline import (
-    LIVEEDIT_TRACK,
-    Region,
-    TimelineError,
-    exact_rate,
-    media_path_from_url,
-    seconds,
-    timeline_rate,
-    video_tracks,
-)
+from liveedit.sidecar.timeline.placement import LIVEEDIT_TRACK, Region, timeline_rate, video_tracks
+from liveedit.sidecar.timeline.readers import TimelineError, media_path_from_url
+from liveedit.sidecar.timeline.timebase import exact_rate, seconds
 
 PROVENANCE_SCHEMA = 1
 DEFAULT_MEDIA = "DEFAULT_MEDIA"
@@ -102,27 +95,48 @@ def _rt(value: Fraction | int, rate: Fraction) -> otio.opentime.RationalTime:
     return otio.opentime.RationalTime(float(value), float(rate))
 
 
-def segment_clip(segment: EditedSegment) -> otio.schema.Clip:
-    """The Clip.2 that shows the edited region from the rendered file."""
-    region = segment.region
+def region_clip(region: Region, media_path: str | Path, timecode_start: int, frame_count: int, *,
+                name: str | None = None, metadata: dict | None = None) -> otio.schema.Clip:
+    """A Clip.2 that shows ``region`` from ``media_path`` (the source, or a segment rendered
+    from it), in the shape Resolve reads: a bare absolute path, the file's available range at
+    the media rate from its first timecode frame, and the region's TC-absolute source range at
+    the timeline rate. A segment carries the source timecode, so the same source range lands on
+    the edited twin of the same frame."""
     reference = otio.schema.ExternalReference(
-        target_url=str(Path(segment.media_path).resolve()),  # a bare path: Resolve rejects file:// URLs
+        target_url=str(Path(media_path).resolve()),  # a bare path: Resolve rejects file:// URLs
         available_range=otio.opentime.TimeRange(
-            _rt(segment.timecode_start, region.media_rate), _rt(segment.frame_count, region.media_rate)
+            _rt(timecode_start, region.media_rate), _rt(frame_count, region.media_rate)
         ),
     )
-    reference.name = Path(segment.media_path).name
-    clip = otio.schema.Clip(
-        name=f"{region.clip_name} LiveEdit",
+    reference.name = Path(media_path).name
+    return otio.schema.Clip(
+        name=name or region.clip_name,
         media_reference=reference,
-        # Same TC-absolute source position as the original clip: the render carries the
-        # source timecode, so this lands on the edited twin of the same frame.
         source_range=otio.opentime.TimeRange(
             _rt(region.source_start, region.timeline_rate), _rt(region.record_frames, region.timeline_rate)
         ),
-        metadata={RESOLVE: {}, "liveedit": segment.provenance},
+        metadata=metadata or {},
     )
-    return clip
+
+
+def segment_clip(segment: EditedSegment) -> otio.schema.Clip:
+    """The clip that shows the edited region from the rendered file."""
+    region = segment.region
+    return region_clip(region, segment.media_path, segment.timecode_start, segment.frame_count,
+                       name=f"{region.clip_name} LiveEdit", metadata={RESOLVE: {}, "liveedit": segment.provenance})
+
+
+def source_timeline(region: Region) -> otio.schema.Timeline:
+    """A one-clip timeline for a region that came without one (a job region): its source clip
+    on "Video 1" at the region's record start."""
+    rate = region.timeline_rate
+    timeline = otio.schema.Timeline(name=region.clip_name, global_start_time=_rt(region.timeline_start, rate))
+    track = otio.schema.Track(name="Video 1", kind=otio.schema.TrackKind.Video)
+    if region.record_start:
+        track.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(duration=_rt(region.record_start, rate))))
+    track.append(region_clip(region, region.media_path, region.media_timecode_start, region.media_frame_count))
+    timeline.tracks.append(track)
+    return timeline
 
 
 def edited_timeline(original: otio.schema.Timeline, segments: list[EditedSegment]) -> otio.schema.Timeline:

@@ -2,7 +2,8 @@
 socket, pixels in messages vs in the shared-memory ring, at 480p and 1080p RGB24.
 
 The editor is a pass-through (no model), so the figures are the transport's ceiling: what is
-left for the GPU is the frame budget minus this. Run with `liveedit bench-transport`.
+left for the GPU is the frame budget minus this. Run with `liveedit bench-transport`. It
+starts a sidecar and a client in one process, so it lives above both, with the CLI.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class TransportResult:
 
 def run(frames: int = 120, sizes=tuple(SIZES), transports=TRANSPORTS) -> list[TransportResult]:
     from liveedit.clients.python import LiveEditClient
-    from liveedit.sidecar.server import ModelCard, ServerOptions, Sidecar
+    from liveedit.sidecar.api.server import ModelCard, ServerOptions, Sidecar
 
     card = ModelCard(preset="none", random_weights=True, description="pass-through (transport benchmark)")
     with tempfile.TemporaryDirectory(prefix="le-bench-") as tmp:

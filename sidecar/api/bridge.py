@@ -1,7 +1,7 @@
 """HTTP + WebSocket JSON bridge for clients that cannot speak gRPC: the Premiere UXP panel
 (fetch and WebSocket only, no listening sockets), Resolve's stdlib-only scripts, a browser
 debug page. It is a thin layer over the same services as the gRPC server: the render queue
-(`sidecar/jobs.py`) and the preview service.
+(`sidecar/jobs/`) and the preview service.
 
 Security model (the bridge drives a GPU and writes files as the user):
 - It listens on loopback only (127.0.0.1 by default: UXP on macOS reaches `127.0.0.1`
@@ -35,16 +35,10 @@ import numpy as np
 from aiohttp import WSMsgType, web
 
 from liveedit import __version__
-from liveedit.errors import InputError, LiveEditError
+from liveedit.errors import InputError, Kind, LiveEditError
 from liveedit.sidecar import config, preview
-from liveedit.sidecar.jobs import (
-    JobNotFoundError,
-    JobSpec,
-    JobSpecError,
-    QueueBusyError,
-    QueueClosedError,
-    RenderQueue,
-)
+from liveedit.sidecar.api.convert import job_spec_from_json
+from liveedit.sidecar.jobs import RenderQueue
 from liveedit.sidecar.validation import check_instruction, check_seed
 
 log = logging.getLogger(__name__)
@@ -143,6 +137,8 @@ def _read_source_frame(media: Path, frame: int, max_height: int) -> np.ndarray:
 class BridgeError(LiveEditError):
     """The bridge cannot start as asked."""
 
+    kind = Kind.FAILED_PRECONDITION
+
 
 def origin_allowed(origin: str | None, extra: Iterable[str] = ()) -> bool:
     if origin is None:
@@ -167,27 +163,25 @@ def _error(status: int, code: str, message: str, headers: dict | None = None) ->
     return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
 
 
-# LiveEditError subclass -> (HTTP status, code). Anything else that is a LiveEditError is the
-# client's mistake (400); anything that is not is ours (500, details only in the log).
-_ERROR_STATUS: list[tuple[type, int, str]] = [
-    (JobNotFoundError, 404, "not_found"),
-    (JobSpecError, 400, "invalid_job"),
-    (InputError, 400, "invalid_request"),
-    (QueueClosedError, 503, "unavailable"),
-    (QueueBusyError, 503, "unavailable"),
-    (preview.SupersededError, 409, "superseded"),
-    (preview.MediaNotFoundError, 404, "not_found"),
-    (preview.UnknownSessionError, 404, "not_found"),
-]
+# What each kind of error answers: (HTTP status, error code); the same as the gRPC server's
+# GRPC_CODE_BY_KIND in HTTP's words. Anything that is not a LiveEditError is ours (500, details
+# only in the log).
+HTTP_STATUS_BY_KIND: dict[Kind, tuple[int, str]] = {
+    Kind.INVALID: (400, "invalid_request"),
+    Kind.INVALID_JOB: (400, "invalid_job"),
+    Kind.NOT_FOUND: (404, "not_found"),
+    Kind.OUT_OF_RANGE: (400, "out_of_range"),
+    Kind.BUSY: (503, "unavailable"),
+    Kind.UNAVAILABLE: (503, "unavailable"),
+    Kind.FAILED_PRECONDITION: (400, "bad_request"),
+    Kind.SUPERSEDED: (409, "superseded"),
+    Kind.CANCELLED: (499, "cancelled"),  # no standard status; 499 is the usual "client closed request"
+    Kind.UNIMPLEMENTED: (501, "unimplemented"),
+}
 
 
-def _status_for(exc: LiveEditError) -> tuple[int, str]:
-    for cls, status, code in _ERROR_STATUS:
-        if isinstance(exc, cls):
-            return status, code
-    if type(exc).__name__ == "WorkerClosedError":
-        return 503, "unavailable"
-    return 400, "bad_request"
+def http_status_for(exc: LiveEditError) -> tuple[int, str]:
+    return HTTP_STATUS_BY_KIND[exc.kind]
 
 
 def _http_code(exc: web.HTTPException) -> str:
@@ -199,8 +193,9 @@ def _http_code(exc: web.HTTPException) -> str:
 
 class _Bridge:
     def __init__(self, queue: RenderQueue, preview: PreviewService | None, token: str,
-                 info: Callable[[], Any] | dict | None, extra_origins: Iterable[str]):
+                 info: Callable[[], Any] | dict | None, extra_origins: Iterable[str], model: str | None):
         self.queue = queue
+        self.model = model  # the loaded model's identity: names a timeline's regions as `liveedit render` does
         self.preview = preview
         self.token = token
         self.info = info
@@ -227,7 +222,7 @@ class _Bridge:
                 message = f"request body too large; the limit is {MAX_BODY_BYTES // 1024} KiB"
             return _error(exc.status, _http_code(exc), message)
         except LiveEditError as exc:
-            status, code = _status_for(exc)
+            status, code = http_status_for(exc)
             return _error(status, code, str(exc))
         except asyncio.CancelledError:
             raise
@@ -282,7 +277,7 @@ class _Bridge:
 
     async def submit_job(self, request: web.Request) -> web.Response:
         body = await self._json_body(request)
-        job = await asyncio.to_thread(self.queue.submit, JobSpec.from_dict(body))
+        job = await asyncio.to_thread(self._submit, body)
         return web.json_response({"job": job.to_dict()}, status=201)
 
     async def list_jobs(self, request: web.Request) -> web.Response:
@@ -360,7 +355,7 @@ class _Bridge:
         kind = message.get("type")
         try:
             if kind == "submit":
-                job = await asyncio.to_thread(self.queue.submit, JobSpec.from_dict(message.get("job")))
+                job = await asyncio.to_thread(self._submit, message.get("job"))
             elif kind == "cancel":
                 job = await asyncio.to_thread(self.queue.cancel, _job_id(message))
             elif kind == "get":
@@ -372,11 +367,15 @@ class _Bridge:
                 return _ws_error(request_id, "unknown_type",
                                  f"unknown message type {kind!r}; use submit, cancel, get or list")
         except LiveEditError as exc:
-            return _ws_error(request_id, _status_for(exc)[1], str(exc))
+            return _ws_error(request_id, http_status_for(exc)[1], str(exc))
         except Exception:  # noqa: BLE001
             log.exception("bridge: WebSocket command %r failed", kind)
             return _ws_error(request_id, "internal", "internal error in the LiveEdit sidecar; see its log")
         return {"type": "result", "request_id": request_id, "job": job.to_dict()}
+
+    def _submit(self, body: Any):
+        """Off the event loop: a timeline job reads files."""
+        return self.queue.submit(job_spec_from_json(body, self.model))
 
     async def _json_body(self, request: web.Request) -> Any:
         if request.content_type != "application/json":
@@ -449,8 +448,9 @@ def _encode_image(pixels: np.ndarray, pil_format: str) -> bytes:
 
 
 def build_app(queue: RenderQueue, preview: PreviewService | None, token: str, *,
-              info: Callable[[], Any] | dict | None = None, extra_origins: Iterable[str] = ()) -> web.Application:
-    bridge = _Bridge(queue, preview, token, info, extra_origins)
+              info: Callable[[], Any] | dict | None = None, extra_origins: Iterable[str] = (),
+              model: str | None = None) -> web.Application:
+    bridge = _Bridge(queue, preview, token, info, extra_origins, model)
     app = web.Application(middlewares=[bridge.errors, bridge.guard], client_max_size=MAX_BODY_BYTES)
     app[_BRIDGE_KEY] = bridge
     app.router.add_get("/v1/info", bridge.get_info)
@@ -486,10 +486,11 @@ class RunningBridge:
 async def start_bridge(queue: RenderQueue, preview_service: PreviewService | None, host: str = "127.0.0.1",
                        port: int = 0, *, token: str | None = None,
                        info: Callable[[], Any] | dict | None = None, extra_origins: Iterable[str] = (),
-                       write_port_file: bool = True) -> RunningBridge:
+                       write_port_file: bool = True, model: str | None = None) -> RunningBridge:
     """Start the bridge on the running event loop (e.g. beside the grpc.aio server in
     `liveedit serve`, which starts it by default). Port 0 picks a free port; the port is written to
-    `bridge.json` in the config folder for clients to find. Stop it with `await bridge.close()`."""
+    `bridge.json` in the config folder for clients to find. `model` (the loaded model's identity)
+    names a timeline job's regions as `liveedit render` would. Stop it with `await bridge.close()`."""
     if host == "localhost":
         host = "127.0.0.1"  # bind the literal: UXP on macOS reaches 127.0.0.1, not localhost
     config.check_loopback(host)
@@ -498,7 +499,7 @@ async def start_bridge(queue: RenderQueue, preview_service: PreviewService | Non
             raise BridgeError("extra origins must be exact origins like 'https://panel.example'; '*' would let "
                               "any web page drive the sidecar")
     token = token or config.load_or_create_token()
-    app = build_app(queue, preview_service, token, info=info, extra_origins=extra_origins)
+    app = build_app(queue, preview_service, token, info=info, extra_origins=extra_origins, model=model)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

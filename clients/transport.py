@@ -1,7 +1,23 @@
-"""How frame pixels cross between client and server: bytes in messages, or a shared-memory
-ring when both run on one machine (several times faster for large frames; see
-docs/benchmarks.md and shared/spec/nle-integration.md §5).
+"""What a client and the sidecar on one machine share besides the gRPC contract (protos/):
+where the per-user files are (the token, the socket, bridge.json) and how frame pixels
+cross (bytes in messages, or the shared-memory frame ring). The Python client and the
+preview window depend on this module and the protos only; the sidecar imports it too
+(sidecar/config.py creates what this module reads). Standard library and numpy only.
 
+Per-user folders (docs/architecture.md):
+
+- config folder: `~/.config/liveedit/` (Linux, honours XDG_CONFIG_HOME),
+  `~/Library/Application Support/LiveEdit/` (macOS), `%APPDATA%\\LiveEdit\\` (Windows);
+  holds `token` (mode 0600) and `bridge.json`.
+- runtime folder (sockets): `$XDG_RUNTIME_DIR/liveedit/` when set, else a private
+  `liveedit-<uid>` folder in the temp dir; holds `sidecar.sock`.
+
+LIVEEDIT_CONFIG_DIR / LIVEEDIT_RUNTIME_DIR override both (tests, several installs side by side).
+The Resolve scripts, which run in Resolve's own Python without this package, repeat the
+config-folder rule in clients/resolve/bridge_client.py.
+
+Frames: bytes in messages, or a shared-memory ring when both run on one machine (several
+times faster for large frames; see docs/benchmarks.md and shared/spec/nle-integration.md §5).
 The ring (`FrameRing`) is created by the client: a header (16 random bytes, the nonce) then
 `slot_count` frame slots. Frame i of a stream uses slot i % slot_count in both directions: the
 server copies source frame i out when its message arrives and later writes edited frame i into
@@ -11,13 +27,121 @@ back), which is the whole ownership protocol: no slot is ever written by both si
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
+import sys
+import tempfile
 from dataclasses import dataclass
 from multiprocessing import shared_memory
+from pathlib import Path
 
 import numpy as np
 
 from liveedit.errors import InputError, LiveEditError
+
+# -- per-user files -----------------------------------------------------------------------
+
+TOKEN_FILE = "token"
+SOCKET_FILE = "sidecar.sock"
+BRIDGE_FILE = "bridge.json"
+# Unix socket paths are limited to ~104 bytes (macOS) / 108 (Linux) including the NUL.
+MAX_SOCKET_PATH = 100
+
+
+class ConfigError(LiveEditError):
+    """The per-user config or runtime folder cannot be used."""
+
+
+def config_dir() -> Path:
+    """The per-user config folder (not created)."""
+    override = os.environ.get("LIVEEDIT_CONFIG_DIR")
+    if override:
+        return Path(override)
+    if sys.platform == "win32":
+        return Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming")) / "LiveEdit"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "LiveEdit"
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "liveedit"
+
+
+def runtime_dir() -> Path:
+    """The per-user folder for sockets (not created)."""
+    override = os.environ.get("LIVEEDIT_RUNTIME_DIR")
+    if override:
+        return Path(override)
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg and sys.platform.startswith("linux"):
+        return Path(xdg) / "liveedit"
+    uid = os.getuid() if hasattr(os, "getuid") else os.getlogin()
+    return Path(tempfile.gettempdir()) / f"liveedit-{uid}"
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create `path` (mode 0700) if needed; refuse one that other users can write to,
+    because a socket or token there could be swapped by someone else."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if os.name == "posix":
+        st = path.stat()
+        if st.st_uid != os.getuid():
+            raise ConfigError(
+                f"{path} belongs to another user; remove it or set LIVEEDIT_RUNTIME_DIR / "
+                "LIVEEDIT_CONFIG_DIR to a folder of your own"
+            )
+        if st.st_mode & 0o022:
+            os.chmod(path, 0o700)
+    return path
+
+
+def default_socket_path() -> Path:
+    path = runtime_dir() / SOCKET_FILE
+    if len(str(path)) > MAX_SOCKET_PATH:
+        raise ConfigError(
+            f"socket path {path} is longer than {MAX_SOCKET_PATH} characters, which Unix "
+            "sockets do not allow; set LIVEEDIT_RUNTIME_DIR to a shorter folder or pass --socket"
+        )
+    return path
+
+
+def token_path() -> Path:
+    return config_dir() / TOKEN_FILE
+
+
+def read_token(path: Path | None = None) -> str | None:
+    """The token if the file exists, else None. Refuses a token file others can read."""
+    path = path or token_path()
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    if os.name == "posix" and st.st_mode & 0o077:
+        raise ConfigError(
+            f"token file {path} is readable by other users (mode {st.st_mode & 0o777:o}); "
+            f"run `chmod 600 {path}` or delete it to get a new token"
+        )
+    return path.read_text().strip() or None
+
+
+def bridge_info_path() -> Path:
+    return config_dir() / BRIDGE_FILE
+
+
+def read_bridge_info(path: Path | None = None) -> dict | None:
+    """`{"port": int}` if a bridge has run for this user, else None."""
+    path = path or bridge_info_path()
+    try:
+        info = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not valid JSON ({exc}); delete it and start the sidecar again") from None
+    if not isinstance(info, dict) or not isinstance(info.get("port"), int):
+        raise ConfigError(f'{path} should hold {{"port": <number>}}; delete it and start the sidecar again')
+    return info
+
+
+# -- frames ---------------------------------------------------------------------------------
 
 RING_PREFIX = "liveedit_"
 HEADER_BYTES = 64

@@ -87,6 +87,19 @@ def write_bridge_info(port: int, path: Path | None = None) -> Path:
     return path
 
 
+def remove_bridge_info(port: int, path: Path | None = None) -> bool:
+    """Forget a stopped bridge: remove bridge.json if it still names `port` (a sidecar started
+    since then owns the file otherwise). True when removed."""
+    path = path or bridge_info_path()
+    try:
+        if json.loads(path.read_text()).get("port") != port:
+            return False
+        path.unlink()
+    except (OSError, ValueError, AttributeError):
+        return False
+    return True
+
+
 def default_jobs_db() -> Path:
     """The render queue's database (jobs survive restarts)."""
     return config_dir() / JOBS_DB_FILE

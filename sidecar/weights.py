@@ -18,7 +18,15 @@ Two places weights can live:
 Integrity: the Hub names every large (LFS) file's blob in the cache by its sha256, so a
 cached file is checked by hashing it against its own blob name. Any file is also checked
 for its approximate size, and `.pt`/`.pth` files (zip archives since torch 1.6) for an
-intact zip directory, which a truncated download lacks.
+intact zip directory, which a truncated download lacks. A `--weights DIR` file is checked
+against its known sha256 when one is known (`WeightFile.sha256`, or the hash `fetch`
+recorded for it).
+
+Pinning: every download names a commit of its repository (`REVISIONS`), never a branch, so
+a changed upload cannot change what `fetch` takes. A repository whose commit this release
+does not know is downloaded only when the user names one (`--revision REPO=COMMIT`) or says
+to take the current `main` (`--unpinned`); `fetch` records the commit it got (PINS_FILE in
+the config folder), and every later run finds the files of that same commit.
 """
 
 from __future__ import annotations
@@ -45,6 +53,16 @@ TINY_VAE_FILE = "taew2_1.pth"
 
 FETCH_COMMAND = "liveedit weights fetch"
 
+# The commit of each repository this release downloads. None: not known to this release
+# (no published commit of cp-cp/LiveEdit could be checked when it was made); `fetch` then
+# needs --revision REPO=COMMIT or --unpinned, and records what it got.
+REVISIONS: dict[str, str | None] = {
+    WAN_REPO: "37ec512624d61f7aa208f7ea8140a131f93afc9a",
+    LIVEEDIT_REPO: None,
+}
+PINS_FILE = "weights-pins.json"  # in the config folder: {"revisions": {repo: commit}, "sha256": {file: hex}}
+COMMIT_PATTERN = re.compile(r"[0-9a-f]{40}")
+
 
 @dataclass(frozen=True)
 class WeightFile:
@@ -54,10 +72,12 @@ class WeightFile:
     approx_bytes: int | None  # as the Hub's file list shows it (3 significant digits), if known
     description: str
     required: bool = True  # optional files are fetched when the repository has them
+    sha256: str | None = None  # the file's hash at the pinned commit, where it is known
 
     @property
     def url(self) -> str:
-        return f"https://huggingface.co/{self.repo_id}/blob/main/{self.filename}"
+        revision = cached_revision(self.repo_id) or "main"
+        return f"https://huggingface.co/{self.repo_id}/blob/{revision}/{self.filename}"
 
 
 # Sizes from the Hub's file lists (backbone-and-peers.md §A5); None where not known.
@@ -105,8 +125,74 @@ def sha256_of(path: Path, progress: bool = False) -> str:
     return digest.hexdigest()
 
 
-def check_file(wf: WeightFile, path: Path, *, hash: bool = True, progress: bool = False) -> FileCheck:
-    """Truncation and corruption checks for one file (see the module docstring)."""
+# -- pins -----------------------------------------------------------------------------------
+def pins_path() -> Path:
+    from liveedit.sidecar import config
+
+    return config.config_dir() / PINS_FILE
+
+
+def read_pins() -> dict:
+    """What the last `fetch` recorded: {"revisions": {repo: commit}, "sha256": {filename: hex}}."""
+    try:
+        pins = json.loads(pins_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"revisions": {}, "sha256": {}}
+    if not isinstance(pins, dict):
+        return {"revisions": {}, "sha256": {}}
+    return {key: dict(pins.get(key) or {}) for key in ("revisions", "sha256")}
+
+
+def _write_pins(pins: dict) -> None:
+    from liveedit.sidecar import config
+
+    path = pins_path()
+    config.ensure_private_dir(path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(pins, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def pinned_revisions(overrides: dict[str, str] | None = None) -> dict[str, str | None]:
+    """The commit to download per repository: --revision, else this release's pin, else the
+    one the last fetch recorded; None where none is known."""
+    recorded = read_pins()["revisions"]
+    revisions = {repo: pin or recorded.get(repo) for repo, pin in REVISIONS.items()}
+    for repo, commit in recorded.items():
+        revisions.setdefault(repo, commit)
+    revisions.update(overrides or {})
+    return revisions
+
+
+def cached_revision(repo_id: str) -> str | None:
+    """The commit whose files a run uses from the hub cache: the one the last fetch got (so a
+    --revision given to fetch holds for later runs), else this release's pin."""
+    return read_pins()["revisions"].get(repo_id) or REVISIONS.get(repo_id)
+
+
+def parse_revision(text: str) -> tuple[str, str]:
+    """`REPO=COMMIT` from the command line; the commit must be a full commit id, not a branch."""
+    repo, sep, commit = text.partition("=")
+    commit = commit.strip().lower()
+    if not sep or not repo.strip() or not COMMIT_PATTERN.fullmatch(commit):
+        raise LiveEditError(f"--revision {text!r}: give REPO=COMMIT with the repository's full 40-character commit "
+                            f"id, e.g. {LIVEEDIT_REPO}=<commit>; a branch name would follow whatever is uploaded next")
+    return repo.strip(), commit
+
+
+def _commit_of(path: Path) -> str | None:
+    """The commit a hub-cache path belongs to (.../snapshots/<commit>/<file>)."""
+    parts = Path(path).parts
+    if "snapshots" in parts[:-1]:
+        commit = parts[len(parts) - 1 - parts[::-1].index("snapshots") + 1]
+        return commit if COMMIT_PATTERN.fullmatch(commit) else None
+    return None
+
+
+def check_file(wf: WeightFile, path: Path, *, hash: bool = True, progress: bool = False,
+               known_sha256: str | None = None) -> FileCheck:
+    """Truncation and corruption checks for one file (see the module docstring). The file is
+    hashed against its hub blob name and against `known_sha256` / `wf.sha256` when known."""
     check = FileCheck(wf, path)
     if not path.is_file():
         check.problems.append("missing")
@@ -126,10 +212,14 @@ def check_file(wf: WeightFile, path: Path, *, hash: bool = True, progress: bool 
         except (ValueError, UnicodeDecodeError):
             check.problems.append("not valid JSON (truncated or corrupt)")
     expected = blob_sha256(path)
-    if hash and expected is not None:
+    known = wf.sha256 or known_sha256
+    if hash and (expected is not None or known is not None):
         check.sha256 = sha256_of(path, progress)
-        if check.sha256 != expected:
+        if expected is not None and check.sha256 != expected:
             check.problems.append(f"sha256 {check.sha256[:12]}... differs from the Hub's {expected[:12]}... (corrupt)")
+        elif known is not None and check.sha256 != known:
+            check.problems.append(f"sha256 {check.sha256[:12]}... differs from the known {known[:12]}... of the "
+                                  "pinned release (corrupt, or another version of the file)")
     return check
 
 
@@ -141,9 +231,14 @@ def _offline(offline: bool | None) -> bool:
 
 
 def _cached_path(wf: WeightFile, cache_dir: str | Path | None) -> Path | None:
+    """The file of the pinned commit in the hub cache (none while no commit is known)."""
     from huggingface_hub import try_to_load_from_cache
 
-    found = try_to_load_from_cache(wf.repo_id, wf.filename, cache_dir=str(cache_dir) if cache_dir else None)
+    revision = cached_revision(wf.repo_id)
+    if revision is None:
+        return None
+    found = try_to_load_from_cache(wf.repo_id, wf.filename, cache_dir=str(cache_dir) if cache_dir else None,
+                                   revision=revision)
     return Path(found) if isinstance(found, str) else None
 
 
@@ -168,6 +263,9 @@ def _missing_message(wf: WeightFile, where: str, weights_dir: Path | None, offli
             f"HF_HUB_OFFLINE is set, so nothing is downloaded: run `{FETCH_COMMAND}` on a connected "
             "machine and copy the cache, or pass --weights DIR"
         )
+    elif cached_revision(wf.repo_id) is None:
+        fix = (f"run `{FETCH_COMMAND} --revision {wf.repo_id}=COMMIT` with the commit to trust (or --unpinned to "
+               f"take its current main; see docs) or pass --weights DIR")
     else:
         fix = f"run `{FETCH_COMMAND}` (downloads once, about 29 GB) or pass --weights DIR"
     return f"{wf.description} ({wf.filename}) is not in {where}: {fix}."
@@ -246,8 +344,10 @@ def verify(
     progress: bool = False,
     files: tuple[WeightFile, ...] = WEIGHT_FILES,
 ) -> list[FileCheck]:
-    """Check every manifest file (missing ones included) and return one FileCheck each."""
+    """Check every manifest file (missing ones included) and return one FileCheck each; in a
+    --weights folder against the known hashes (this release's, or those fetch recorded)."""
     checks = []
+    recorded = read_pins()["sha256"]
     for wf in files:
         if weights_dir is not None:
             path = Path(weights_dir).expanduser() / wf.filename
@@ -259,11 +359,33 @@ def verify(
             if wf.required:
                 checks.append(FileCheck(wf, None, ["missing"]))
         else:
-            checks.append(check_file(wf, path, hash=hash, progress=progress))
+            known = recorded.get(wf.filename) if path.name == Path(wf.filename).name else None
+            checks.append(check_file(wf, path, hash=hash, progress=progress, known_sha256=known))
     return checks
 
 
-Downloader = Callable[..., str]  # hf_hub_download's signature: (repo_id=, filename=, cache_dir=) -> path
+Downloader = Callable[..., str]  # hf_hub_download's signature: (repo_id=, filename=, revision=, cache_dir=) -> path
+
+
+def fetch_revisions(files: tuple[WeightFile, ...] = WEIGHT_FILES, *, revisions: dict[str, str] | None = None,
+                    unpinned: bool = False) -> dict[str, str]:
+    """The revision each repository is downloaded at: a commit, or "main" only with `unpinned`.
+    Refuses a repository whose commit is unknown unless the user named one or said so."""
+    known = pinned_revisions(revisions)
+    chosen = {}
+    for repo in dict.fromkeys(wf.repo_id for wf in files):
+        if known.get(repo) is not None:
+            chosen[repo] = known[repo]
+        elif unpinned:
+            log.warning("%s has no known commit: taking its current main (recorded for later runs)", repo)
+            chosen[repo] = "main"
+        else:
+            raise LiveEditError(
+                f"this release does not know which commit of {repo} to trust, and takes none silently. Pass "
+                f"`{FETCH_COMMAND} --revision {repo}=COMMIT` with the commit id from the repository's history "
+                f"(https://huggingface.co/{repo}/commits/main), or `--unpinned` to take its current main; the commit "
+                "it gets is recorded and used from then on.")
+    return chosen
 
 
 def fetch(
@@ -273,23 +395,31 @@ def fetch(
     hash: bool = True,
     progress: bool = True,
     files: tuple[WeightFile, ...] = WEIGHT_FILES,
+    revisions: dict[str, str] | None = None,
+    unpinned: bool = False,
 ) -> list[FileCheck]:
-    """Download the manifest's files into the hub cache (resuming any interrupted download,
-    skipping files already there) and check each one. Raises LiveEditError if any file
-    fails its check, naming it."""
+    """Download the manifest's files at their pinned commits into the hub cache (resuming any
+    interrupted download, skipping files already there), check each one, and record the
+    commits and hashes (PINS_FILE). `revisions` overrides the pins ({repo: commit});
+    `unpinned` allows the current main of a repository whose commit is unknown. Raises
+    LiveEditError if any file fails its check, naming it."""
     if _offline(None):
         raise LiveEditError(
             f"HF_HUB_OFFLINE is set, so `{FETCH_COMMAND}` cannot download; unset it or use --weights DIR"
         )
+    chosen = fetch_revisions(files, revisions=revisions, unpinned=unpinned)
     if download is None:
         from huggingface_hub import hf_hub_download as download
     from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
 
     checks = []
+    pins = read_pins()
     for wf in files:
-        log.info("fetching %s from %s", wf.filename, wf.repo_id)
+        revision = chosen[wf.repo_id]
+        log.info("fetching %s from %s at %s", wf.filename, wf.repo_id, revision)
         try:
-            path = Path(download(repo_id=wf.repo_id, filename=wf.filename, cache_dir=str(cache_dir) if cache_dir else None))
+            path = Path(download(repo_id=wf.repo_id, filename=wf.filename, revision=revision,
+                                 cache_dir=str(cache_dir) if cache_dir else None))
         except EntryNotFoundError:
             if not wf.required:
                 continue
@@ -309,4 +439,10 @@ def fetch(
                 f"`{FETCH_COMMAND}` again."
             )
         checks.append(check)
+        commit = _commit_of(path) or (revision if COMMIT_PATTERN.fullmatch(revision) else None)
+        if commit is not None:
+            pins["revisions"][wf.repo_id] = commit
+        if check.sha256:
+            pins["sha256"][wf.filename] = check.sha256
+    _write_pins(pins)
     return checks

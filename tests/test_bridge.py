@@ -343,22 +343,44 @@ def test_start_bridge_binds_loopback_only_and_writes_token_and_port(tmp_path, co
             await start_bridge(queue, None, host="0.0.0.0")
         bridge = await start_bridge(queue, None)  # no token given: created on first run
         try:
+            running = transport.read_bridge_info()
             async with aiohttp.ClientSession() as session:
                 async with session.get(f"http://127.0.0.1:{bridge.port}/v1/info",
                                        headers={"Authorization": f"Bearer {bridge.token}"}) as r:
-                    return bridge, r.status, await r.json()
+                    return bridge, r.status, await r.json(), running
         finally:
             await bridge.close()
 
     try:
-        bridge, status, info = asyncio.run(main())
+        bridge, status, info, running = asyncio.run(main())
     finally:
         queue.close()
     assert bridge.host == "127.0.0.1" and status == 200 and info["preview"] is False
     token_file = config_dir / "token"
     assert token_file.read_text().strip() == bridge.token
     assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
-    assert transport.read_bridge_info() == {"port": bridge.port}
+    assert running == {"port": bridge.port}
+    assert transport.read_bridge_info() is None  # a stopped sidecar leaves no port behind
+
+
+def test_a_stopping_bridge_leaves_a_newer_sidecars_port_file(tmp_path, config_dir):
+    queue = RenderQueue(tmp_path / "jobs.db", FakeExecutor())
+
+    async def main():
+        old = await start_bridge(queue, None)
+        new = await start_bridge(queue, None)  # another sidecar took over bridge.json meanwhile
+        try:
+            await old.close()
+            return new.port, transport.read_bridge_info()
+        finally:
+            await new.close()
+
+    try:
+        port, left = asyncio.run(main())
+    finally:
+        queue.close()
+    assert left == {"port": port}
+    assert transport.read_bridge_info() is None
 
 
 def test_preview_frames_come_from_preview_sessions(tmp_path, media_clips):

@@ -54,3 +54,26 @@ def test_the_command_prints_how_to_load_it(tmp_path):
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "p.ccx").is_file()
     assert "UXP Developer Tool" in run.stdout and "Developer Mode" in run.stdout and "liveedit serve" in run.stdout
+
+
+def _package(tmp_path, *extra):
+    import os
+
+    env = {**os.environ, "LIVEEDIT_CONFIG_DIR": str(tmp_path / "config")}
+    run = subprocess.run([sys.executable, "-m", "liveedit", "premiere", "package", "-o", str(tmp_path / "p.ccx"), *extra],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 0, run.stderr
+    with zipfile.ZipFile(tmp_path / "p.ccx") as zf:
+        return json.loads(zf.read("manifest.json"))["requiredPermissions"]["network"]["domains"], run.stdout
+
+
+def test_the_package_reaches_the_running_sidecars_port(tmp_path):
+    """`liveedit serve --bridge-port 50999` writes bridge.json; packaging without --port uses it."""
+    domains, out = _package(tmp_path)
+    assert domains == ["http://127.0.0.1:47311", "ws://127.0.0.1:47311"] and "default port" in out
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "bridge.json").write_text('{"port": 50999}')
+    domains, out = _package(tmp_path)
+    assert domains == ["http://127.0.0.1:50999", "ws://127.0.0.1:50999"] and "running sidecar" in out
+    domains, _ = _package(tmp_path, "--port", "50123")  # an explicit port wins
+    assert domains == ["http://127.0.0.1:50123", "ws://127.0.0.1:50123"]

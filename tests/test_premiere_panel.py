@@ -109,8 +109,9 @@ class Page:
 
 
 @asynccontextmanager
-async def panel(tmp_path: Path, scene: dict, settings: dict):
-    """Headless Chromium showing the panel page, with the fake premierepro and the settings."""
+async def panel(tmp_path: Path, scene: dict, settings: dict, secure: dict | None = None):
+    """Headless Chromium showing the panel page, with the fake premierepro, the settings in
+    localStorage and `secure` in the fake UXP secure storage (where the token lives)."""
     need_chromium()
     profile = tmp_path / f"chromium-{os.urandom(4).hex()}"
     profile.mkdir()
@@ -135,10 +136,12 @@ async def panel(tmp_path: Path, scene: dict, settings: dict):
                 await page.send("Runtime.enable")
                 await page.send("Page.enable")
                 setup = (f"window.__fakeScene = {json.dumps(scene)};\n"
+                         f"window.__fakeSecureItems = {json.dumps(secure or {})};\n"
                          "localStorage.removeItem('liveedit.plans');\n"
                          f"localStorage.setItem('liveedit.settings', {json.dumps(json.dumps(settings))});\n")
                 browser = PANEL / "test" / "browser"
-                source = setup + (browser / "fake-premierepro.js").read_text() + (browser / "cjs-loader.js").read_text()
+                source = setup + "".join((browser / name).read_text() for name in
+                                         ("fake-premierepro.js", "fake-uxp.js", "cjs-loader.js"))
                 await page.send("Page.addScriptToEvaluateOnNewDocument", source=source)
                 await page.send("Page.navigate", url=(PANEL / "index.html").as_uri())
                 await page.wait_for("document.readyState === 'complete' && !!document.getElementById('status')",
@@ -179,7 +182,7 @@ def test_submit_render_place_and_cancel_with_the_tiny_model(media_clips, tmp_pat
     before = hashlib.sha256(source.read_bytes()).hexdigest()
     renders = tmp_path / "renders"
     queue = RenderQueue(tmp_path / "jobs.db", LocalExecutor(models=tiny_models))
-    settings = {"port": 0, "token": TOKEN, "outputDir": str(renders), "handles": 2, "placement": "above",
+    settings = {"port": 0, "outputDir": str(renders), "handles": 2, "placement": "above",
                 "format": "h264", "range": "selection", "markerColor": 0}
 
     async def main():
@@ -188,7 +191,7 @@ def test_submit_render_place_and_cancel_with_the_tiny_model(media_clips, tmp_pat
         bridge = await start_bridge(queue, FakePreview(), token=TOKEN, write_port_file=False, info=info)
         settings["port"] = bridge.port
         try:
-            async with panel(tmp_path, scene_for(source, tmp_path), settings) as page:
+            async with panel(tmp_path, scene_for(source, tmp_path), settings, {"liveedit.token": TOKEN}) as page:
                 await page.wait_for("document.getElementById('status').dataset.state === 'connected'", what="connected")
                 assert "RANDOM weights" in await page.js("document.getElementById('status-message').textContent")
                 await page.set_value("instruction", "make the fur snowy white")
@@ -260,29 +263,57 @@ def test_submit_render_place_and_cancel_with_the_tiny_model(media_clips, tmp_pat
     assert hashlib.sha256(source.read_bytes()).hexdigest() == before
 
 
-def test_wrong_token_stopped_sidecar_and_preview_following_the_playhead(media_clips, tmp_path):
+def test_pairing_wrong_token_stopped_sidecar_and_preview_following_the_playhead(media_clips, tmp_path):
     source = media_clips["ntsc_film"]
     queue = RenderQueue(tmp_path / "jobs.db", FakeExecutor())
     preview = FakePreview()
-    settings = {"port": 0, "token": "not-the-token", "outputDir": str(tmp_path / "renders"), "handles": 0,
+    settings = {"port": 0, "outputDir": str(tmp_path / "renders"), "handles": 0,
                 "placement": "above", "format": "prores", "range": "selection", "markerColor": 0}
+
+    async def new_code(bridge) -> str:  # what `liveedit premiere pair` asks the sidecar for
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{bridge.url}/v1/pairing/code", headers={"Authorization": f"Bearer {TOKEN}"}) as r:
+                return (await r.json())["code"]
 
     async def main():
         bridge = await start_bridge(queue, preview, token=TOKEN, write_port_file=False)
         settings["port"] = bridge.port
         out = {}
-        async with panel(tmp_path, scene_for(source, tmp_path, playhead=50), settings) as page:
+        async with panel(tmp_path, scene_for(source, tmp_path), settings) as page:
+            # Never paired: the panel says how to pair, and sends nothing without a token.
+            await page.wait_for("document.getElementById('status').dataset.state === 'unpaired'", what="unpaired")
+            out["unpaired"] = await page.js("document.getElementById('status-message').textContent")
+            out["no token field"] = await page.js("document.getElementById('token') === null")
+        async with panel(tmp_path, scene_for(source, tmp_path, playhead=50), settings,
+                         {"liveedit.token": "not-the-token"}) as page:
             await page.wait_for("document.getElementById('status').dataset.state === 'unauthorized'", what="401")
             out["wrong token"] = await page.js("document.getElementById('status-message').textContent")
             out["submit disabled"] = await page.js("document.getElementById('submit').disabled")
 
-            await page.set_value("token", TOKEN)
-            await page.click("save-settings")
-            await page.wait_for("document.getElementById('status').dataset.state === 'connected'", what="connected")
+            code = await new_code(bridge)
+            await page.set_value("pairing-code", "WRONG-CODE")
+            await page.click("pair")
+            await page.wait_for("document.getElementById('pair-status').textContent.includes('rong pairing code')",
+                                what="wrong code refused")
+            out["wrong code"] = await page.js("document.getElementById('pair-status').textContent")
+            await page.set_value("pairing-code", code.lower())
+            await page.click("pair")
+            await page.wait_for("document.getElementById('status').dataset.state === 'connected'", what="paired")
+            out["paired note"] = await page.js("document.getElementById('pair-status').textContent")
+            out["secure items"] = await page.js("window.__fakeSecureItems")
+            out["local storage"] = await page.js("JSON.stringify(Object.assign({}, localStorage))")
+            # The code worked once: using it again is refused.
+            await page.set_value("pairing-code", code)
+            await page.click("pair")
+            await page.wait_for("document.getElementById('pair-status').textContent.includes('liveedit premiere pair')",
+                                what="used code refused")
+            out["reused code"] = await page.js("document.getElementById('pair-status').textContent")
             # Playhead at sequence frame 50: 2 frames into the clip, whose in point is source frame 4.
             await page.set_value("instruction", "make it snow")
-            await page.wait_for("document.getElementById('preview').naturalWidth > 0", what="preview image")
-            out["first preview"] = preview.requests[-1]
+            await page.wait_for("document.getElementById('preview').src.includes('side=edit') && "
+                                "document.getElementById('preview').complete && "
+                                "document.getElementById('preview').naturalWidth > 0", what="edited preview image")
+            out["first preview"] = [r for r in preview.requests if r.side == "edit"][-1]
             await page.js(f"window.__fakeScene.sequence.playhead = {json.dumps(ticks(55))}")
             await page.wait_for("document.getElementById('preview').src.includes('frame=11&')", what="new frame")
             await page.wait_for("document.getElementById('preview').complete", what="image loaded")
@@ -297,17 +328,26 @@ def test_wrong_token_stopped_sidecar_and_preview_following_the_playhead(media_cl
         with socket.socket() as s:  # a port nothing listens on
             s.bind(("127.0.0.1", 0))
             free_port = s.getsockname()[1]
-        async with panel(tmp_path, scene_for(source, tmp_path), {**settings, "port": free_port, "token": TOKEN}) as page:
+        # An older panel kept the token in localStorage: it moves to secure storage.
+        legacy = {**settings, "port": free_port, "token": TOKEN}
+        async with panel(tmp_path, scene_for(source, tmp_path), legacy) as page:
             await page.wait_for("document.getElementById('status').dataset.state === 'down'", what="down")
             out["not running"] = await page.js("document.getElementById('status-message').textContent")
+            out["migrated"] = await page.js("[window.__fakeSecureItems, localStorage.getItem('liveedit.settings')]")
         return out
 
     try:
         out = asyncio.run(main())
     finally:
         queue.close()
-    assert "refused the token" in out["wrong token"] and "Settings" in out["wrong token"]
+    assert "liveedit premiere pair" in out["unpaired"] and out["no token field"] is True
+    assert "refused the token" in out["wrong token"] and "liveedit premiere pair" in out["wrong token"]
     assert out["submit disabled"] is True
+    assert "Wrong pairing code" in out["wrong code"] and "tries left" in out["wrong code"]
+    assert out["paired note"] == "Paired with the sidecar."
+    assert out["secure items"] == {"liveedit.token": TOKEN}
+    assert TOKEN not in out["local storage"]  # the token never lands in localStorage
+    assert "No pairing code is waiting" in out["reused code"]
     first, second = out["first preview"], out["second preview"]
     assert (first.media, first.frame, first.instruction, first.side, first.client) == \
         (source, 6, "make it snow", "edit", "premiere-panel")
@@ -316,3 +356,5 @@ def test_wrong_token_stopped_sidecar_and_preview_following_the_playhead(media_cl
     assert "stopped" in out["stopped"] and "liveedit serve" in out["stopped"] and out["retry shown"]
     assert f"No LiveEdit sidecar answers on 127.0.0.1:{settings['port']}" not in out["not running"]
     assert "No LiveEdit sidecar answers on 127.0.0.1:" in out["not running"] and "liveedit serve" in out["not running"]
+    secure_items, local_settings = out["migrated"]
+    assert secure_items == {"liveedit.token": TOKEN} and TOKEN not in local_settings

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import subprocess
+import sys
 import threading
 from fractions import Fraction
 from pathlib import Path
@@ -185,7 +187,18 @@ def test_nothing_selected_and_nothing_under_the_playhead_is_explained(config_dir
         actions.edit_selection(resolve, client, actions.EditOptions("  "))
 
 
-def test_live_preview_follows_the_playhead_in_source_frames(tmp_path):
+ECHO_WINDOW = """
+import sys
+for line in sys.stdin.buffer:  # a stand-in window: says back each request the moment it arrives
+    sys.stdout.buffer.write(line)
+    sys.stdout.buffer.flush()
+"""
+
+
+def test_live_preview_hands_each_playhead_move_over_before_the_next_poll(tmp_path, monkeypatch):
+    """The hand-over is a line on the window's standard input, flushed as the script sees the
+    playhead move: a real child process has each request before the script polls again (the
+    old hand-over was a file the window read once a second)."""
     resolve = FakeResolve()
     timeline = resolve._new_timeline(rate=Fraction(25), start_timecode="10:00:00:00")
     media = resolve._media(str(tmp_path / "p50.mov"), MediaFacts(Fraction(50), "10:00:00:00", 500))
@@ -193,40 +206,71 @@ def test_live_preview_follows_the_playhead_in_source_frames(tmp_path):
     timeline._set_playhead(105)
     playhead = iter([105, 106, 106, 130, 107])  # 130 is off the clip: nothing sent
 
-    follow = tmp_path / "follow.json"
-    seen = []
-
-    class Window:
-        def poll(self):
-            return None
-
-    launched = []
+    launched, windows = [], []
 
     def launch(command):
         launched.append(command)
-        return Window()
+        window = subprocess.Popen([sys.executable, "-c", ECHO_WINDOW], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        windows.append(window)
+        return window
 
-    def sleep(_):
-        seen.append(json.loads(follow.read_text())["frame"])
+    received = []
+
+    def next_line(window) -> dict:
+        box = []
+        reader = threading.Thread(target=lambda: box.append(window.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(30)  # an upper bound on a hang, not a timing assertion
+        assert box and box[0], "the window did not get the request before the next poll"
+        return json.loads(box[0])
+
+    sent_log = []
+    send = actions.send_follow_request
+
+    def recording_send(pipe, request):
+        sent_log.append(request["frame"])
+        return send(pipe, request)
+
+    def sleep(_):  # between two polls: whatever the script sent must already be at the window
+        while len(received) < len(sent_log):
+            received.append(next_line(windows[0]))
         try:
             timeline._set_playhead(next(playhead))
         except StopIteration:
             stop.set()
 
     stop = threading.Event()
-    sent = actions.live_preview(resolve, ["liveedit"], "snow", seed=3, follow_file=str(follow), launch=launch,
-                                sleep=sleep, should_stop=stop.is_set)
+    monkeypatch.setattr(actions, "send_follow_request", recording_send)
+    sent = actions.live_preview(resolve, ["liveedit"], "snow", seed=3, launch=launch, sleep=sleep,
+                                should_stop=stop.is_set)
+    windows[0].wait(30)  # the script closed the window's input: the stand-in ends
     # Playhead 105 is 5 frames into a clip whose in-point is 10 timeline frames (20 media frames) in.
     assert sent == [30, 32, 34]
-    assert seen == [30, 30, 32, 32, 32, 34]  # what the window reads after each poll; 130 is off the clip
+    assert [r["frame"] for r in received] == [30, 32, 34]
+    assert received[0] == {"media": str(tmp_path / "p50.mov"), "start": 20, "frames": 40, "instruction": "snow",
+                           "seed": 3, "frame": 30}
     (command,) = launched
     assert command[:3] == ["liveedit", "preview", str(tmp_path / "p50.mov")]
     assert command[command.index("--start") + 1] == "20" and command[command.index("--frames") + 1] == "40"
-    assert command[command.index("--follow") + 1] == str(follow) and command[command.index("-p") + 1] == "snow"
-    # The window's own parser accepts what the script writes.
+    assert command[command.index("--follow") + 1] == "-" and command[command.index("-p") + 1] == "snow"
+    # The window's own parser accepts what the script sends.
     from liveedit.ui.follow import parse_request
 
-    assert parse_request(follow.read_text(), "follow file")["media"] == str(tmp_path / "p50.mov")
+    assert parse_request(json.dumps(received[-1]), "stdin")["media"] == str(tmp_path / "p50.mov")
+
+
+def test_live_preview_ends_when_the_window_closes(tmp_path):
+    resolve = FakeResolve()
+    timeline = resolve._new_timeline(rate=Fraction(25), start_timecode="10:00:00:00")
+    media = resolve._media(str(tmp_path / "a.mov"), MediaFacts(Fraction(25), "10:00:00:00", 500))
+    timeline._add_clip(1, media, record_offset=100, duration=50, left_offset=0)
+    timeline._set_playhead(105)
+    window = subprocess.Popen([sys.executable, "-c", "pass"], stdin=subprocess.PIPE)  # closes at once
+    window.wait(30)
+    moves = iter(range(106, 140))
+    sent = actions.live_preview(resolve, ["liveedit"], "snow", launch=lambda command: window,
+                                sleep=lambda _: timeline._set_playhead(next(moves)))
+    assert sent == []  # the loop saw the window gone and stopped, without an error
 
 
 def test_take_placement_keeps_the_original_as_take_one(tmp_path):

@@ -123,8 +123,34 @@ def test_cli_install_and_check(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LIVEEDIT_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setattr(setup, "connect_to_resolve", lambda machine: None)
     monkeypatch.setattr(sys, "platform", "linux")
-    assert main(["resolve", "install"]) == 0
+    assert main(["resolve", "install"]) == 1  # installed, but prerequisites are missing: like `check`
     out = capsys.readouterr().out
     assert "DaVinciResolve/Fusion/Scripts/Utility" in out and "MISSING  sidecar" in out
+    assert "the scripts are installed, but" in out and "sidecar" in out.splitlines()[-1]
+    assert (tmp_path / "home/.local/share/DaVinciResolve/Fusion/Scripts/Utility/LiveEdit - Live preview.py").is_file()
     assert main(["resolve", "check"]) == 1  # something is missing: say so in the exit code
+    # With every prerequisite there, both exit 0.
+    monkeypatch.setattr(setup, "self_test", lambda machine, **kw: [setup.Check("scripts", True, "in place")])
+    assert main(["resolve", "install"]) == 0 and main(["resolve", "check"]) == 0
     assert main(["resolve", "uninstall"]) == 0
+
+
+def test_the_start_command_the_scripts_show_is_one_serve_accepts():
+    import shlex
+
+    from liveedit.cli import build_parser
+
+    words = shlex.split(setup.DEFAULT_START_COMMAND)
+    assert words[0] == "liveedit"
+    args = build_parser().parse_args(words[1:])  # argparse exits on an option serve does not take
+    assert args.command == "serve" and not args.no_bridge
+
+
+def test_the_docs_put_settings_json_where_install_writes_it(tmp_path):
+    machine = _machine(tmp_path, "linux")
+    setup.install(machine)
+    written = machine.config_dir() / "resolve" / "liveedit_resolve" / "settings.json"
+    assert json.loads(written.read_text())["start_command"]
+    assert not (machine.config_dir() / "resolve" / "settings.json").exists()
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "resolve.md").read_text()
+    assert "~/.config/liveedit/resolve/liveedit_resolve/settings.json" in docs

@@ -231,6 +231,32 @@ def test_follower_emits_each_new_request_once(qtbot, tmp_path):
     assert len(errors) == 1 and "'frame' must be a int" in errors[0]
 
 
+def test_a_stream_follower_applies_each_line_as_it_arrives(qtbot, monkeypatch):
+    """`--follow -`: no polling. With the poll interval set to an hour, each request still
+    arrives by itself, one line at a time, before the next is written."""
+    from liveedit.ui import follow
+
+    monkeypatch.setattr(follow, "POLL_SECONDS", 3600.0)
+    read_fd, write_fd = os.pipe()
+    writer = os.fdopen(write_fd, "wb", buffering=0)
+    follower = Follower("-", stream=os.fdopen(read_fd, "rb"))
+    got, errors, ended = [], [], []
+    follower.requested.connect(got.append)
+    follower.error.connect(errors.append)
+    follower.ended.connect(lambda: ended.append(True))
+    follower.start()
+    for frame in (3, 4, 5):
+        writer.write(b'{"media": "/a.mov", "frame": %d}\n' % frame)
+        qtbot.waitUntil(lambda: len(got) == frame - 2, timeout=10000)  # an upper bound on a hang only
+    writer.write(b'{"frame": "x"}\n\n{"frame": 6}\n')
+    qtbot.waitUntil(lambda: len(got) == 4, timeout=10000)
+    writer.close()  # the client stopped following
+    qtbot.waitUntil(lambda: bool(ended), timeout=10000)
+    assert got == [{"media": "/a.mov", "frame": 3}, {"media": "/a.mov", "frame": 4}, {"media": "/a.mov", "frame": 5},
+                   {"frame": 6}]
+    assert len(errors) == 1 and "'frame' must be a int" in errors[0] and "standard input" in errors[0]
+
+
 # -- starting a sidecar ------------------------------------------------------------------------
 
 

@@ -38,3 +38,17 @@ def test_convert_writes_a_slim_file_that_reads_back(tmp_path, capsys):
 
     assert main(["weights", "convert", str(source), "-o", str(tmp_path / "x.pt")]) == 1
     assert ".safetensors" in capsys.readouterr().err
+
+
+def test_fetch_without_a_known_commit_refuses_before_downloading(tmp_path, capsys, monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.setenv("LIVEEDIT_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: (_ for _ in ()).throw(
+        AssertionError("nothing may be downloaded")))
+    assert main(["weights", "fetch", "--cache-dir", str(tmp_path / "hub")]) == 1
+    err = capsys.readouterr().err
+    assert "--revision cp-cp/LiveEdit=COMMIT" in err and "--unpinned" in err and "Traceback" not in err
+    assert main(["weights", "fetch", "--revision", "cp-cp/LiveEdit=main"]) == 1
+    assert "40-character commit" in capsys.readouterr().err

@@ -1,22 +1,32 @@
-"""`--follow`: a client (an NLE panel, a script) steers an open preview window by writing a small
-JSON request to a file, or by serving it at a local URL:
+"""`--follow`: a client (an NLE panel, a script) steers an open preview window with small JSON
+requests:
 
     {"media": "/abs/clip.mov", "start": 100, "frames": 48, "instruction": "...", "seed": 0, "frame": 110}
 
-Every key is optional except `media` for the first request. The window polls once a second, off
-the GUI thread, and applies a request whenever its content changes.
+Every key is optional except `media` for the first request. Two ways to send them:
+
+- `--follow -`: the client starts the window and writes one request per line to its standard
+  input (what Resolve's "Live preview" does). A reader thread blocks on the pipe and hands each
+  line over the moment it arrives: no polling, so the window follows the client within the
+  time the line takes through the pipe. The end of the input ends the following.
+- `--follow FILE-or-URL`: the client rewrites a file (or serves a local URL) and the window
+  polls it once a second, off the GUI thread, applying a request whenever its content changes.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import urllib.request
 from pathlib import Path
+from typing import BinaryIO
 
 from PySide6.QtCore import QObject, Signal
 
 POLL_SECONDS = 1.0
+STDIN = "-"
+MAX_LINE_BYTES = 256 * 1024
 KEYS = {"media": str, "start": int, "frames": int, "instruction": str, "seed": int, "frame": int}
 
 
@@ -44,15 +54,19 @@ def parse_request(text: str, where: str) -> dict:
 class Follower(QObject):
     requested = Signal(dict)
     error = Signal(str)
+    ended = Signal()  # the stream (--follow -) closed: the client stopped following
 
-    def __init__(self, source: str, parent: QObject | None = None):
+    def __init__(self, source: str, parent: QObject | None = None, *, stream: BinaryIO | None = None):
         super().__init__(parent)
         self.source = source
         self.is_url = source.startswith(("http://", "https://"))
+        self.is_stream = source == STDIN
+        self._stream = stream
         self._last: str | None = None
         self._last_error: str | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="liveedit-ui-follow", daemon=True)
+        self._thread = threading.Thread(target=self._read_stream if self.is_stream else self._loop,
+                                        name="liveedit-ui-follow", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -85,3 +99,30 @@ class Follower(QObject):
         while not self._stop.is_set():
             self.poll()
             self._stop.wait(POLL_SECONDS)
+
+    def _read_stream(self) -> None:
+        """One request per line, each emitted as soon as it is read (blocking reads, no timer)."""
+        stream = self._stream if self._stream is not None else sys.stdin.buffer
+        where = "--follow - (standard input)"
+        while not self._stop.is_set():
+            line = stream.readline(MAX_LINE_BYTES + 1)
+            if not line:
+                break
+            if len(line) > MAX_LINE_BYTES:
+                self._report(f"{where}: a request longer than {MAX_LINE_BYTES // 1024} KiB; send one JSON object "
+                             "per line")
+                while line and not line.endswith(b"\n"):  # skip the rest of that line
+                    line = stream.readline(MAX_LINE_BYTES)
+                continue
+            if not line.strip() or self._stop.is_set():
+                continue
+            try:
+                self.requested.emit(parse_request(line.decode("utf-8"), where))
+            except (FollowError, UnicodeDecodeError) as exc:
+                self._report(f"{where}: {exc}")
+        self.ended.emit()
+
+    def _report(self, message: str) -> None:
+        if message != self._last_error:
+            self._last_error = message
+            self.error.emit(message)

@@ -6,5 +6,8 @@ const { Panel } = require("./src/panel.js");
 
 /** @type {import("@adobe/premierepro").premierepro} */
 const ppro = /** @type {any} */ (require("premierepro"));
-const panel = new Panel({ document, ppro, storage: localStorage });
+// The install token lives in UXP's secure storage (encrypted per user); localStorage keeps
+// only the ordinary settings.
+const secureStorage = require("uxp").storage.secureStorage;
+const panel = new Panel({ document, ppro, storage: localStorage, secureStorage });
 panel.start();

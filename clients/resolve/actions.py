@@ -277,29 +277,37 @@ def _place(session, job_id: str, p: _Planned, status: dict, options: EditOptions
 # -- Live preview -----------------------------------------------------------------------------
 
 
-def preview_command(liveedit_command: list[str], region: SourceRange, instruction: str, seed: int,
-                    follow_file: str) -> list[str]:
-    """`liveedit preview` on the clip's source range, steered through a --follow file."""
+def preview_command(liveedit_command: list[str], region: SourceRange, instruction: str, seed: int) -> list[str]:
+    """`liveedit preview` on the clip's source range, steered through its standard input
+    (`--follow -`: one JSON request per line, applied as it arrives)."""
     return [*liveedit_command, "preview", region.media_path,
             "--start", str(region.first_frame), "--frames", str(region.frame_count),
-            "-p", instruction, "--seed", str(int(seed)), "--follow", follow_file]
+            "-p", instruction, "--seed", str(int(seed)), "--follow", "-"]
 
 
-def write_follow_request(path: str, request: dict) -> None:
-    """The preview window polls this file; replace it whole so it never reads half a write."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(request, f)
-    os.replace(tmp, path)
+def send_follow_request(pipe, request: dict) -> bool:
+    """Hand one request to the window now: a line on its standard input, flushed. False when
+    the window has gone (closed pipe)."""
+    try:
+        pipe.write((json.dumps(request) + "\n").encode("utf-8"))
+        pipe.flush()
+    except (BrokenPipeError, ValueError, OSError):
+        return False
+    return True
+
+
+def _launch_window(command: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(command, stdin=subprocess.PIPE)
 
 
 def live_preview(resolve, liveedit_command: list[str], instruction: str, seed: int = 0, *,
-                 follow_file: str, launch: Callable[[list[str]], subprocess.Popen] | None = None,
+                 launch: Callable[[list[str]], subprocess.Popen] | None = None,
                  poll_seconds: float = 0.1, should_stop: Callable[[], bool] = lambda: False,
                  sleep: Callable[[float], None] = time.sleep) -> list[int]:
     """Open the preview window on the clip under the playhead and move it to the source
-    frame under the playhead whenever that changes (Resolve has no playhead event, so we
-    poll ``GetCurrentTimecode``; the window polls ``follow_file``). Ends when the window
+    frame under the playhead whenever that changes. Resolve has no playhead event, so we poll
+    ``GetCurrentTimecode``; each change goes to the window at once as a line on its standard
+    input (``--follow -``), so it follows within the poll interval. Ends when the window
     closes or ``should_stop()``. Returns the frames sent."""
     if not instruction or not instruction.strip():
         raise ResolveScriptError("write an instruction for the preview, e.g. 'make the fur snowy white'")
@@ -311,16 +319,21 @@ def live_preview(resolve, liveedit_command: list[str], instruction: str, seed: i
     region = source_range(session.timing, timing)
     request = {"media": region.media_path, "start": region.first_frame, "frames": region.frame_count,
                "instruction": instruction.strip(), "seed": int(seed), "frame": region.first_frame}
-    write_follow_request(follow_file, request)
-    launch = launch or (lambda cmd: subprocess.Popen(cmd))
-    process = launch(preview_command(liveedit_command, region, instruction.strip(), seed, follow_file))
+    process = (launch or _launch_window)(preview_command(liveedit_command, region, instruction.strip(), seed))
     sent: list[int] = []
-    while process.poll() is None and not should_stop():
-        frame = host.current_frame(session)
-        if timing.start <= frame < timing.end:  # off the clip: the window keeps its last frame
-            source = source_frame_at(session.timing, timing, frame)
-            if not sent or sent[-1] != source:
-                write_follow_request(follow_file, {**request, "frame": source})
-                sent.append(source)
-        sleep(poll_seconds)
+    try:
+        while process.poll() is None and not should_stop():
+            frame = host.current_frame(session)
+            if timing.start <= frame < timing.end:  # off the clip: the window keeps its last frame
+                source = source_frame_at(session.timing, timing, frame)
+                if not sent or sent[-1] != source:
+                    if not send_follow_request(process.stdin, {**request, "frame": source}):
+                        break  # the window closed
+                    sent.append(source)
+            sleep(poll_seconds)
+    finally:
+        try:
+            process.stdin.close()  # the window stops following; it stays open
+        except (OSError, ValueError):
+            pass
     return sent

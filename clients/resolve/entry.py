@@ -75,8 +75,7 @@ def run(action: str, script_globals: dict) -> None:
             if answer is None:
                 return
             BridgeClient.from_config(config_dir, start_command)  # the preview window needs the sidecar too
-            actions.live_preview(resolve, settings.get("liveedit_command") or ["liveedit"], answer[0], answer[1],
-                                 follow_file=str(config_dir / "resolve-follow.json"))
+            actions.live_preview(resolve, settings.get("liveedit_command") or ["liveedit"], answer[0], answer[1])
             return
         if action == "edit_selection":
             options = dialog.ask_edit_options(fusion, bmd, settings)

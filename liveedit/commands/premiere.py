@@ -31,11 +31,19 @@ def register(sub) -> None:
                             "to load it in Premiere.")
     pack.add_argument("--output", "-o", type=Path, default=None,
                       help="the .ccx to write (default: ./liveedit-premiere-<version>.ccx)")
-    pack.add_argument("--port", type=int, default=DEFAULT_BRIDGE_PORT,
-                      help=f"the sidecar bridge port the panel may reach on 127.0.0.1 (default {DEFAULT_BRIDGE_PORT}; "
-                      "must match `liveedit serve --bridge-port`)")
+    pack.add_argument("--port", type=int, default=None,
+                      help="the sidecar bridge port the panel may reach on 127.0.0.1 (default: the port of the "
+                      f"running sidecar, from bridge.json in the config folder, else {DEFAULT_BRIDGE_PORT}; must "
+                      "match `liveedit serve --bridge-port`)")
     pack.add_argument("--source", type=Path, default=None, help="the plugin folder (default: clients/premiere)")
     pack.set_defaults(func=run_package)
+    pair = tools.add_parser("pair", help="show a one-time code that pairs the panel with the running sidecar",
+                            description="Ask the running sidecar for a short one-time code (valid 5 minutes, once) "
+                            "and show it; type it into the panel's Settings > Pair. The panel exchanges it for the "
+                            "install token over the bridge and keeps the token in Premiere's secure storage.")
+    pair.add_argument("--port", type=int, default=None,
+                      help="the sidecar's bridge port (default: from bridge.json of the running sidecar)")
+    pair.set_defaults(func=run_pair)
 
 
 def plugin_dir() -> Path:
@@ -108,8 +116,26 @@ def build_ccx(source: Path, output: Path, port: int = DEFAULT_BRIDGE_PORT) -> Pa
     return output
 
 
+def bridge_port() -> tuple[int, str]:
+    """The running sidecar's bridge port (bridge.json, which the sidecar removes when it
+    stops) and where it came from, else the default port."""
+    from liveedit.clients import transport
+
+    try:
+        info = transport.read_bridge_info()
+    except transport.ConfigError as exc:
+        raise PackageError(f"{exc}; or pass --port") from None
+    if info is not None:
+        return info["port"], f"the running sidecar's port, from {transport.bridge_info_path()}"
+    return DEFAULT_BRIDGE_PORT, "the default port; no sidecar is running"
+
+
 def run_package(args) -> int:
     source = args.source or plugin_dir()
+    if args.port is None:
+        args.port, why = bridge_port()
+    else:
+        why = "from --port"
     manifest = load_manifest(source, args.port)
     output = args.output or Path.cwd() / f"liveedit-premiere-{manifest.get('version', '0')}.ccx"
     try:
@@ -118,7 +144,7 @@ def run_package(args) -> int:
         print(f"liveedit: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {written} (plugin {manifest['id']} {manifest.get('version')}, Premiere "
-          f"{manifest['host'][0].get('minVersion')}+; reaches the sidecar on 127.0.0.1:{args.port})")
+          f"{manifest['host'][0].get('minVersion')}+; reaches the sidecar on 127.0.0.1:{args.port}, {why})")
     print(f"""
 Load it in developer mode (unsigned plugins):
   1. In Premiere Pro: Settings > Plugins > enable "Developer Mode", then restart Premiere.
@@ -127,7 +153,31 @@ Load it in developer mode (unsigned plugins):
      The panel opens under Window > UXP Plugins > LiveEdit.
   (UDT loads the folder; the .ccx is for installing: double-click it so Creative Cloud
   installs it, or use UnifiedPluginInstallerAgent --install <file.ccx>.)
-  3. Start the sidecar with `liveedit serve` (bridge on port {args.port}) and paste the token
-     from the file named token in the LiveEdit config folder into the panel's Settings.
+  3. Start the sidecar with `liveedit serve` (bridge on port {args.port}), run
+     `liveedit premiere pair` and type the code it shows into the panel's Settings > Pair.
 See docs/premiere.md.""")
+    return 0
+
+
+def run_pair(args) -> int:
+    from liveedit.clients import transport
+    from liveedit.sidecar.api.pairing import request_code
+
+    port = args.port
+    if port is None:
+        info = transport.read_bridge_info()
+        if info is None:
+            raise LiveEditError("no LiveEdit sidecar is running for this user (no bridge.json in "
+                                f"{transport.config_dir()}); start it with `liveedit serve`, then run this again")
+        port = info["port"]
+    token = transport.read_token()
+    if not token:
+        raise LiveEditError(f"there is no install token at {transport.token_path()} yet; start the sidecar with "
+                            "`liveedit serve` (it creates one), then run this again")
+    code, ttl = request_code(port, token)
+    print(f"""Pairing code:  {code}
+
+In Premiere Pro, open the LiveEdit panel (Window > UXP Plugins > LiveEdit), enter the code under
+Settings > Pairing code (port {port}) and press Pair. The code works once, within {ttl // 60} minutes;
+run `liveedit premiere pair` again for a new one.""")
     return 0

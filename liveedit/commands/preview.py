@@ -20,9 +20,10 @@ def register(sub) -> None:
                    help="what the edit should do, e.g. 'make the fur snowy white'")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument("--frame", type=int, help="frame to show first (default: the region's first)")
-    p.add_argument("--follow", metavar="FILE-or-URL",
-                   help="JSON request a client rewrites to steer the window (media, start, frames, "
-                        "instruction, seed, frame); polled every second")
+    p.add_argument("--follow", metavar="-|FILE|URL",
+                   help="let a client steer the window with JSON requests (media, start, frames, instruction, "
+                        "seed, frame): '-' reads one request per line from standard input and applies each at "
+                        "once (what Resolve's Live preview uses); a FILE or local URL is polled every second")
     p.add_argument("--preview-height", type=int, default=540, help="height of edited preview frames (0 = source)")
     p.add_argument("--output-dir", type=Path, help="where 'Render this region' writes (default: "
                                                    "'LiveEdit renders' beside the clip)")
@@ -45,7 +46,14 @@ def run(args) -> int:
     try:
         import PySide6  # noqa: F401
     except ImportError:
-        raise InputError("the preview window needs PySide6: pip install 'liveedit-sidecar[ui]'") from None
+        raise InputError("the preview window needs PySide6: pip install 'liveedit-sidecar[ui]' (scripts/liveedit "
+                         "preview installs it by itself)") from None
+    from liveedit.ui import system_libs
+
+    if system_libs.uses_xcb():  # Qt would abort naming only the first missing library
+        missing = system_libs.packages_for(system_libs.missing_libraries())
+        if missing:
+            raise InputError(system_libs.install_hint(missing))
     from liveedit.ui.app import PreviewOptions, run as run_window
     from liveedit.ui.launch import SidecarTarget
 

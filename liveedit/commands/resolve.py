@@ -36,4 +36,8 @@ def run(args) -> int:
     print("self-test:")
     for check in checks:
         print("  " + check.line())
-    return 0 if args.resolve_action == "install" or all(c.ok for c in checks) else 1
+    missing = [c.name for c in checks if not c.ok]
+    if missing and args.resolve_action == "install":
+        print(f"the scripts are installed, but {len(missing)} prerequisite(s) are missing ({', '.join(missing)}); "
+              "fix them as said above, then run `liveedit resolve check`")
+    return 1 if missing else 0

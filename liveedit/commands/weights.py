@@ -29,6 +29,12 @@ def register(subparsers) -> None:
         "readable; the released file holds both generators, so nothing extra is downloaded",
     )
     fetch.add_argument("--no-hash", action="store_true", help="skip the sha256 check (faster, catches less)")
+    fetch.add_argument("--revision", action="append", default=[], metavar="REPO=COMMIT",
+                       help="download REPO at this commit (a full 40-character commit id) instead of the one this "
+                       "release pins; needed for cp-cp/LiveEdit, whose commit this release does not know")
+    fetch.add_argument("--unpinned", action="store_true",
+                       help="take the current main of a repository whose commit is not known (never silently); "
+                       "the commit it gets is recorded and every later run uses it")
     fetch.set_defaults(func=_fetch)
 
     verify = sub.add_parser(
@@ -59,9 +65,14 @@ def register(subparsers) -> None:
 def _fetch(args: argparse.Namespace) -> int:
     from liveedit.sidecar import weights
 
-    checks = weights.fetch(cache_dir=args.cache_dir, hash=not args.no_hash, progress=True)
+    revisions = dict(weights.parse_revision(text) for text in args.revision)
+    checks = weights.fetch(cache_dir=args.cache_dir, hash=not args.no_hash, progress=True, revisions=revisions,
+                           unpinned=args.unpinned)
     for check in checks:
         print(f"ok  {check.file.repo_id}/{check.file.filename}  ->  {check.path}")
+    recorded = weights.read_pins()["revisions"]
+    for repo in dict.fromkeys(c.file.repo_id for c in checks):
+        print(f"pinned  {repo} at {recorded.get(repo, '?')} (recorded in {weights.pins_path()})")
     if args.include_ema:
         from liveedit.sidecar.weight_files import read_transformer_checkpoint
 

@@ -37,6 +37,7 @@ from aiohttp import WSMsgType, web
 from liveedit import __version__
 from liveedit.errors import InputError, Kind, LiveEditError
 from liveedit.sidecar import config, preview
+from liveedit.sidecar.api import pairing
 from liveedit.sidecar.api.convert import job_spec_from_json
 from liveedit.sidecar.jobs import RenderQueue
 from liveedit.sidecar.validation import check_instruction, check_seed
@@ -259,6 +260,8 @@ class _Bridge:
         return response
 
     def _authorized(self, request: web.Request) -> bool:
+        if request.method == "POST" and request.path in pairing.PUBLIC_PATHS:
+            return True  # exchanging a one-time pairing code for the token (sidecar/api/pairing.py)
         header = request.headers.get("Authorization", "")
         if header.startswith("Bearer "):
             return config.token_matches(self.token, header[len("Bearer "):].strip())
@@ -460,6 +463,7 @@ def build_app(queue: RenderQueue, preview: PreviewService | None, token: str, *,
     app.router.add_post("/v1/jobs/{job_id}/cancel", bridge.cancel_job)
     app.router.add_get("/v1/preview/frame", bridge.preview_frame)
     app.router.add_get("/v1/events", bridge.events)
+    pairing.register(app, token)
     app.on_shutdown.append(bridge.on_shutdown)
     return app
 
@@ -473,6 +477,7 @@ class RunningBridge:
     port: int
     token: str
     _runner: web.AppRunner
+    port_file: bool = False  # whether it wrote bridge.json, which close() removes
 
     @property
     def url(self) -> str:
@@ -481,6 +486,8 @@ class RunningBridge:
 
     async def close(self) -> None:
         await self._runner.cleanup()
+        if self.port_file:  # clients must not find a stopped sidecar's port
+            config.remove_bridge_info(self.port)
 
 
 async def start_bridge(queue: RenderQueue, preview_service: PreviewService | None, host: str = "127.0.0.1",
@@ -513,4 +520,4 @@ async def start_bridge(queue: RenderQueue, preview_service: PreviewService | Non
     if write_port_file:
         config.write_bridge_info(actual_port)
     log.info("bridge listening on http://%s:%d", host, actual_port)
-    return RunningBridge(host, actual_port, token, runner)
+    return RunningBridge(host, actual_port, token, runner, port_file=write_port_file)

@@ -10,7 +10,7 @@ const HOST = "127.0.0.1";
 const DEFAULT_PORT = 47311; // liveedit serve --bridge-port default
 const COMMAND_TIMEOUT_MS = 15000;
 
-/** @typedef {"connecting" | "connected" | "down" | "unauthorized" | "refused" | "error"} ConnectionState */
+/** @typedef {"connecting" | "connected" | "down" | "unpaired" | "unauthorized" | "refused" | "error"} ConnectionState */
 
 /**
  * @typedef {object} BridgeOptions
@@ -72,9 +72,8 @@ class BridgeClient {
     clearTimeout(this.retryTimer);
     this.setState("connecting", `Connecting to the sidecar on ${HOST}:${this.port}...`);
     if (!this.token) {
-      this.setState("unauthorized", "Paste the sidecar's token into Settings: it is in the file named token in " +
-        "the LiveEdit config folder (~/.config/liveedit on Linux, ~/Library/Application Support/LiveEdit on " +
-        "macOS, %APPDATA%\\LiveEdit on Windows).");
+      this.setState("unpaired", "Pair this panel with the sidecar: run \"liveedit premiere pair\" in a terminal " +
+        "and enter the code it shows under Settings > Pairing code.");
       return;
     }
     let response;
@@ -209,4 +208,34 @@ class BridgeClient {
   }
 }
 
-module.exports = { BridgeClient, HOST, DEFAULT_PORT };
+/**
+ * Exchange the one-time code `liveedit premiere pair` shows for the sidecar's install token
+ * (POST /v1/pairing/exchange, the one bridge request that needs no token).
+ * @param {number} port
+ * @param {string} code
+ * @param {typeof fetch} [fetchFn]
+ * @returns {Promise<string>} the token
+ */
+async function pairWithCode(port, code, fetchFn) {
+  const doFetch = fetchFn || globalThis.fetch.bind(globalThis);
+  if (!String(code).trim()) throw new Error("Enter the code that \"liveedit premiere pair\" shows.");
+  let response;
+  try {
+    response = await doFetch(`http://${HOST}:${port}/v1/pairing/exchange`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ code: String(code) }) });
+  } catch {
+    throw new Error(`No LiveEdit sidecar answers on ${HOST}:${port}. Start it with "liveedit serve", then pair.`);
+  }
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    /* not JSON */
+  }
+  if (!response.ok || !body || typeof body.token !== "string" || !body.token) {
+    throw new Error(plainError(body && body.error ? body.error : { code: "error", message: `HTTP ${response.status}` }));
+  }
+  return body.token;
+}
+
+module.exports = { BridgeClient, HOST, DEFAULT_PORT, pairWithCode };

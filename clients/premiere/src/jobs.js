@@ -170,8 +170,12 @@ function plainError(error) {
   const message = (error && error.message) || "";
   switch (code) {
     case "unauthorized":
-      return "The sidecar refused the token. Copy the token again from the LiveEdit config folder " +
-        "(the file named token) into Settings.";
+      return "The sidecar refused the token this panel keeps (it has a new one since the panel was paired). Pair " +
+        "again: run \"liveedit premiere pair\" in a terminal and enter the code in Settings.";
+    case "wrong_code":
+    case "no_pairing_code":
+    case "too_many_attempts":
+      return message ? message.charAt(0).toUpperCase() + message.slice(1) : "The sidecar refused the pairing code.";
     case "forbidden_origin":
     case "forbidden_host":
       return "The sidecar refused this panel's address. Update the LiveEdit sidecar and the panel to the same version.";

@@ -1,12 +1,13 @@
 // The panel: wires the page (index.html) to the bridge client, the job book and Premiere.
 "use strict";
 
-const { BridgeClient, DEFAULT_PORT } = require("./bridge.js");
+const { BridgeClient, DEFAULT_PORT, pairWithCode } = require("./bridge.js");
 const { JobBook } = require("./jobs.js");
 const regions = require("./regions.js");
 const { PremiereHost } = require("./premiere.js");
 
 const SETTINGS_KEY = "liveedit.settings";
+const TOKEN_KEY = "liveedit.token"; // in UXP's secure storage, never in localStorage
 const PLANS_KEY = "liveedit.plans";
 const PREVIEW_POLL_MS = 250; // there is no playhead event in UXP: poll
 const CLIPS_REFRESH_MS = 2000;
@@ -15,9 +16,16 @@ const CLIPS_REFRESH_MS = 2000;
 const MARKER_COLORS = ["Green", "Red", "Purple", "Orange", "Yellow", "White", "Blue", "Cyan"];
 
 /**
+ * UXP's `require("uxp").storage.secureStorage`: values encrypted with the user's credentials.
+ * @typedef {object} SecureStorage
+ * @property {(key: string) => Promise<Uint8Array | ArrayBuffer | string | null | undefined>} getItem
+ * @property {(key: string, value: string) => Promise<void>} setItem
+ * @property {(key: string) => Promise<void>} removeItem
+ */
+
+/**
  * @typedef {object} Settings
  * @property {number} port
- * @property {string} token
  * @property {string} outputDir
  * @property {number} handles
  * @property {string} placement
@@ -29,7 +37,7 @@ const MARKER_COLORS = ["Green", "Red", "Purple", "Orange", "Yellow", "White", "B
 class Panel {
   /**
    * @param {{document: Document, ppro: import("@adobe/premierepro").premierepro, storage: Storage,
-   *          WebSocket?: typeof WebSocket, fetch?: typeof fetch}} env
+   *          secureStorage: SecureStorage, WebSocket?: typeof WebSocket, fetch?: typeof fetch}} env
    */
   constructor(env) {
     this.doc = env.document;
@@ -38,8 +46,10 @@ class Panel {
     this.host = new PremiereHost(env.ppro);
     this.book = new JobBook({ load: () => this.storage.getItem(PLANS_KEY), save: (t) => this.storage.setItem(PLANS_KEY, t) });
     /** @type {Settings} */
-    this.settings = { port: DEFAULT_PORT, token: "", outputDir: "", handles: 0, placement: "above", format: "prores",
+    this.settings = { port: DEFAULT_PORT, outputDir: "", handles: 0, placement: "above", format: "prores",
                       markerColor: 0, range: "selection" };
+    this.secure = env.secureStorage;
+    this.token = "";
     try {
       Object.assign(this.settings, JSON.parse(this.storage.getItem(SETTINGS_KEY) || "{}"));
     } catch {
@@ -63,10 +73,9 @@ class Panel {
     return node;
   }
 
-  start() {
+  async start() {
     const s = this.settings;
     this.el("port").value = String(s.port);
-    this.el("token").value = s.token;
     this.el("output-dir").value = s.outputDir;
     this.el("handles").value = String(s.handles);
     this.el("placement").value = s.placement;
@@ -83,6 +92,7 @@ class Panel {
     this.showRangeOptions();
     this.el("range").addEventListener("change", () => this.showRangeOptions());
     this.el("save-settings").addEventListener("click", () => this.saveSettingsAndConnect());
+    this.el("pair").addEventListener("click", () => this.pair());
     this.el("retry").addEventListener("click", () => this.connect());
     this.el("submit").addEventListener("click", () => this.submit());
     this.el("jobs").addEventListener("click", (/** @type {any} */ event) => {
@@ -90,8 +100,50 @@ class Panel {
       if (button) this.cancel(button.getAttribute("data-cancel"));
     });
     this.el("preview-on").addEventListener("change", () => this.schedulePreview(0));
+    this.token = await this.loadToken();
     this.connect();
     this.schedulePreview(PREVIEW_POLL_MS);
+  }
+
+  /** The token from secure storage; one an older panel left in localStorage settings moves there. */
+  async loadToken() {
+    /** @type {any} */
+    const old = this.settings;
+    if (typeof old.token === "string") {
+      const legacy = old.token.trim();
+      delete old.token;
+      this.storage.setItem(SETTINGS_KEY, JSON.stringify(this.settings));
+      if (legacy) {
+        try {
+          await this.secure.setItem(TOKEN_KEY, legacy);
+        } catch {
+          /* kept for this session only; the panel asks to pair when it starts next */
+        }
+        return legacy;
+      }
+    }
+    try {
+      return decodeStored(await this.secure.getItem(TOKEN_KEY));
+    } catch {
+      return ""; // nothing stored (or the store was lost): pair again
+    }
+  }
+
+  /** Exchange the code `liveedit premiere pair` shows for the token, keep it, connect. */
+  async pair() {
+    const s = this.readSettings();
+    const note = this.el("pair-status");
+    note.textContent = "Pairing...";
+    try {
+      const token = await pairWithCode(s.port, String(this.el("pairing-code").value), this.env.fetch);
+      await this.secure.setItem(TOKEN_KEY, token);
+      this.token = token;
+      this.el("pairing-code").value = "";
+      note.textContent = "Paired with the sidecar.";
+      await this.connect();
+    } catch (error) {
+      note.textContent = errorText(error);
+    }
   }
 
   showRangeOptions() {
@@ -103,7 +155,6 @@ class Panel {
   readSettings() {
     const s = this.settings;
     s.port = Number(this.el("port").value) || DEFAULT_PORT;
-    s.token = String(this.el("token").value).trim();
     s.outputDir = String(this.el("output-dir").value).trim();
     s.handles = Number(this.el("handles").value);
     s.placement = this.el("placement").value;
@@ -123,7 +174,7 @@ class Panel {
     if (this.bridge) this.bridge.close();
     this.bridge = new BridgeClient({
       port: this.settings.port,
-      token: this.settings.token,
+      token: this.token,
       fetch: this.env.fetch,
       WebSocket: this.env.WebSocket,
       onState: (state, message) => this.showConnection(state, message),
@@ -288,10 +339,23 @@ class Panel {
   }
 }
 
+/**
+ * Secure storage answers a Uint8Array (the UXP reference); accept text or an ArrayBuffer too.
+ * @param {Uint8Array | ArrayBuffer | string | null | undefined} value
+ */
+function decodeStored(value) {
+  if (value == null) return "";
+  if (typeof value === "string") return value.trim();
+  const bytes = value instanceof Uint8Array ? value : new Uint8Array(value);
+  let text = "";
+  for (const byte of bytes) text += String.fromCharCode(byte); // the token is ASCII (URL-safe base64)
+  return text.trim();
+}
+
 /** @param {unknown} error */
 function errorText(error) {
   const text = error instanceof Error ? error.message : String(error);
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
-module.exports = { Panel, MARKER_COLORS };
+module.exports = { Panel, MARKER_COLORS, TOKEN_KEY, decodeStored };

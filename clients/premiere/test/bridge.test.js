@@ -65,3 +65,25 @@ test("connected: commands carry request ids and resolve with the answer; a close
   assert.equal(states.at(-1)[0], "down");
   assert.match(states.at(-1)[1], /stopped/);
 });
+
+test("pairing exchanges the code for the token and words a refusal plainly", async () => {
+  const { pairWithCode } = require("../src/bridge.js");
+  /** @type {any[]} */
+  const sent = [];
+  const token = await pairWithCode(5555, "abcd-efgh", /** @type {any} */ (async (url, init) => {
+    sent.push([url, init]);
+    return { ok: true, status: 200, json: async () => ({ token: "the-token" }) };
+  }));
+  assert.equal(token, "the-token");
+  assert.equal(sent[0][0], "http://127.0.0.1:5555/v1/pairing/exchange");
+  assert.equal(sent[0][1].method, "POST");
+  assert.deepEqual(JSON.parse(sent[0][1].body), { code: "abcd-efgh" });
+  assert.equal(sent[0][1].headers.Authorization, undefined); // the code is the credential here
+
+  const refused = /** @type {any} */ (async () => ({ ok: false, status: 403,
+    json: async () => ({ error: { code: "wrong_code", message: "wrong pairing code; check it (4 tries left)" } }) }));
+  await assert.rejects(pairWithCode(5555, "x", refused), /^Error: Wrong pairing code; check it \(4 tries left\)$/);
+  const down = /** @type {any} */ (async () => { throw new TypeError("Failed to fetch"); });
+  await assert.rejects(pairWithCode(5555, "x", down), /No LiveEdit sidecar answers on 127\.0\.0\.1:5555.*liveedit serve/);
+  await assert.rejects(pairWithCode(5555, "  ", down), /Enter the code/);
+});

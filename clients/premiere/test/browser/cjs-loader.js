@@ -1,6 +1,6 @@
 // TEST ONLY: the CommonJS `require` that UXP gives a panel, for a plain browser page loaded
 // from file:// (Chromium with --allow-file-access-from-files). Relative names resolve
-// against the requiring file, as in UXP; "premierepro" is the recording fake.
+// against the requiring file, as in UXP; "premierepro" and "uxp" are the recording fakes.
 "use strict";
 
 (function () {
@@ -17,7 +17,8 @@
   function requireFrom(base) {
     return function require(name) {
       if (name === "premierepro") return window.__fakePremierepro;
-      if (!name.startsWith(".")) throw new Error(`the panel may require only its own files and premierepro, not ${name}`);
+      if (name === "uxp") return window.__fakeUxp;
+      if (!name.startsWith(".")) throw new Error(`the panel may require only its own files, premierepro and uxp, not ${name}`);
       const url = new URL(name, base).href;
       if (!cache.has(url)) {
         const module = { exports: {} };

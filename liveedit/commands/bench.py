@@ -69,7 +69,7 @@ def run(args) -> int:
     results = []
     from liveedit.engine import fast_attention
 
-    if args.numerics == "fast":
+    if args.numerics == "fast" or "@fast" in args.what:
         ok, why = fast_attention.available(device)
         if not ok:
             from liveedit.errors import InputError

@@ -14,7 +14,7 @@ from pathlib import Path
 from liveedit.commands._detail import add_detail_arguments
 from liveedit.commands._mask_cache import add_mask_cache_arguments, reuse_report
 from liveedit.commands._models import add_model_arguments, check_model_arguments, load_models
-from liveedit.commands.render import add_sidecar_argument, render_settings
+from liveedit.commands.render import add_sidecar_argument, render_settings, sidecar_render_settings
 
 
 def register(sub) -> None:
@@ -145,7 +145,8 @@ def _edit_on_sidecar(args, count: int, media) -> int:
     from dataclasses import replace
 
     from liveedit.commands.render import (connect_sidecar, note_ignored_options, region_outcomes, rendered_by,
-                                          run_sidecar_job, segment_from_result, server_model)
+                                          run_sidecar_job, segment_from_result, server_model,
+                                          sidecar_render_settings)
     from liveedit.errors import LiveEditError
     from liveedit.sidecar.delivery import change_mask_path
     from liveedit.sidecar.intake import timeline_region
@@ -156,7 +157,7 @@ def _edit_on_sidecar(args, count: int, media) -> int:
     from liveedit.sidecar.outputs import check_output_dir
 
     note_ignored_options(args, "edit")
-    settings = render_settings(args)  # a bad option fails before connecting
+    settings = sidecar_render_settings(args)  # a bad option fails before connecting
     check_output_dir(args.output_dir, "output folder -o")  # the sidecar makes it once it accepts the job
     client, info = connect_sidecar(args.sidecar)
     spec = RegionSpec(media=args.input.resolve(), first_frame=args.start, frame_count=count,

@@ -154,6 +154,18 @@ def connect_sidecar(address: str):
         raise _explain(exc, client.target) from None
 
 
+def sidecar_render_settings(args):
+    """render_settings for a job sent to a running sidecar: its gRPC protocol has no field
+    for the mask-cache rule yet, so a non-default rule is refused rather than dropped."""
+    settings = render_settings(args)
+    if settings.mask_cache is not None and settings.mask_cache.rule != "reference":
+        from liveedit.errors import InputError
+
+        raise InputError("--mask-rule fixed is not carried to a running sidecar (its protocol has no field for it "
+                         "yet); run without --sidecar, or drop --mask-rule")
+    return settings
+
+
 def render_settings(args):
     """The render settings (jobs.RenderSettings) from the shared options, for a render here or
     a job on the sidecar alike; a bad combination fails here, before anything loads or is sent."""
@@ -367,7 +379,7 @@ def _render_on_sidecar(args, timeline, regions, failures: list[str]) -> list:
     from liveedit.sidecar.naming import stable_names
 
     note_ignored_options(args, "render")
-    settings = render_settings(args)  # a bad option fails before connecting
+    settings = sidecar_render_settings(args)  # a bad option fails before connecting
     client, info = connect_sidecar(args.sidecar)
     with client:
         print(f"liveedit render: model {info.model_description} (sidecar at {client.target})")

@@ -132,6 +132,8 @@ class RenderSettings:
         """The job-level JSON fields (merged into JobSpec's)."""
         mask_cache = self.mask_cache and {"keep_ratio": self.mask_cache.keep_ratio,
                                           "pruned_sublayers": list(self.mask_cache.pruned_sublayers)}
+        if mask_cache and self.mask_cache.rule != "reference":  # absent = the default: earlier jobs read the same
+            mask_cache["rule"] = self.mask_cache.rule
         return {"sampler": {"warped_steps": self.warped_steps}, "mask_cache": mask_cache,
                 "save_masks": self.save_masks, "detail": self.detail.to_dict()}
 
@@ -166,7 +168,7 @@ def mask_cache_config(data: object, where: str = "mask_cache") -> MaskCacheConfi
 
     if not isinstance(data, dict):
         raise JobSpecError(f'{where} must be an object like {{"keep_ratio": 0.3}}, or null for no mask cache')
-    _reject_unknown(data, {"keep_ratio", "pruned_sublayers"}, where)
+    _reject_unknown(data, {"keep_ratio", "pruned_sublayers", "rule"}, where)
     kwargs = {}
     if "keep_ratio" in data:
         ratio = data["keep_ratio"]
@@ -178,6 +180,8 @@ def mask_cache_config(data: object, where: str = "mask_cache") -> MaskCacheConfi
         if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
             raise JobSpecError(f'{where}.pruned_sublayers must be a list like ["self_attn", "ffn"]; got {layers!r}')
         kwargs["pruned_sublayers"] = tuple(layers)
+    if "rule" in data:
+        kwargs["rule"] = data["rule"]
     try:
         return MaskCacheConfig(**kwargs)
     except InputError as exc:

@@ -14,7 +14,7 @@ from pathlib import Path
 from liveedit.commands._detail import add_detail_arguments
 from liveedit.commands._mask_cache import add_mask_cache_arguments, reuse_report
 from liveedit.commands._models import add_model_arguments, check_model_arguments, load_models
-from liveedit.commands.render import add_sidecar_argument, render_settings, sidecar_render_settings
+from liveedit.commands.render import add_sidecar_argument, render_settings
 
 
 def register(sub) -> None:

@@ -1,5 +1,7 @@
 """The render queue: jobs made of regions, persisted in SQLite so that a crash or a restart
-loses nothing.
+loses nothing. (Over 600 lines on purpose: the job states, the SQLite rows, the process lock
+and the render threads all change under one lock, and splitting them would spread that lock
+across modules.)
 
 - A job is a list of regions (a source range of one media file plus an instruction) and an
   output folder. Regions are handed out in submission order through a `RegionExecutor`, as

@@ -59,7 +59,7 @@ class NoCode(PairingError):
 
 
 class TooManyAttempts(PairingError):
-    kind = Kind.UNAVAILABLE  # for now: try again later
+    kind = Kind.EXHAUSTED  # a limit reached: try again later
     status = 429
     code = "too_many_attempts"
 

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from liveedit.engine import fast_attention
 from liveedit.errors import InputError
 
 BACKENDS = ("auto", "sdpa", "flash-attn")
@@ -56,10 +57,17 @@ def _is_hopper(device: torch.device) -> bool:
     return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] == 9
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask=None, *, fast_ok: bool = False) -> torch.Tensor:
     """softmax(q kᵀ / √D) v over ``[B, L, H, D]`` tensors; ``mask`` is an optional bool
-    ``[Lq, Lk]`` tensor, True where a query may see a key. Returns ``[B, Lq, H, D]``."""
+    ``[Lq, Lk]`` tensor, True where a query may see a key, or a KeyLimit (engine/mask_cache.py:
+    only the first keys are real). Returns ``[B, Lq, H, D]``. ``fast_ok``: the caller
+    (self-attention) accepts FP8 attention when fast numerics are on
+    (engine/fast_attention.py); everything else stays on the reference path."""
     global _cudnn_failed
+    if mask is not None and not isinstance(mask, torch.Tensor):
+        return _attention_key_limit(q, k, v, mask)
+    if fast_ok and fast_attention.wanted(q, mask):
+        return fast_attention.fp8_attention(q, k, v)
     if _requested == "flash-attn" and mask is None and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16):
         flash = _flash_attn_func()
         if flash is not None:
@@ -75,6 +83,24 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
         except RuntimeError:  # e.g. "No execution plans" for a shape this cuDNN cannot do
             _cudnn_failed = True
     return F.scaled_dot_product_attention(qt, kt, vt, attn_mask=mask).transpose(1, 2)
+
+
+def _attention_key_limit(q, k, v, limit) -> torch.Tensor:
+    """Attention over the first ``limit.host`` keys only; query rows past ``limit.rows`` are
+    padding. Off CUDA (no graphs are recorded) keys and queries are sliced on the host:
+    exactly the unpadded computation (the CPU kernels switch algorithms for a few leftover
+    query rows, so even padded query rows would change the real rows' last bits), and the
+    padded rows' outputs are zeros. On CUDA the key count is a device tensor that a graph
+    reads at replay, turned into a key mask for SDPA (torch picks its memory-efficient
+    kernel for masks: ~1.5x cuDNN's time at these sizes, on 2 of 5 forwards' small query
+    sets). cuDNN's ragged attention would take the count directly, but on torch 2.11 it
+    breaks CUDA graph capture and took ~57 ms a call (H200, issue 19 probe)."""
+    if not q.is_cuda:
+        real = attention(q[:, : limit.rows], k[:, : limit.host], v[:, : limit.host])
+        return torch.cat([real, real.new_zeros(q.shape[0], q.shape[1] - limit.rows, *q.shape[2:])], 1)
+    valid = torch.arange(k.shape[1], device=k.device) < limit.count  # [Lk]
+    return F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                          attn_mask=valid.view(1, 1, 1, -1)).transpose(1, 2)
 
 
 def attention_backend(device: torch.device | str | None = None) -> str:

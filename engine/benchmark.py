@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from liveedit.engine import attention as attention_mod
+from liveedit.engine import stream as stream_mod
 from liveedit.engine.config import LATENT_CHANNELS, TAEHV_PRESETS, MaskCacheConfig, SamplerConfig, SpeedOptions
 from liveedit.engine.editor import CHUNK_FRAMES, EditorModels, StreamingEditor
 from liveedit.engine.presets import Preset
@@ -88,20 +89,52 @@ def random_models(preset: Preset, device, dtype, seed: int = 0) -> EditorModels:
     )
 
 
+def standin_change(cfg, chunk: int, device, dtype, frames: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    """A stand-in for a real edit's change map (random weights make the real one random):
+    (edited, source) latents of one chunk where an object (an ellipse over ~14% of the
+    frame) moves 1.5 latent pixels per frame across a still background and the edit changes
+    it strongly, and everything else changes a little (|N(0, 0.05)|)."""
+    h, w = cfg.latent_height, cfg.latent_width
+    g = torch.Generator(device="cpu").manual_seed(1000 + chunk)
+    source = torch.randn(1, LATENT_CHANNELS, frames, h, w, generator=torch.Generator().manual_seed(7))
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    change = 0.05 * torch.randn(1, LATENT_CHANNELS, frames, h, w, generator=g)
+    for f in range(frames):
+        t = chunk * frames + f
+        cy, cx = h / 2 + h / 6 * np.sin(t / 8), (0.2 * w + 1.5 * t) % w
+        dx = torch.minimum((xs - cx).abs(), w - (xs - cx).abs())  # wraps around the frame's sides
+        inside = ((ys - cy) / (0.22 * h)) ** 2 + (dx / (0.2 * w)) ** 2 <= 1
+        change[:, :, f] += inside * (1.0 + 0.2 * torch.randn(1, LATENT_CHANNELS, h, w, generator=g))
+    return (source + change).to(device, dtype), source.to(device, dtype)
+
+
 def bench_transformer(
     models: EditorModels, *, window_frames: int = 21, backend: str = "auto", chunks: int = 4,
-    sampler: SamplerConfig | None = None, mask_cache: MaskCacheConfig | None = None,
+    sampler: SamplerConfig | None = None, mask_cache: MaskCacheConfig | None = None, standin: bool = False,
 ) -> dict:
     """Steady-state chunk time with a full window: fill the cache, then time more chunks
     (each = the denoising forwards + the clean refresh forward). ``mask_cache``:
-    MaskCacheConfig() times the reference's token pruning (off when None)."""
+    MaskCacheConfig() times the reference's token pruning (off when None). ``standin``:
+    the mask cache picks its tokens from :func:`standin_change` instead of the random
+    model's own (random) change map."""
     preset, device, dtype = models.preset, models.device, models.dtype
     cfg = preset.transformer
     sampler = sampler or SamplerConfig()
+    kept: list[int] = []
     with _attention_backend(backend):
         stream = LatentStream(models.transformer, cfg, sampler, device=device, dtype=dtype,
                               window_frames=window_frames, record_timings=True, mask_cache=mask_cache,
                               cuda_graphs=models.speed.cuda_graphs)
+        if mask_cache is not None:
+            mask, end_chunk, counter = stream._mask, stream._mask.end_chunk, iter(range(10**9))
+
+            def end_with_standin(edited, source):
+                if standin:
+                    edited, source = standin_change(cfg, next(counter), device, dtype, edited.shape[2])
+                end_chunk(edited, source)
+                kept.append(mask._previous.shape[2])
+
+            mask.end_chunk = end_with_standin
         stream.start(models.text_encoder.encode("benchmark"), seed=0)
         source = torch.randn(1, LATENT_CHANNELS, cfg.chunk_frames, cfg.latent_height, cfg.latent_width,
                              device=device, dtype=dtype)
@@ -116,14 +149,20 @@ def bench_transformer(
         forward_s = [s for t in stream.timings for s in (*t.step_seconds, t.refresh_seconds)]
     chunk = statistics.median(chunk_s)
     frames_per_chunk = CHUNK_FRAMES  # a 3-latent chunk is 12 video frames
+    from liveedit.engine import fast_attention
+
     return {
         "what": "transformer",
         "backend": attention_mod.attention_backend(device) if backend == "auto" else backend,
+        "numerics": fast_attention.numerics(),
         "window_latent_frames": window_frames,
         "kv_tokens": window_frames * cfg.tokens_per_frame,
         "forwards_per_chunk": len(sampler.timesteps) + 1,
-        "mask_cache": None if mask_cache is None else {"keep_ratio": mask_cache.keep_ratio,
-                       "pruned_steps": list(mask_cache.pruned_steps), "reused_fraction": stream.last_reused_fraction},
+        "mask_cache": None if mask_cache is None else {
+            "rule": mask_cache.rule, "bucket": mask_cache.bucket, "keep_ratio": mask_cache.keep_ratio,
+            "pruned_steps": list(mask_cache.pruned_steps), "reused_fraction": stream.last_reused_fraction,
+            "change_map": "stand-in (moving object)" if standin else "the random model's own",
+            "kept_tokens_per_frame_timed_chunks": kept[-chunks:]},
         "ms_per_forward": 1000 * statistics.median(forward_s),
         "ms_per_chunk": 1000 * chunk,
         "fps": frames_per_chunk / chunk,
@@ -402,4 +441,128 @@ def check_graphs_match_eager(models: EditorModels, *, window_frames: int = 9, ch
         result.update({f"{name}relative_error": float((graphs - eager).norm() / eager.norm()),
                        f"{name}graphs_captured": captured, f"{name}bitwise_equal": bool(torch.equal(graphs, eager)),
                        f"{name}second_stream_bitwise_equal": bool(torch.equal(again, eager))})
+    return result
+
+
+def bench_mask_rules(models: EditorModels, *, window_frames: int = 21, random_map: bool = False) -> dict:
+    """Both token rules' steady-state speed (keep ratio 0.3, steps 1-2, self-attention), on
+    the stand-in change map (and on the random model's own with ``random_map``); CUDA
+    graphs as configured."""
+    out = {"what": "mask-cache-rules"}
+    for rule in ("reference", "fixed"):
+        for standin in (True, False) if random_map else (True,):
+            r = bench_transformer(models, window_frames=window_frames, mask_cache=MaskCacheConfig(rule=rule),
+                                  standin=standin)
+            out[f"{rule}, {'stand-in' if standin else 'random'} change map"] = {
+                "ms_per_chunk": r["ms_per_chunk"], "fps": r["fps"],
+                "kept_tokens_per_frame": r["mask_cache"]["kept_tokens_per_frame_timed_chunks"]}
+    return out
+
+
+def check_mask_buckets(models: EditorModels, *, window_frames: int = 9, chunks: int = 6, seed: int = 0) -> dict:
+    """The reference rule with its token count bucketed (padded rows computed and thrown
+    away, attention limited to the real keys; CUDA graphs as configured) against the exact
+    count (eager pruned steps): the same chunks from the same seed."""
+    result = {"what": "check-mask-buckets"}
+    outputs = {}
+    for bucket in (0, 32):
+        cfg = models.preset.transformer
+        g = torch.Generator(device="cpu").manual_seed(seed)
+        sources = [torch.randn(1, LATENT_CHANNELS, cfg.chunk_frames, cfg.latent_height, cfg.latent_width, generator=g)
+                   .to(models.device, models.dtype) for _ in range(chunks)]
+        stream = LatentStream(models.transformer, cfg, SamplerConfig(), device=models.device, dtype=models.dtype,
+                              window_frames=window_frames, mask_cache=MaskCacheConfig(bucket=bucket),
+                              cuda_graphs=models.speed.cuda_graphs)
+        stream.start(models.text_encoder.encode("check"), seed=seed)
+        outputs[bucket] = torch.cat([stream.edit_chunk(s) for s in sources], dim=2).float()
+        if bucket:
+            result["graphs_captured"] = len(stream._graphs)
+            result["kept_tokens_per_frame_last"] = stream._mask._previous.shape[2]
+        del stream
+    exact, padded = outputs[0], outputs[32]
+    result.update({"bitwise_equal": bool(torch.equal(padded, exact)),
+                   "relative_error": float((padded - exact).norm() / exact.norm())})
+    return result
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def check_fast_numerics(models: EditorModels, *, frames: int = 9 + 12 * 14, seed: int = 0) -> dict:
+    """The error fast numerics (engine/fast_attention.py) cost, on the same random weights
+    and inputs as the reference numerics: (1) relative error of each forward of one
+    steady-state chunk (full window; both numerics on the same inputs and cache, graphs
+    off); (2) over a 177-frame stream through the whole editor (Wan VAE both ways, CUDA
+    graphs as configured), each chunk's edited latents (relative error) and every decoded
+    frame (PSNR in dB against the reference numerics' frame, uint8)."""
+    from liveedit.engine import fast_attention
+
+    ok, why = fast_attention.available(models.device)
+    if not ok:
+        return {"what": "check-fast-numerics", "skipped": why}
+    cfg, device, dtype = models.preset.transformer, models.device, models.dtype
+    previous = fast_attention.numerics()
+    rel = lambda a, b: float((a.float() - b.float()).norm() / b.float().norm())  # noqa: E731
+    result = {"what": "check-fast-numerics"}
+    try:
+        # (1) per forward
+        g = torch.Generator(device="cpu").manual_seed(seed)
+        stream = LatentStream(models.transformer, cfg, SamplerConfig(), device=device, dtype=dtype)  # no graphs
+        stream.start(models.text_encoder.encode("check"), seed=seed)
+        fill = -(-cfg.window_frames // cfg.chunk_frames) + 1
+        for _ in range(fill):
+            stream.edit_chunk(torch.randn(1, LATENT_CHANNELS, cfg.chunk_frames, cfg.latent_height, cfg.latent_width,
+                                          generator=g).to(device, dtype))
+        model, errors = models.transformer, []
+
+        def both(*args, **kwargs):
+            fast_attention.set_numerics("fast")
+            fast = type(model).forward_chunk(model, *args, **kwargs)
+            fast = None if fast is None else fast.clone()
+            fast_attention.set_numerics("reference")
+            ref = type(model).forward_chunk(model, *args, **kwargs)  # rewrites the chunk's K/V: the stream stays on reference
+            if ref is not None:
+                errors.append(rel(fast, ref))
+            return ref
+
+        model.forward_chunk = both
+        try:
+            stream.edit_chunk(torch.randn(1, LATENT_CHANNELS, cfg.chunk_frames, cfg.latent_height, cfg.latent_width,
+                                          generator=g).to(device, dtype))
+            stream.refresh_pending()
+        finally:
+            del model.forward_chunk
+        result["forward_relative_error_steps"] = errors
+        del stream
+
+        # (2) a 177-frame stream, end to end
+        rng = np.random.default_rng(seed)
+        clip = [rng.integers(0, 256, (models.preset.height, models.preset.width, 3), dtype=np.uint8) for _ in range(frames)]
+        runs = {}
+        for name in ("reference", "fast"):
+            stream_mod.release_idle_buffers(models.transformer)  # graphs are captured per numerics
+            fast_attention.set_numerics(name)
+            editor = StreamingEditor(models, instruction="check", seed=seed)
+            latents = []
+            edit_chunk = editor._stream.edit_chunk
+            editor._stream.edit_chunk = lambda s: latents.append(edit_chunk(s)) or latents[-1]
+            out = list(editor.edit(clip))
+            runs[name] = ([x.float().cpu() for x in latents], out)
+            del editor
+        (ref_lat, ref_frames), (fast_lat, fast_frames) = runs["reference"], runs["fast"]
+        chunk_err = [rel(a, b) for a, b in zip(fast_lat, ref_lat)]
+        psnr = [_psnr(a, b) for a, b in zip(fast_frames, ref_frames)]
+        result.update({
+            "frames": frames, "chunk_latents_relative_error": chunk_err,
+            "chunk_latents_relative_error_median": float(np.median(chunk_err)),
+            "chunk_latents_relative_error_max": float(np.max(chunk_err)),
+            "frame_psnr_db_mean": float(np.mean(psnr)), "frame_psnr_db_min": float(np.min(psnr)),
+            "frame_psnr_db_per_chunk_min": [float(np.min(psnr[max(0, 9 + 12 * (i - 1)) if i else 0:9 + 12 * i]))
+                                            for i in range(len(chunk_err))],
+        })
+    finally:
+        fast_attention.set_numerics(previous)
+        stream_mod.release_idle_buffers(models.transformer)
     return result

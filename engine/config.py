@@ -210,6 +210,9 @@ class SamplerConfig:
 # -- the mask cache (engine/mask_cache.py) -----------------------------------------------
 
 MASK_CACHE_SUBLAYERS = ("self_attn", "ffn")
+# Which tokens the pruned steps compute (engine/mask_cache.py): the release's rule, or
+# exactly keep_ratio of each frame's tokens.
+MASK_CACHE_RULES = ("reference", "fixed")
 # The reference's keep ratio (configs/wan_mm-token-pruning.yaml): the CLI's bare
 # --mask-cache and the job model's empty mask-cache settings mean this.
 DEFAULT_KEEP_RATIO = 0.3
@@ -223,8 +226,14 @@ class MaskCacheConfig:
     pruned_steps: tuple[int, ...] = (1, 2)  # denoising-step indices (0 = first step)
     pruned_sublayers: tuple[str, ...] = ("self_attn",)  # add "ffn" to prune the FFN too
     save_masks: bool = False  # keep each chunk's token mask for LatentStream.token_masks()
+    rule: str = "reference"  # "reference" (the release's selection) or "fixed" (exactly K per frame)
+    bucket: int = 32  # reference rule: kept tokens per frame rounded up to a multiple of this (0: exact)
 
     def __post_init__(self):
+        if self.rule not in MASK_CACHE_RULES:
+            raise InputError(f"mask cache rule must be one of {', '.join(MASK_CACHE_RULES)}, got {self.rule!r}")
+        if isinstance(self.bucket, bool) or not isinstance(self.bucket, int) or self.bucket < 0:
+            raise InputError(f"mask cache bucket must be a whole number of tokens >= 0, got {self.bucket!r}")
         if not 0.0 <= self.keep_ratio <= 1.0:
             raise InputError(f"mask cache keep_ratio must be in [0, 1], got {self.keep_ratio}")
         steps = tuple(sorted(set(int(s) for s in self.pruned_steps)))
@@ -245,7 +254,8 @@ class MaskCacheConfig:
         object.__setattr__(self, "pruned_sublayers", layers)
 
     def tokens_kept(self, tokens_per_frame: int) -> int:
-        """K: tokens per latent frame computed at a pruned step."""
+        """K: tokens per latent frame computed at a pruned step by the fixed rule (the
+        reference rule's count depends on the picture and is at most about this)."""
         return tokens_kept(self.keep_ratio, tokens_per_frame)
 
 

@@ -77,6 +77,13 @@ class EditorModels:
         transformer = LiveEditTransformer(preset.transformer)
         vae = build_vae(preset.vae)
         tiny_vae = TAEHV(TAEHV_PRESETS["tiny" if preset.random_only else "taew2_1"]).eval()
+        # Random decoders put out values near 0, which the preview range remapping (2q - 1,
+        # clamped) turns into solid black: centre the last layer on the middle of that range
+        # (q = 0.75 is engine pixel 0.5) and stretch it, so random-weight previews show pictures
+        # that depend on the latents, like the full VAE's.
+        with torch.no_grad():
+            tiny_vae.decoder[-1].weight *= 8
+            tiny_vae.decoder[-1].bias.fill_(0.75)
         text_encoder = TextEncoder.random(preset.text_encoder, seed=seed)
         transformer.to(device=device, dtype=dtype).eval()
         vae.to(device=device, dtype=dtype).eval()

@@ -316,13 +316,14 @@ class LatentStream:
 
         With the mask cache, a forward is one of three kinds, each its own graph: plain,
         "record" (a full step that keeps its sub-layer outputs) and "prune" (kept tokens
-        only). Their shapes are fixed (a fixed count of kept tokens per frame), and what
+        only, one graph per bucket of kept tokens per frame; unbucketed pruned steps run
+        eagerly). Their shapes are fixed per graph, and what
         they share lives in buffers held for the stream's life (MaskCache.saved, the kept
         indices), so replays read and write the same memory as the capture did."""
         slots = (kv.chunk_start, kv.chunk_frames)
-        if not (self.cuda_graphs and x.is_cuda and slots in self._seen_slots):
+        kind = None if reuse is None else reuse[0].graph_kind
+        if not (self.cuda_graphs and x.is_cuda and slots in self._seen_slots) or (reuse is not None and kind is None):
             return self.model.forward_chunk(x, source, t, kv, context_kv, reuse, rope, kv_only)
-        kind = None if reuse is None else ("prune" if reuse[0].pruning else "record")
         key = (*slots, kv_only, kind)
         graph = self._graphs.get(key)
         if graph is None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import math
+import types
 from typing import Callable
 
 import torch
@@ -46,17 +47,38 @@ KVStore = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tenso
 _fused: contextvars.ContextVar[bool] = contextvars.ContextVar("liveedit_fuse_elementwise", default=False)
 
 
+# Shapes per fused function that get kernels of their own (static shapes: the fastest
+# code); shapes seen after these share one kernel with a dynamic token count. A stream
+# uses one or two shapes per function; the mask cache's bucketed pruned steps bring a new
+# token count per bucket, which would otherwise recompile (seconds each, mid-stream) and
+# run into dynamo's recompile limit.
+_STATIC_SHAPES = 4
+
+
 def _fusable(fn):
     compiled = None
+    dynamic = None
+    static: set[tuple] = set()
 
     @functools.wraps(fn)
     def run(*args):
-        nonlocal compiled
+        nonlocal compiled, dynamic
         if not _fused.get():
             return fn(*args)
-        if compiled is None:
-            compiled = torch.compile(fn, fullgraph=True, dynamic=False)
-        return compiled(*args)
+        shapes = tuple(tuple(a.shape) for a in args if isinstance(a, torch.Tensor))
+        if shapes in static or len(static) < _STATIC_SHAPES:
+            static.add(shapes)
+            if compiled is None:
+                compiled = torch.compile(fn, fullgraph=True, dynamic=False)
+            return compiled(*args)
+        if dynamic is None:
+            # A copy of fn's code object: dynamo keeps its compiled entries (and its
+            # recompile count) per code object, so this copy's dynamic kernel stays apart
+            # from the static ones.
+            twin = types.FunctionType(fn.__code__.replace(co_name=f"{fn.__name__}_dynamic"), fn.__globals__,
+                                      f"{fn.__name__}_dynamic", fn.__defaults__, fn.__closure__)
+            dynamic = torch.compile(twin, fullgraph=True, dynamic=True)
+        return dynamic(*args)
 
     return run
 
@@ -240,7 +262,7 @@ class SelfAttention(nn.Module):
         v = v.unflatten(-1, (self.num_heads, -1))
         if store is not None:
             k, v = store(k, v)
-        return self.o(attention(q, k, v, mask).flatten(-2))
+        return self.o(attention(q, k, v, mask, fast_ok=True).flatten(-2))
 
     def write_kv(self, x, rope: tuple[torch.Tensor, torch.Tensor], store: KVStore) -> None:
         """Only the keys and values into the cache: all the last block of a refresh pass needs."""

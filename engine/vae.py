@@ -17,12 +17,26 @@ transformer weights were trained in that space.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from diffusers import AutoencoderKLWan
 from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
 
 from liveedit.engine.config import VAE_SPATIAL_STRIDE, VAE_TEMPORAL_STRIDE
 from liveedit.errors import InputError
+
+
+class _NoEmptyFloat32Notice(logging.Filter):
+    """diffusers warns on every `.to(dtype)` of a model that "should keep modules in float32",
+    even when the list is empty, as it is for AutoencoderKLWan; only that empty notice is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "should be kept in float32: []" not in record.getMessage()
+
+
+logging.getLogger("diffusers.models.modeling_utils").addFilter(_NoEmptyFloat32Notice())
+
 
 def build_vae(config: dict) -> AutoencoderKLWan:
     """A randomly initialised `AutoencoderKLWan` of the given preset config, in eval mode."""

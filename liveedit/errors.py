@@ -8,6 +8,7 @@ The sidecar answers with the kind, never the class: one table turns kinds into g
 codes (`sidecar/api/server.py`) and one into HTTP statuses (`sidecar/api/bridge.py`), so both
 protocols say the same thing about the same error."""
 
+import errno
 from enum import Enum
 
 
@@ -24,6 +25,7 @@ class Kind(str, Enum):
     SUPERSEDED = "superseded"  # a newer request from the same client replaced this one
     CANCELLED = "cancelled"  # the caller cancelled it
     UNIMPLEMENTED = "unimplemented"  # this server does not offer it
+    EXHAUSTED = "exhausted"  # a limit of this server is reached (streams, GPU memory): wait or ask for less
 
 
 class LiveEditError(Exception):
@@ -42,3 +44,25 @@ class InputError(LiveEditError):
     """Caller passed something the engine cannot use (wrong shape, empty instruction...)."""
 
     kind = Kind.INVALID
+
+
+class ResourceExhaustedError(LiveEditError):
+    """A limit of the server is reached: too many edit streams, out of GPU memory."""
+
+    kind = Kind.EXHAUSTED
+
+
+GPU_MEMORY_ADVICE = ("the GPU ran out of memory: close other programs that use it, run fewer edit streams or "
+                     "previews at once (liveedit serve --max-edit-streams), edit smaller frames, or use a GPU "
+                     "with more memory")
+
+
+def known_failure(exc: BaseException) -> LiveEditError | None:
+    """A LiveEditError for failures that are not our bug although they are not ours either
+    (the GPU out of memory, a path the file system cannot hold); None for anything else."""
+    if any(cls.__name__ == "OutOfMemoryError" for cls in type(exc).__mro__) or \
+            (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()):
+        return ResourceExhaustedError(GPU_MEMORY_ADVICE)
+    if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:
+        return InputError("a path is too long for the file system; use a shorter file or folder name")
+    return None

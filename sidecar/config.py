@@ -13,6 +13,7 @@ import hmac
 import json
 import os
 import secrets
+import sys
 from pathlib import Path
 
 # The per-user layout both sides share; the server's modules reach it through this module.
@@ -85,6 +86,19 @@ def write_bridge_info(port: int, path: Path | None = None) -> Path:
     tmp.write_text(json.dumps({"port": int(port)}) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def cache_dir() -> Path:
+    """The sidecar's per-user cache folder (not created): edited take frames (sidecar/takes/).
+    LIVEEDIT_CACHE_DIR overrides it."""
+    override = os.environ.get("LIVEEDIT_CACHE_DIR")
+    if override:
+        return Path(override)
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "LiveEdit" / "Cache"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "LiveEdit"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "liveedit"
 
 
 def remove_bridge_info(port: int, path: Path | None = None) -> bool:

@@ -78,10 +78,14 @@ def change_mask_path(segment_path: str | os.PathLike) -> Path:
 def open_change_mask_writer(path: Path, *, info, start_timecode: str | None, sources=()):
     """An H.264 segment writer for change masks at the source's size, rate and timecode
     (frames from :func:`mask_frame`); temporary name until closed, like every segment."""
+    from liveedit.sidecar.media.read import ColorTags
     from liveedit.sidecar.media.write import SegmentWriter
 
+    # A mask is our own picture, not the source's: tagged explicitly (limited range, the usual
+    # matrix for its size) so every reader takes black as 0, whatever the source carried.
+    color = ColorTags().resolved(info.width, info.height)
     return SegmentWriter(path, rate=info.frame_rate, format="h264", width=info.width, height=info.height,
-                         start_timecode=start_timecode, rotation=info.rotation, sources=sources)
+                         start_timecode=start_timecode, rotation=info.rotation, sources=sources, color=color)
 
 
 def mask_frame(mask: np.ndarray) -> np.ndarray:

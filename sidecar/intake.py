@@ -14,10 +14,11 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
-from liveedit.errors import LiveEditError
+from liveedit.errors import InputError, LiveEditError
 from liveedit.sidecar.jobs.spec import JobSpecError, RecordStart, RegionSpec, RenderSettings
 from liveedit.sidecar.media import MediaInfo, probe
 from liveedit.sidecar.naming import stable_names
+from liveedit.sidecar.outputs import check_path_length, cut
 from liveedit.sidecar.timeline import (MediaTiming, Region, TimelineError, read_timeline, record_frame_from_timecode,
                                        regions_for_range, regions_from_markers)
 
@@ -72,10 +73,14 @@ def timeline_job_regions(source: TimelineSource, *, format: str, settings: Rende
     job). All or nothing: a region the timeline cannot give refuses the job, naming every one.
     Reads files: call it off the event loop."""
     path = Path(source.path)
+    try:
+        check_path_length(path, "timeline.path")
+    except InputError as exc:
+        raise JobSpecError(str(exc)) from None
     if not path.is_absolute():
-        raise JobSpecError(f"timeline.path must be an absolute path; got {str(source.path)!r}")
+        raise JobSpecError(f"timeline.path must be an absolute path; got {cut(source.path)!r}")
     if not path.is_file():
-        raise JobSpecError(f"timeline.path {str(path)!r} does not exist or is not a file; check the path")
+        raise JobSpecError(f"timeline.path {cut(path)!r} does not exist or is not a file; check the path")
     refused: list[TimelineError] = []
     try:
         timeline = read_timeline(path, edl_rate=source.edl_rate)
@@ -113,8 +118,9 @@ def job_region(region: Region, *, seed: int, handles: int, name: str | None = No
 
 def timeline_region(spec: RegionSpec, info: MediaInfo) -> Region:
     """A job's region → the timeline Region the renderer takes. A job region knows no timeline
-    beyond its record start: it sits on "Video 1" of a timeline at its record rate (the
-    media's rate without one), which starts at 0."""
+    beyond its record start: it sits on "Video 1" of a timeline at its record rate, which
+    starts at 0. Without a record start (`liveedit edit`, a clip sent on its own) the timeline
+    is the clip's own, at its rate, starting at its timecode as an editor's export would."""
     rate = Fraction(info.frame_rate)
     record = spec.record_start
     timeline_rate = Fraction(record.rate) if record is not None else rate
@@ -127,7 +133,7 @@ def timeline_region(spec: RegionSpec, info: MediaInfo) -> Region:
         record_start=record.frame if record is not None else 0,
         record_frames=round(Fraction(int(spec.frame_count)) / rate * timeline_rate),
         timeline_rate=timeline_rate,
-        timeline_start=0,
+        timeline_start=0 if record is not None else info.start_timecode_frame,
         track="Video 1",
         clip_name=Path(str(spec.media)).stem,
         instruction=spec.instruction,

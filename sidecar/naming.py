@@ -158,11 +158,11 @@ def stable_names(regions: Iterable, *, model: str, seed: int, handles: int, form
 
 def region_leftovers(output_stem: Path) -> list[Path]:
     """Hidden temporary files and folders a render of `output_stem` leaves behind when its
-    process dies, and nothing else: SegmentWriter's `.<file>.<8 hex>.partial[.mov]` and
+    process dies, and nothing else: SegmentWriter's `.<file>.<8 hex>.<pid>.partial[.mov]` and
     `.<folder>.<8 hex>.old` for the segment (`<name>.mov` or the PNG folder `<name>`) and its
     token-mask video (`<name>.masks.mov`), and write_otio's `.<name>.otio.<random>.tmp`."""
     name = re.escape(output_stem.name)
-    pattern = re.compile(rf"\.{name}(?:(?:\.mov|\.masks\.mov)?\.[0-9a-f]{{8}}\.(?:partial(?:\.mov)?|old)"
+    pattern = re.compile(rf"\.{name}(?:(?:\.mov|\.masks\.mov)?\.[0-9a-f]{{8}}(?:\.[0-9]+)?\.(?:partial(?:\.mov)?|old)"
                          rf"|\.otio\.[A-Za-z0-9_]+\.tmp)")
     try:
         entries = list(output_stem.parent.iterdir())

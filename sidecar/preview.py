@@ -38,6 +38,7 @@ import numpy as np
 
 from liveedit.engine.config import DetailConfig
 from liveedit.errors import InputError, Kind, LiveEditError
+from liveedit.sidecar.outputs import check_path_length, cut
 from liveedit.sidecar.validation import check_instruction, check_seed
 from liveedit.sidecar.worker import (EditorFactory, GpuWorker, Priority, check_preview_quality_name,
                                      preview_editor_factory)
@@ -136,12 +137,13 @@ class MediaFrameSource:
 
 
 def open_media(path: Path, max_height: int = 0) -> FrameSource:
+    check_path_length(path, "media path")
     if not path.is_absolute():
-        raise InputError(f"media path {str(path)!r} must be absolute (the server may run in another folder)")
+        raise InputError(f"media path {cut(path)!r} must be absolute (the server may run in another folder)")
     if not path.is_file():
-        raise MediaNotFoundError(f"media {str(path)!r} does not exist or is not a file; check the path")
+        raise MediaNotFoundError(f"media {cut(path)!r} does not exist or is not a file; check the path")
     if not os.access(path, os.R_OK):
-        raise MediaError(f"media {str(path)!r} is not readable; check its permissions")
+        raise MediaError(f"media {cut(path)!r} is not readable; check its permissions")
     return MediaFrameSource(path, max_height)
 
 
@@ -297,7 +299,7 @@ class PreviewSessions:
         self._sessions[session.id] = session
         while len(self._sessions) > self.config.max_sessions:  # forgotten sessions
             self.close(next(iter(self._sessions)))
-        log.info("preview %s opened on %s frames %d..%d", session.id, path, region_first,
+        log.info("preview %s opened on %s frames %d..%d", session.id, cut(path), region_first,
                  region_first + count - 1)
         return session
 

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import threading
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 from uuid import uuid4
@@ -31,7 +32,7 @@ from liveedit.sidecar.media.mask_video import (MAX_MASK_CHUNKS, Placement, chunk
 from liveedit.sidecar.naming import (confined_path, detail_settings, mask_cache_settings, model_identity,
                                      sampler_settings, segment_name, settings_key)
 from liveedit.sidecar.timeline import Region, writeback
-from liveedit.sidecar.timeline.timebase import same_rate
+from liveedit.sidecar.timeline.timebase import STANDARD_RATES, is_drop_frame_rate, same_rate, timecode_to_frame
 from liveedit.sidecar.validation import check_instruction
 
 FORMATS = {"prores": ".mov", "h264": ".mov", "png": ""}  # png: a folder of numbered frames
@@ -87,6 +88,7 @@ def render_region(
     mask_cache=None,
     save_masks: bool = False,
     detail: DetailConfig | None = None,
+    conform_rate: Fraction | None = None,
 ) -> RenderedSegment:
     """Edit ``region``'s source frames with ``models`` and write the segment (plus
     handles) and its OTIO into ``output_dir``. ``timeline`` is the editor's timeline
@@ -97,6 +99,7 @@ def render_region(
     ``detail`` (default "transfer") says how the edited picture is delivered at the source's
     size and bit depth (sidecar/delivery.py); with "masked", ``save_masks`` also writes the
     change mask as ``<segment name>.change.mov``.
+    A variable-frame-rate source is refused unless ``conform_rate`` (check_constant_rate).
     Everything is checked before a frame is decoded."""
     detail = detail or DetailConfig()
     if format not in FORMATS:
@@ -111,7 +114,7 @@ def render_region(
     except InputError as exc:
         raise RenderError(f"{region.describe()}: {exc}") from None
     media = region.media_path
-    info = probe(media)
+    info = check_constant_rate(probe(media), conform_rate)
     if not same_rate(info.frame_rate, region.media_rate):
         raise RenderError(
             f"{media} plays at {float(info.frame_rate):g} fps but the timeline says {float(region.media_rate):g}; "
@@ -178,7 +181,34 @@ def render_region(
 def render_job_region(spec: RegionSpec, models, output_dir: str | Path, **options) -> RenderedSegment:
     """Render a job's region (or `liveedit edit`'s clip), placed on a timeline as its record
     start says (`intake.timeline_region`); ``options`` are render_region's."""
-    return render_region(timeline_region(spec, probe(spec.media)), models, output_dir, **options)
+    info = check_constant_rate(probe(spec.media), options.get("conform_rate"))
+    return render_region(timeline_region(spec, info), models, output_dir, **options)
+
+
+def check_constant_rate(info, conform_rate: Fraction | None = None):
+    """`info` for a clip of constant frame rate. A truly variable-rate clip is refused with the
+    command that conforms it, unless `conform_rate` is given: then its frames are taken in
+    order as if evenly spaced at that rate (an editor's "conform"), and `info` says so."""
+    if not info.variable_frame_rate:
+        return info
+    if conform_rate is None:
+        rate = nearest_standard_rate(info.frame_rate)
+        text = f"{rate.numerator}/{rate.denominator}" if rate.denominator != 1 else str(rate.numerator)
+        conformed = info.path.with_name(f"{info.path.stem}_cfr.mov")
+        raise RenderError(
+            f"{info.path} has a variable frame rate (about {float(info.frame_rate):.3f} fps), which edits and "
+            f"timelines cannot place frame for frame; make a constant-rate copy first: ffmpeg -i \"{info.path}\" "
+            f"-fps_mode cfr -r {text} -c:v prores_ks -profile:v 3 -c:a pcm_s16le \"{conformed}\" "
+            f"(or, with liveedit edit, --conform-rate {text} edits its frames as evenly spaced at that rate)")
+    rate = Fraction(conform_rate)
+    start = timecode_to_frame(info.start_timecode, rate) if info.start_timecode else 0
+    return dataclasses.replace(info, frame_rate=rate, variable_frame_rate=False,
+                               duration=Fraction(info.frame_count) / rate, start_timecode_frame=start,
+                               drop_frame=info.drop_frame and is_drop_frame_rate(rate))
+
+
+def nearest_standard_rate(rate: Fraction) -> Fraction:
+    return min(STANDARD_RATES, key=lambda r: abs(float(r) - float(rate)))
 
 
 def _previous_render(otio_path: Path, output: Path, key: str, count: int) -> dict | None:
@@ -195,8 +225,7 @@ def _previous_render(otio_path: Path, output: Path, key: str, count: int) -> dic
         if (
             prov is not None
             and prov.get("settings_key") == key
-            and isinstance(ref, otio.schema.ExternalReference)
-            and Path(ref.target_url) == output
+            and writeback.reference_path(ref) == output
             and ref.available_range is not None
             and round(ref.available_range.duration.value) == count
         ):

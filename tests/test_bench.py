@@ -44,3 +44,19 @@ def test_bench_detail_entries_run_on_the_cpu(tmp_path):
     assert detail["uhd-10bit"]["transfer_with_download_ms_per_frame"] > 0
     editor = results["editor-detail (transfer)"]
     assert editor["frames"] == 81 and editor["fps"] > 0
+
+
+def test_bench_mask_cache_rules_and_bucket_check(tmp_path):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--model", "tiny", "--device", "cpu", "--dtype", "fp32", "--window", "6",
+                 "--what", "mask-cache-rules-all,check-mask-buckets", "--json", str(out),
+                 "--record", str(tmp_path / "b.md")]) == 0
+    results = {r["what"]: r for r in json.loads(out.read_text())["results"]}
+    rules = results["mask-cache-rules"]
+    assert set(rules) == {"what"} | {f"{rule}, {m} change map" for rule in ("reference", "fixed")
+                                     for m in ("stand-in", "random")}
+    fixed = rules["fixed, stand-in change map"]["kept_tokens_per_frame"]
+    assert fixed and set(fixed) == {8}  # round(0.3 · 28) on the tiny preset
+    assert all(0 <= k <= 8 for k in rules["reference, stand-in change map"]["kept_tokens_per_frame"])
+    check = results["check-mask-buckets"]
+    assert check["relative_error"] < 1e-5

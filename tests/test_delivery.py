@@ -94,7 +94,8 @@ def test_ten_bit_prores_keeps_the_source_precision_and_the_clip_facts(media_clip
         out_info = probe(result.path)
         assert (out_info.frame_count, out_info.frame_rate, out_info.bit_depth) == (info.frame_count, info.frame_rate, 10)
         assert out_info.start_timecode_frame == info.start_timecode_frame
-        assert out_info.color == info.color.resolved(info.width, info.height)  # what the writer always did
+        src, out_color = info.color, out_info.color  # the source's tags are kept (untagged stays untagged)
+        assert (out_color.primaries, out_color.transfer, out_color.matrix) == (src.primaries, src.transfer, src.matrix)
         out = np.stack(list(read_frames(result.path, 0, info.frame_count, dtype=np.uint16))).astype(int)
         error[mode] = np.abs(out - source).mean() / 64  # in 10-bit code values
     # ProRes 4:2:2 is lossy (chroma most), but on average within a code value; the 8-bit

@@ -498,6 +498,11 @@ def test_render_settings_travel_in_the_wire_form_and_are_checked(media, out_dir)
     assert JobSpec.from_dict(parsed.to_dict()) == parsed  # what the database stores reads back the same
     assert JobSpec.from_dict({**base, "mask_cache": {}}).settings.mask_cache == MaskCacheConfig(
         keep_ratio=0.3, pruned_sublayers=("self_attn",))
+    fixed = JobSpec.from_dict({**base, "mask_cache": {"rule": "fixed"}})
+    assert fixed.settings.mask_cache.rule == "fixed"
+    assert fixed.settings.to_dict()["mask_cache"]["rule"] == "fixed"
+    assert JobSpec.from_dict(fixed.to_dict()) == fixed
+    assert "rule" not in parsed.settings.to_dict()["mask_cache"]  # the default stays implicit
     cases = [
         ({**base, "mask_cache": {"keep_ratio": 1.5}}, "keep_ratio must be in"),
         ({**base, "mask_cache": {"keep_ratio": "0.3"}}, "keep_ratio must be a number"),

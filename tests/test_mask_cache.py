@@ -11,13 +11,14 @@ import torch
 from liveedit.engine import mask_cache as mc
 from liveedit.errors import InputError
 from liveedit.engine.config import MaskCacheConfig
-from liveedit.engine.mask_cache import select_tokens
+from liveedit.engine.mask_cache import reference_masks, select_tokens, select_tokens_reference
 from liveedit.engine.stream import LatentStream
 from tiny_engine import CFG, context, sources, tiny_transformer
 
 GRID = (CFG.latent_height // 2, CFG.latent_width // 2)
 T = CFG.tokens_per_frame
 K = round(0.3 * T)  # 8
+FIXED = dict(rule="fixed")  # the fixed-count rule: exactly K tokens per frame
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +59,11 @@ def test_bad_settings_are_clear_errors(model):
         MaskCacheConfig(pruned_steps=())
     with pytest.raises(InputError, match="pruned_sublayers"):
         MaskCacheConfig(pruned_sublayers=("cross_attn",))
+    with pytest.raises(InputError, match="rule"):
+        MaskCacheConfig(rule="ours")
+    with pytest.raises(InputError, match="bucket"):
+        MaskCacheConfig(bucket=-1)
+    assert MaskCacheConfig().rule == "reference"  # the release's selection is the default
     with pytest.raises(InputError, match="4-step"):
         LatentStream(model, CFG, mask_cache=MaskCacheConfig(pruned_steps=(4,)))
     stream = LatentStream(model, CFG)
@@ -104,8 +110,9 @@ def test_batch_elements_get_their_own_masks():
 
 
 # --------------------------------------------------------------------------- exactness
+@pytest.mark.parametrize("rule", ["reference", "fixed"])
 @pytest.mark.parametrize("sublayers", [("self_attn",), ("self_attn", "ffn")])
-def test_keep_all_equals_the_uncached_engine_exactly(model, sublayers, monkeypatch):
+def test_keep_all_equals_the_uncached_engine_exactly(model, sublayers, rule, monkeypatch):
     """keep_ratio 1.0 gathers every token in order, so the pruned path does the same
     arithmetic on the same shapes as the plain one: bitwise equal, cache included."""
     chunks = [3, 3, 2]
@@ -113,7 +120,8 @@ def test_keep_all_equals_the_uncached_engine_exactly(model, sublayers, monkeypat
     gathers = []
     original = mc._ChunkPlan.gather
     monkeypatch.setattr(mc._ChunkPlan, "gather", lambda plan, x: gathers.append(x.shape) or original(plan, x))
-    cached, got = run(model, chunks, batch=2, mask_cache=MaskCacheConfig(keep_ratio=1.0, pruned_sublayers=sublayers))
+    cached, got = run(model, chunks, batch=2,
+                      mask_cache=MaskCacheConfig(keep_ratio=1.0, pruned_sublayers=sublayers, rule=rule))
     for g, w in zip(got, want):
         assert torch.equal(g, w)
     assert torch.equal(cached._kv.keys, plain._kv.keys) and torch.equal(cached._kv.values, plain._kv.values)
@@ -181,7 +189,7 @@ def test_pruned_steps_compute_kept_tokens_and_reuse_the_rest(model, monkeypatch)
     q_inputs = []
     hook = model.blocks[0].self_attn.q.register_forward_hook(lambda m, a, y: q_inputs.append(a[0].shape))
     try:
-        stream = LatentStream(model, CFG, mask_cache=MaskCacheConfig(save_masks=True))
+        stream = LatentStream(model, CFG, mask_cache=MaskCacheConfig(save_masks=True, **FIXED))
         stream.start(context(2), seed=0)
         srcs = sources([3, 3], 2)
         stream.edit_chunk(srcs[0])
@@ -211,7 +219,7 @@ def test_pruned_steps_compute_kept_tokens_and_reuse_the_rest(model, monkeypatch)
 # --------------------------------------------------------------------------- stream state
 def test_masks_saved_per_chunk_come_from_the_previous_chunk(model):
     srcs = sources([3, 3, 2], 1)
-    stream = LatentStream(model, CFG, mask_cache=MaskCacheConfig(save_masks=True))
+    stream = LatentStream(model, CFG, mask_cache=MaskCacheConfig(save_masks=True, **FIXED))
     stream.start(context(1), seed=1)
     outs = [stream.edit_chunk(s) for s in srcs]
     masks = stream.token_masks()
@@ -225,7 +233,7 @@ def test_masks_saved_per_chunk_come_from_the_previous_chunk(model):
 
 def test_no_state_survives_start_or_reset(model):
     srcs = sources([3, 3], 1)
-    config = MaskCacheConfig(save_masks=True)
+    config = MaskCacheConfig(save_masks=True, **FIXED)
     stream = LatentStream(model, CFG, mask_cache=config)
     stream.start(context(1), seed=2)
     first = [stream.edit_chunk(s) for s in srcs]
@@ -280,10 +288,117 @@ def test_editor_reports_the_reused_fraction():
     from liveedit.engine.presets import get_preset
 
     models = EditorModels.random(get_preset("tiny"), seed=0)
-    editor = StreamingEditor(models, instruction="snow", mask_cache=MaskCacheConfig())
+    editor = StreamingEditor(models, instruction="snow", mask_cache=MaskCacheConfig(**FIXED))
     frames = [np.full((64, 112, 3), i * 10, dtype=np.uint8) for i in range(21)]
     assert len(list(editor.edit(frames))) == 21
     assert [s.reused_token_fraction for s in editor.stats] == [0.0, pytest.approx(1 - K / T)]
     plain = StreamingEditor(models, instruction="snow")
     list(plain.edit(frames[:9]))
     assert plain.stats[0].reused_token_fraction is None
+
+
+# --------------------------------------------------------------------------- the reference rule
+# A hand-worked example of the released selection, keep ratio 0.5 on a 4x6 latent (24
+# pixels, 12 kept per frame; 2x3 tokens of 2x2 pixels). Squared change per pixel:
+FRAME_0 = [[9, 9, 9, 9, 0, 0],
+           [9, 9, 9, 0, 0, 0],
+           [5, 5, 0, 0, 5, 5],
+           [5, 5, 0, 0, 5, 0]]
+FRAME_1 = [[0, 0, 0, 0, 0, 0],
+           [0, 0, 8, 8, 8, 8],
+           [0, 0, 8, 8, 8, 8],
+           [7, 7, 7, 7, 0, 0]]
+# Frame 0: the 12th largest value is 5 and 14 pixels are >= 5 (ties keep more); frame 1
+# keeps exactly 12. Step 3 cuts frame 0 to its first 12 kept pixels in raster order,
+# dropping (3, 1) and (3, 4):
+PIXELS_0 = [[1, 1, 1, 1, 0, 0],
+            [1, 1, 1, 0, 0, 0],
+            [1, 1, 0, 0, 1, 1],
+            [1, 0, 0, 0, 0, 0]]
+PIXELS_1 = [[0, 0, 0, 0, 0, 0],
+            [0, 0, 1, 1, 1, 1],
+            [0, 0, 1, 1, 1, 1],
+            [1, 1, 1, 1, 0, 0]]
+# 2x2 pooling, > 0.5: frame 0 keeps tokens 0 (4/4), 1 (3/4) and 3 (3/4, 4/4 before the
+# cut); token 5 has 2/4 (3/4 before the cut): dropped. Frame 1 keeps only token 4 (4/4);
+# tokens 1, 2, 3 and 5 have 2/4. Step 5 cuts both frames to 1 token, lowest index first.
+TOKENS_0, TOKENS_1 = [1, 1, 0, 1, 0, 0], [0, 0, 0, 0, 1, 0]
+SELECTED = [[0], [4]]
+
+
+def hand_worked_latents():
+    change = torch.tensor([FRAME_0, FRAME_1], dtype=torch.float32)  # [F, H, W]
+    source = torch.zeros(1, 2, 2, 4, 6)
+    edited = change.sqrt().expand(1, 2, 2, 4, 6).clone()  # mean over channels of edited² = change
+    return edited, source
+
+
+def test_reference_rule_on_a_hand_worked_example():
+    edited, source = hand_worked_latents()
+    pixels, tokens = reference_masks(edited, source, 0.5)
+    assert pixels[0].view(2, 4, 6).int().tolist() == [PIXELS_0, PIXELS_1]
+    assert tokens[0].int().tolist() == [[1, 0, 0, 0, 0, 0], TOKENS_1]  # TOKENS_0 cut to its lowest one
+    assert select_tokens_reference(edited, source, 0.5).tolist() == [SELECTED]
+    # Without step 5's cut frame 0 would keep TOKENS_0: check the pooling on its own.
+    pooled = torch.nn.functional.avg_pool2d(torch.tensor(PIXELS_0, dtype=torch.float32)[None, None], 2)
+    assert (pooled > 0.5).flatten().int().tolist() == TOKENS_0
+
+
+def test_reference_rule_keeps_at_most_the_fixed_count_and_the_same_count_per_frame():
+    edited, source = edited_in((2, 8, 4, 12))  # a 6x8-pixel change: 12 tokens, K = 8
+    keep = select_tokens_reference(edited, source, 0.3)
+    assert keep.shape[:2] == (1, 3) and 0 < keep.shape[2] <= K
+    for f in range(3):
+        assert set(keep[0, f].tolist()) <= token_set((2, 8, 4, 12), GRID[1])
+        assert keep[0, f].tolist() == sorted(keep[0, f].tolist())
+
+
+def test_mask_cache_uses_the_reference_rule_by_default(model):
+    srcs = sources([3, 3, 3], 1)
+    stream = LatentStream(model, CFG, mask_cache=MaskCacheConfig(save_masks=True))
+    stream.start(context(1), seed=1)
+    outs = [stream.edit_chunk(s) for s in srcs]
+    for k in (1, 2):
+        chosen = select_tokens_reference(outs[k - 1], srcs[k - 1], 0.3)[0]
+        want = torch.zeros(3, T, dtype=torch.uint8).scatter_(1, chosen, 255)
+        assert torch.equal(stream.token_masks()[k], want.view(-1, *GRID))
+    assert stream.last_reused_fraction == pytest.approx(1 - chosen.shape[1] / T)
+
+
+@pytest.mark.parametrize("sublayers", [("self_attn",), ("self_attn", "ffn")])
+def test_bucketed_token_count_is_bitwise_equal_to_the_exact_count(model, sublayers, monkeypatch):
+    """Bucketing pads each frame's kept rows up to a multiple of the bucket; the padded rows
+    are computed and thrown away and attention sees only the real keys, so the result is
+    bitwise the unpadded one. Padded rows must really have been computed. (Keep ratio
+    0.6 keeps >= 12 real rows per pruned step: the CPU's GEMM gives row-for-row identical
+    results for any row count from 12 up, but below that it switches kernels.)"""
+    rows = []  # (rows per frame, rows gathered) of every gather
+    original = mc._ChunkPlan.gather
+    monkeypatch.setattr(mc._ChunkPlan, "gather", lambda plan, x: rows.append((plan.width, plan.kept.shape[1])) or original(plan, x))
+    chunks = [3, 3, 3, 2]
+    settings = dict(keep_ratio=0.6, pruned_sublayers=sublayers)
+    exact, want = run(model, chunks, batch=1, mask_cache=MaskCacheConfig(bucket=0, **settings))
+    exact_rows = list(rows)
+    assert min(n for _, n in exact_rows) >= 12
+    rows.clear()
+    padded, got = run(model, chunks, batch=1, mask_cache=MaskCacheConfig(bucket=7, **settings))
+    for g, w in zip(got, want):
+        assert torch.equal(g, w)
+    assert torch.equal(padded._kv.keys, exact._kv.keys) and torch.equal(padded._kv.values, exact._kv.values)
+    assert len(rows) == len(exact_rows)
+    assert all(width % 7 == 0 or width == T for width, _ in rows)
+    assert all(p >= e for (_, p), (_, e) in zip(rows, exact_rows))
+    assert any(p > e for (_, p), (_, e) in zip(rows, exact_rows)), "nothing was padded"
+
+
+def test_unbucketed_pruned_steps_have_no_graph_kind(model):
+    stream = LatentStream(model, CFG, mask_cache=MaskCacheConfig(bucket=0))
+    stream.start(context(1), seed=0)
+    for s in sources([3, 3], 1):
+        stream.edit_chunk(s)
+    plan = mc._ChunkPlan(stream._mask, stream._kv, torch.zeros(1, 3, dtype=torch.long), width=1)
+    assert mc._BlockReuse(plan, 0, pruning=True).graph_kind is None
+    assert mc._BlockReuse(plan, 0, pruning=False).graph_kind == "record"
+    bucketed = LatentStream(model, CFG, mask_cache=MaskCacheConfig())._mask
+    plan = mc._ChunkPlan(bucketed, stream._kv, torch.zeros(1, 3, dtype=torch.long), width=32)
+    assert mc._BlockReuse(plan, 0, pruning=True).graph_kind == ("prune", 32)

@@ -115,6 +115,10 @@ def test_cli_mask_cache_option_values(tmp_path):
         parser.parse_args(base + ["--mask-cache", "1.5"])
     assert parser.parse_args(["render", "t.otio", "-o", str(tmp_path), "--mask-cache", "0.2",
                               "--save-masks"]).mask_cache == 0.2
+    from liveedit.commands._mask_cache import mask_cache_config
+
+    assert mask_cache_config(parser.parse_args(base + ["--mask-cache"])).rule == "reference"
+    assert mask_cache_config(parser.parse_args(base + ["--mask-cache", "--mask-rule", "fixed"])).rule == "fixed"
 
 
 def test_save_masks_without_mask_cache_is_refused(media_clips, tmp_path, capsys):
@@ -138,7 +142,9 @@ def test_edit_with_mask_cache_writes_masks_and_its_own_settings_key(media_clips,
     assert main(common + ["-o", str(tmp_path / "plain")]) == 0
     out = capsys.readouterr().out
     assert "mask cache" not in out
-    assert main(common + ["-o", str(tmp_path / "masked"), "--mask-cache", "--save-masks"]) == 0
+    # The fixed-count rule, whose count is known: the default (the release's rule) keeps a
+    # count that depends on the picture (tests/test_mask_cache.py).
+    assert main(common + ["-o", str(tmp_path / "masked"), "--mask-cache", "--mask-rule", "fixed", "--save-masks"]) == 0
     out = capsys.readouterr().out
     # tiny transformer: 28 tokens per frame, 8 kept → 20/28 reused on chunks 1 and 2 (6 of 9 latent frames)
     assert f"mask cache: {20 / 28 * 6 / 9:.0%} of tokens reused on pruned steps" in out
@@ -168,8 +174,8 @@ def test_edit_with_mask_cache_writes_masks_and_its_own_settings_key(media_clips,
     assert all(g.max() > 200 and g.min() < 50 for g in grey[9:])
 
     # The same edit again is recognised and skipped; without the mask file it renders again.
-    assert main(common + ["-o", str(tmp_path / "masked"), "--mask-cache", "--save-masks"]) == 0
+    assert main(common + ["-o", str(tmp_path / "masked"), "--mask-cache", "--mask-rule", "fixed", "--save-masks"]) == 0
     assert "already edited" in capsys.readouterr().out
     masks.unlink()
-    assert main(common + ["-o", str(tmp_path / "masked"), "--mask-cache", "--save-masks"]) == 0
+    assert main(common + ["-o", str(tmp_path / "masked"), "--mask-cache", "--mask-rule", "fixed", "--save-masks"]) == 0
     assert "already edited" not in capsys.readouterr().out and masks.is_file()

@@ -40,6 +40,7 @@ def sidecar(tmp_path_factory):
     from liveedit.engine.presets import get_preset
     from liveedit.sidecar.jobs import LocalExecutor, RenderQueue
     from liveedit.sidecar.api.server import ServerOptions, Sidecar
+    from liveedit.sidecar.preview import PreviewConfig
 
     root = tmp_path_factory.mktemp("ui")
     run_dir = Path(tempfile.mkdtemp(prefix="le-ui-"))  # socket paths must stay short
@@ -47,7 +48,10 @@ def sidecar(tmp_path_factory):
     mp.setenv("LIVEEDIT_CONFIG_DIR", str(root / "cfg"))
     mp.setenv("LIVEEDIT_RUNTIME_DIR", str(run_dir))
     socket = run_dir / "sidecar.sock"
-    server = Sidecar(EditorModels.random(get_preset("tiny"), seed=0), ServerOptions(socket_path=socket))
+    # Fast quality: what `liveedit serve --model tiny` and the sidecar `liveedit preview` starts pick
+    # by default (the tiny model has the tiny preview VAE), so the window is tested as users see it.
+    server = Sidecar(EditorModels.random(get_preset("tiny"), seed=0),
+                     ServerOptions(socket_path=socket, preview=PreviewConfig(quality="fast")))
     server.render_queue = RenderQueue(root / "jobs.sqlite", LocalExecutor(worker=server.worker))
     thread = ServerThread(server)
     yield socket
@@ -99,7 +103,9 @@ def test_opening_a_clip_shows_its_first_frame_and_its_edit(qtbot, sidecar, clip)
     assert window.windowTitle().endswith(clip.name)
 
     wait_for_edit(qtbot, window, 0)
-    np.testing.assert_array_equal(pixels(window.view.edited), direct_edit(sidecar, clip, 0))
+    edited = pixels(window.view.edited)
+    np.testing.assert_array_equal(edited, direct_edit(sidecar, clip, 0))
+    assert edited.max() > 16 and edited.std() > 1, "the edit pane is black or one flat colour"
     assert window.model.text() == RANDOM_WEIGHTS_LABEL
     # The whole first chunk (9 frames) is drawn on the bar once its last frame has arrived.
     qtbot.waitUntil(lambda: window.scrub.edited == [(0, 9)], timeout=WAIT_MS)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -251,18 +252,22 @@ class LiveEditClient:
 
     # -- render queue ------------------------------------------------------------
     def submit_job(self, regions: list[dict], output_dir: str | Path, *, format: str = "prores",
-                   label: str = "", settings=None) -> render_pb2.Job:
+                   label: str = "", settings=None, request_id: str | None = None) -> render_pb2.Job:
         """regions: dicts with media, first_frame, frame_count, instruction, seed?, handles?,
         name?, record_start? ({"frame": int, "rate": [num, den]}) — the bridge's JSON shape.
         settings: render settings for the whole job (an object with ``warped_steps``,
         ``save_masks``, ``mask_cache`` (None, or with ``keep_ratio`` and
         ``pruned_sublayers``) and optionally ``detail`` (with ``mode``, ``threshold``,
-        ``softness``), e.g. the sidecar's RenderSettings); None = defaults."""
+        ``softness``), e.g. the sidecar's RenderSettings); None = defaults.
+        request_id (default: a new one per call) makes the server answer a repeated submit with
+        the job the first one queued: a submit whose answer was lost is sent once more with the
+        same id, so it never queues the job twice."""
         formats = {"prores": render_pb2.OUTPUT_FORMAT_PRORES, "h264": render_pb2.OUTPUT_FORMAT_H264,
                    "png": render_pb2.OUTPUT_FORMAT_PNG}
         if format not in formats:
             raise InputError(f"format {format!r} is not one of {', '.join(formats)}")
-        request = render_pb2.SubmitJobRequest(output_dir=str(output_dir), format=formats[format], label=label)
+        request = render_pb2.SubmitJobRequest(output_dir=str(output_dir), format=formats[format], label=label,
+                                              request_id=request_id or uuid.uuid4().hex)
         if settings is not None:
             request.sampler.CopyFrom(render_pb2.SamplerSettings(warped_steps=settings.warped_steps))
             request.save_masks = settings.save_masks
@@ -281,13 +286,30 @@ class LiveEditClient:
                 num, den = r["record_start"]["rate"]
                 region.record_start.CopyFrom(render_pb2.RecordStart(
                     frame=r["record_start"]["frame"], rate_numerator=num, rate_denominator=den))
-        return self._call(self._render.SubmitJob, request)
+        try:
+            return self._call(self._render.SubmitJob, request)
+        except ServerError as exc:
+            if exc.code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise
+            return self._call(self._render.SubmitJob, request)  # same request_id: queued at most once
 
     def get_job(self, job_id: str) -> render_pb2.Job:
         return self._call(self._render.GetJob, render_pb2.GetJobRequest(job_id=job_id))
 
-    def list_jobs(self) -> list[render_pb2.Job]:
-        return list(self._call(self._render.ListJobs, render_pb2.ListJobsRequest()).jobs)
+    def list_jobs(self, page_size: int = 0) -> list[render_pb2.Job]:
+        """Every job the server keeps, oldest first, fetched a page at a time."""
+        jobs, token = [], ""
+        while True:
+            page = self._call(self._render.ListJobs, render_pb2.ListJobsRequest(page_size=page_size,
+                                                                                 page_token=token))
+            jobs += page.jobs
+            token = page.next_page_token
+            if not token:
+                return jobs
+
+    def delete_job(self, job_id: str) -> None:
+        """Forget a finished job on the server (its files stay)."""
+        self._call(self._render.DeleteJob, render_pb2.DeleteJobRequest(job_id=job_id))
 
     def cancel_job(self, job_id: str) -> render_pb2.Job:
         return self._call(self._render.CancelJob, render_pb2.CancelJobRequest(job_id=job_id))

@@ -22,13 +22,27 @@ def keep_ratio(text: str) -> float:
     return value
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def add_mask_cache_arguments(parser) -> None:
     g = parser.add_argument_group("mask cache (token pruning, off by default)")
-    g.add_argument("--mask-cache", nargs="?", const=DEFAULT_KEEP_RATIO, default=None, type=keep_ratio,
-                   metavar="KEEP_RATIO",
-                   help=f"compute only this share of each frame's tokens on denoising steps 1-2, reusing step 0 "
-                        f"for the rest (default {DEFAULT_KEEP_RATIO} when given without a value); faster, "
-                        "slightly different pixels")
+    option = g.add_argument("--mask-cache", nargs="?", const=DEFAULT_KEEP_RATIO, default=None, type=keep_ratio,
+                            metavar="KEEP_RATIO",
+                            help=f"compute only this share of each frame's tokens on denoising steps 1-2, reusing "
+                                 f"step 0 for the rest (default {DEFAULT_KEEP_RATIO} when given without a value); "
+                                 "faster, slightly different pixels")
+    option.looks_like_value = _is_number  # `--mask-cache clip.mov` keeps clip.mov as the input (cli.py)
+    g.add_argument("--mask-rule", choices=["reference", "fixed"], default="reference",
+                   help="with --mask-cache: which tokens to compute. reference (default): the released code's "
+                        "rule (the top share of latent pixels by change, 2x2 patches with 3 of 4 pixels kept, "
+                        "every frame cut to the smallest count); fixed: exactly the keep ratio of each frame's "
+                        "tokens, best first (more tokens computed, no per-chunk synchronisation)")
     g.add_argument("--save-masks", action="store_true",
                    help="with --mask-cache: also write which tokens were computed (white) or reused (black) as "
                         "<segment>.masks.mov beside each segment, frame for frame; with --detail masked: the "
@@ -42,7 +56,7 @@ def mask_cache_config(args):
                          "add --mask-cache or --detail masked (or drop --save-masks)")
     if args.mask_cache is None:
         return None
-    return MaskCacheConfig(keep_ratio=args.mask_cache)
+    return MaskCacheConfig(keep_ratio=args.mask_cache, rule=getattr(args, "mask_rule", "reference"))
 
 
 def reuse_report(fraction: float | None) -> str:

@@ -23,13 +23,18 @@ def register(sub) -> None:
         "speed does not depend on their values, and nothing is edited.",
     )
     p.add_argument("--model", default="liveedit-1.3b", help="preset (default liveedit-1.3b)")
-    p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when available)")
+    p.add_argument("--device", default=None,
+                   help="cuda (default), cuda:1, or cpu: without a GPU, bench runs only when asked for --device cpu")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
     p.add_argument("--what", default="transformer,vae,editor",
-                   help="comma list of: transformer, transformer-reference, vae, editor, editor-detail, detail, editor-sustained, editor-mask-cache, editor-sustained-mask-cache, editor-preview, editor-reference, check-fused, check-vae, check-graphs, check-overlap, tiny-vae, transformer-mask-cache[-RATIO], profile, profile-mask-cache")
+                   help="comma list of: transformer, transformer-reference, vae, editor, editor-detail, detail, editor-sustained, editor-mask-cache, editor-sustained-mask-cache, editor-preview, editor-reference, check-fused, check-vae, check-graphs, check-overlap, check-mask-buckets, mask-cache-rules[-all], check-fast-numerics, tiny-vae, transformer-mask-cache[-RATIO], profile, profile-mask-cache")
     p.add_argument("--window", type=int, default=21, help="KV window in latent frames (default 21, as released)")
     p.add_argument("--plain", action="store_true",
                    help="the reference's choices: no fusion, no cuDNN autotuning, default layouts")
+    p.add_argument("--numerics", choices=["reference", "fast"], default="reference",
+                   help="reference: bf16 (default); fast: FP8 self-attention through cuDNN on Hopper (opt-in, "
+                        "numerically different: see check-fast-numerics). A measurement named NAME@fast in "
+                        "--what runs with fast numerics whatever this says")
     p.add_argument("--json", type=Path, help="write the results as JSON here")
     p.add_argument("--record", type=Path, help="append a dated table to this markdown file (docs/benchmarks.md)")
     p.set_defaults(func=run)
@@ -54,19 +59,36 @@ def run(args) -> int:
     from liveedit.engine.stream import release_idle_buffers
 
     preset = get_preset(args.model)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.device is None and not torch.cuda.is_available():
+        from liveedit.errors import InputError
+
+        raise InputError(f"no GPU found: liveedit bench measures the engine's speed on a GPU; pass --device cpu to "
+                         f"time {preset.name} on the CPU instead (the real shapes take minutes per chunk there)")
+    device = torch.device(args.device or "cuda")
     dtype = getattr(torch, DTYPES[args.dtype])
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    print(f"liveedit bench: {preset.name} with RANDOM weights on {device_name}, {args.dtype}")
+    print(f"liveedit bench: {preset.name} with RANDOM weights on {device_name}, {args.dtype}: building the model, "
+          f"then timing {args.what}", flush=True)
     models = benchmark.random_models(preset, device, dtype)
     speed = SpeedOptions.plain() if args.plain else SpeedOptions.for_device(device)
     apply_speed_options(models, speed)
     print(f"speed options: {speed}")
     results = []
+    from liveedit.engine import fast_attention
+
+    if args.numerics == "fast" or "@fast" in args.what:
+        ok, why = fast_attention.available(device)
+        if not ok:
+            from liveedit.errors import InputError
+
+            raise InputError(f"--numerics fast needs FP8 attention, which is not available here: {why}")
     for what in [w.strip() for w in args.what.split(",") if w.strip()]:
         # Each measurement as in a process that holds nothing else: no idle stream buffers
         # (KV caches, graphs) of earlier measurements in its peak memory.
         release_idle_buffers(models.transformer)
+        numerics = "fast" if what.endswith("@fast") else args.numerics
+        what = what.removesuffix("@fast")
+        fast_attention.set_numerics(numerics)
         if what == "transformer":
             r = benchmark.bench_transformer(models, window_frames=args.window, backend="auto")
         elif what == "transformer-reference":
@@ -79,6 +101,12 @@ def run(args) -> int:
             r = benchmark.check_graphs_match_eager(models)
         elif what == "check-overlap":
             r = benchmark.check_overlap_matches_serial(models)
+        elif what == "check-fast-numerics":
+            r = benchmark.check_fast_numerics(models)
+        elif what == "check-mask-buckets":
+            r = benchmark.check_mask_buckets(models)
+        elif what in ("mask-cache-rules", "mask-cache-rules-all"):  # -all: the random model's change map too
+            r = benchmark.bench_mask_rules(models, window_frames=args.window, random_map=what.endswith("-all"))
         elif what == "check-vae":
             r = benchmark.check_vae_speed_options(models)
         elif what == "vae":
@@ -115,6 +143,8 @@ def run(args) -> int:
                                        mask_cache=MaskCacheConfig(), label=what)
         else:
             raise SystemExit(f"liveedit bench: unknown measurement {what!r}")
+        if numerics == "fast" and what != "check-fast-numerics":
+            r["what"] = f"{r['what']} [fast numerics: FP8 attention]"
         results.append(r)
         print(json.dumps(r))
     meta = {

@@ -18,11 +18,13 @@ The sidecar helpers below (address option, job submission and progress) are shar
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 from pathlib import Path
 
 from liveedit.commands._detail import add_detail_arguments, detail_config
-from liveedit.commands._models import add_model_arguments, load_models, model_spec
+from liveedit.commands._models import add_model_arguments, check_model_arguments, load_models, model_spec
 from liveedit.commands._ray import add_ray_arguments, check_ray_arguments, ray_executor
 from liveedit.commands._mask_cache import add_mask_cache_arguments, mask_cache_config, reuse_report
 
@@ -73,11 +75,33 @@ def sidecar_address(text: str) -> str:
         "(if it is your input file or timeline, put --sidecar after it or write --sidecar=ADDRESS)")
 
 
+def looks_like_sidecar_address(text: str) -> bool:
+    """Whether the word after --sidecar is its value (unix:..., HOST:PORT) rather than the
+    file argument that follows it (liveedit/cli.py leaves such a word alone)."""
+    return text.startswith("unix:") or re.fullmatch(r"[^/\\]*:[0-9]+", text) is not None
+
+
+def resolve_sidecar_address(value: str) -> str:
+    """The address to connect to for a --sidecar value: "" (no address given) means
+    $LIVEEDIT_SIDECAR when it is set, else the local default socket."""
+    if value == "":
+        env = os.environ.get("LIVEEDIT_SIDECAR", "").strip()
+        if env:
+            try:
+                return sidecar_address(env)
+            except argparse.ArgumentTypeError as exc:
+                from liveedit.errors import InputError
+
+                raise InputError(f"LIVEEDIT_SIDECAR: {exc}") from None
+    return value
+
+
 def add_sidecar_argument(parser, *, ignored: tuple[str, ...]) -> None:
     """--sidecar [ADDRESS]; `ignored` names the options (dests) that only matter for a model
     loaded here, so that a user who passed them is told they have no effect."""
-    parser.add_argument("--sidecar", nargs="?", const="", default=None, metavar="ADDRESS", type=sidecar_address,
-                        help=SIDECAR_HELP)
+    option = parser.add_argument("--sidecar", nargs="?", const="", default=None, metavar="ADDRESS",
+                                 type=sidecar_address, help=SIDECAR_HELP)
+    option.looks_like_value = looks_like_sidecar_address  # `--sidecar clip.mov` keeps clip.mov (cli.py)
     parser.set_defaults(sidecar_ignored={dest: parser.get_default(dest) for dest in ignored})
 
 
@@ -121,12 +145,25 @@ def connect_sidecar(address: str):
     """LiveEditClient for a --sidecar value and the server's ServerInfoResponse."""
     from liveedit.clients.python import LiveEditClient, ServerError
 
+    address = resolve_sidecar_address(address)
     client = LiveEditClient.connect(address=address or None)  # no sidecar: says to run `liveedit serve`
     try:
         return client, client.info()
     except ServerError as exc:
         client.close()
         raise _explain(exc, client.target) from None
+
+
+def sidecar_render_settings(args):
+    """render_settings for a job sent to a running sidecar: its gRPC protocol has no field
+    for the mask-cache rule yet, so a non-default rule is refused rather than dropped."""
+    settings = render_settings(args)
+    if settings.mask_cache is not None and settings.mask_cache.rule != "reference":
+        from liveedit.errors import InputError
+
+        raise InputError("--mask-rule fixed is not carried to a running sidecar (its protocol has no field for it "
+                         "yet); run without --sidecar, or drop --mask-rule")
+    return settings
 
 
 def render_settings(args):
@@ -237,9 +274,24 @@ def write_timeline(args, timeline, segments) -> None:
         print(f"warning: Resolve may refuse the .otio: {problem}", file=sys.stderr)
 
 
+def check_arguments(args) -> None:
+    """Everything that can be checked before a timeline is read, a model loads or a folder is made."""
+    from liveedit.sidecar.outputs import check_output_dir, check_path_length
+    from liveedit.sidecar.validation import check_instruction
+
+    if args.prompt is not None:
+        args.prompt = check_instruction(args.prompt, "-p/--prompt")
+    check_path_length(args.timeline, "timeline")
+    check_output_dir(args.output, "output folder -o")
+    render_settings(args)
+    if args.sidecar is None:
+        check_model_arguments(args)
+
+
 def run(args) -> int:
     from liveedit.sidecar.timeline import read_timeline
 
+    check_arguments(args)
     if args.sidecar is not None and args.ray is not None:
         from liveedit.errors import LiveEditError
 
@@ -275,13 +327,15 @@ def _render_here(args, timeline, regions, failures: list[str]) -> list:
     from liveedit.errors import LiveEditError
     from liveedit.sidecar.render import render_region
 
+    from liveedit.sidecar.outputs import remove_dead_partials
+
     settings = render_settings(args)  # before loading models: a bad option fails fast
-    models = load_models(args)
-    print(f"liveedit render: model {models.description}")
-    if models.random_weights:
-        print("liveedit render: WARNING: the weights are RANDOM; the output is not a real edit, only a test of the pipeline")
+    models = load_models(args)  # says so once when the weights are random
+    if not models.random_weights:
+        print(f"liveedit render: model {models.description}")
 
     args.output.mkdir(parents=True, exist_ok=True)
+    remove_dead_partials(args.output)  # left by a render that was killed
     segments = []
     reuse: list[tuple[float, int]] = []  # (reused token fraction, frames) of regions rendered now
     for n, region in enumerate(regions, start=1):
@@ -325,13 +379,13 @@ def _render_on_sidecar(args, timeline, regions, failures: list[str]) -> list:
     from liveedit.sidecar.naming import stable_names
 
     note_ignored_options(args, "render")
-    settings = render_settings(args)  # a bad option fails before connecting
+    settings = sidecar_render_settings(args)  # a bad option fails before connecting
     client, info = connect_sidecar(args.sidecar)
     with client:
         print(f"liveedit render: model {info.model_description} (sidecar at {client.target})")
         if info.random_weights:
             print("liveedit render: WARNING: the weights are RANDOM; the output is not a real edit, only a test of the pipeline")
-        args.output.mkdir(parents=True, exist_ok=True)
+        # The sidecar makes the output folder once it accepts the job.
         # The names the in-process path would use, so either path skips what the other finished.
         names = stable_names(regions, model=server_model(info), seed=args.seed, handles=args.handles,
                              format=args.format, settings=settings)

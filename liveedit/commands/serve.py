@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from liveedit.commands._detail import add_detail_arguments, detail_config
-from liveedit.commands._models import add_model_arguments, load_models, model_spec
+from liveedit.commands._models import add_model_arguments, check_model_arguments, load_models, model_spec
 from liveedit.commands._ray import add_ray_arguments, check_ray_arguments, ray_executor
 from liveedit.engine.presets import get_preset
 
@@ -17,6 +17,8 @@ log = logging.getLogger("liveedit")
 
 # A fixed default so the Premiere panel's manifest can name the one port it may reach.
 DEFAULT_BRIDGE_PORT = 47311
+DEFAULT_KEEP_JOBS_DAYS = 7.0
+DEFAULT_MAX_EDIT_STREAMS = 2
 
 
 def register(sub) -> None:
@@ -34,11 +36,21 @@ def register(sub) -> None:
     add_model_arguments(p)
     p.add_argument("--jobs-db", type=Path, help="render queue database (default: jobs.sqlite in the config folder)")
     p.add_argument("--no-jobs", action="store_true", help="run without the render queue (Render calls answer UNIMPLEMENTED)")
+    p.add_argument("--keep-jobs-days", type=float, default=DEFAULT_KEEP_JOBS_DAYS, metavar="DAYS",
+                   help=f"forget finished jobs this many days after they finished (default "
+                        f"{DEFAULT_KEEP_JOBS_DAYS:g}; 0 keeps them until deleted); their files stay")
+    p.add_argument("--max-edit-streams", type=int, default=DEFAULT_MAX_EDIT_STREAMS, metavar="N",
+                   help=f"live edit streams at once (each holds a KV cache on the GPU; default "
+                        f"{DEFAULT_MAX_EDIT_STREAMS}); more are refused with RESOURCE_EXHAUSTED")
     p.add_argument("--grace", type=float, default=10.0, help="seconds running calls get on shutdown")
     p.add_argument("--bridge-port", type=int, default=DEFAULT_BRIDGE_PORT,
                    help=f"HTTP/WebSocket bridge for the Resolve scripts and the Premiere panel, on 127.0.0.1 "
                    f"(default {DEFAULT_BRIDGE_PORT}; 0 picks a free port; clients read it from bridge.json)")
     p.add_argument("--no-bridge", action="store_true", help="serve gRPC only")
+    p.add_argument("--take-memory-gb", type=float, default=2.0,
+                   help="edited take frames (the OpenFX plug-in's) kept in memory (default 2 GB)")
+    p.add_argument("--take-cache-gb", type=float, default=20.0,
+                   help="edited take frames kept on disk in the cache folder (default 20 GB; 0: none)")
     p.add_argument("--no-warm-up", action="store_true",
                    help="skip the start-up warm-up on a GPU (compiling kernels, capturing CUDA graphs); "
                    "the first edit is then slower")
@@ -53,68 +65,90 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from liveedit.sidecar import config
+    from liveedit.sidecar.preview import PreviewConfig
+    from liveedit.sidecar.api.server import ServerOptions, Sidecar
+    from liveedit.sidecar.worker import choose_preview_quality
 
     if args.port is not None:
         config.check_loopback(args.host)  # before loading a model for minutes
+    else:  # likewise: a sidecar already serving this socket is found now, not after loading
+        from liveedit.sidecar.api.server import clear_stale_socket
+
+        clear_stale_socket(args.socket or config.default_socket_path())
     _check_fast_preview_files(args)  # likewise
+    check_model_arguments(args)
     detail = detail_config(args)  # likewise
+    if args.max_edit_streams < 1:
+        from liveedit.errors import InputError
+
+        raise InputError(f"--max-edit-streams {args.max_edit_streams}: allow at least 1 stream")
     check_ray_arguments(args)  # likewise
     if args.ray is not None and args.no_jobs:
         from liveedit.errors import LiveEditError
 
         raise LiveEditError("--ray renders the render queue's jobs; it cannot go with --no-jobs")
-    executor = None
-    if args.ray is not None:  # first: its workers load their models while this one does
-        executor = ray_executor(args, model_spec(args), warm_up=not args.no_warm_up)
-    try:
-        return _run(args, executor, detail)
-    finally:
-        if executor is not None:
-            executor.close()
-
-
-def _run(args, ray, detail) -> int:
-    from liveedit.sidecar import config
-    from liveedit.sidecar.preview import PreviewConfig
-    from liveedit.sidecar.api.server import ServerOptions, Sidecar
-    from liveedit.sidecar.worker import choose_preview_quality
-
-    models = load_models(args)
-    quality = choose_preview_quality(models, args.preview_quality)
-    print(f"liveedit: previews at {quality} quality ({PREVIEW_QUALITY_WORDS[quality]})", file=sys.stderr)
-    if models.device.type == "cuda" and not args.no_warm_up:
-        from liveedit.engine.speed import warm_up
-
-        print("liveedit: warming up (compiling kernels, capturing CUDA graphs)...", file=sys.stderr)
-        seconds = warm_up(models, preview=quality == "fast")
-        print(f"liveedit: warm-up took {seconds:.1f} s", file=sys.stderr)
-    options = ServerOptions(socket_path=args.socket, host=args.host, port=args.port, grace_seconds=args.grace,
-                            preview=PreviewConfig(quality=quality), detail=detail)
-    sidecar = Sidecar(models, options)
+    queue_lock = None
     if not args.no_jobs:
-        from liveedit.sidecar.jobs import LocalExecutor, RenderQueue
+        from liveedit.sidecar.jobs import acquire_queue_lock
 
         db = args.jobs_db or config.ensure_private_dir(config.config_dir()) / "jobs.sqlite"
-        executor = LocalExecutor(worker=sidecar.worker)
-        if ray is not None:  # as many regions at once as the cluster has workers
-            ray.fallback = executor if args.ray_fallback else None
-            executor = ray
-        sidecar.render_queue = RenderQueue(db, executor)
+        # Before anything loads: a second sidecar on the same queue stops here, in a second.
+        queue_lock = acquire_queue_lock(db)
+    ray = None
+    try:
+        if args.ray is not None:  # first: its workers load their models while this one does
+            ray = ray_executor(args, model_spec(args), warm_up=not args.no_warm_up)
+        models = load_models(args)
+        quality = choose_preview_quality(models, args.preview_quality)
+        print(f"liveedit: previews at {quality} quality ({PREVIEW_QUALITY_WORDS[quality]})", file=sys.stderr)
+        if models.device.type == "cuda" and not args.no_warm_up:
+            from liveedit.engine.speed import warm_up
+
+            print("liveedit: warming up (compiling kernels, capturing CUDA graphs)...", file=sys.stderr)
+            seconds = warm_up(models, preview=quality == "fast")
+            print(f"liveedit: warm-up took {seconds:.1f} s", file=sys.stderr)
+        options = ServerOptions(socket_path=args.socket, host=args.host, port=args.port, grace_seconds=args.grace,
+                                preview=PreviewConfig(quality=quality), max_edit_streams=args.max_edit_streams,
+                                detail=detail)
+        sidecar = Sidecar(models, options)
+        if queue_lock is not None:
+            from liveedit.sidecar.jobs import LocalExecutor, RenderQueue
+
+            retention = args.keep_jobs_days * 86400 if args.keep_jobs_days > 0 else None
+            executor = LocalExecutor(worker=sidecar.worker)
+            if ray is not None:  # as many regions at once as the cluster has workers
+                ray.fallback = executor if args.ray_fallback else None
+                executor = ray
+            sidecar.render_queue = RenderQueue(db, executor, process_lock=queue_lock, retention_seconds=retention)
+    except BaseException:
+        if queue_lock is not None:
+            queue_lock.close()
+        if ray is not None:
+            ray.close()
+        raise
     bridge_port = None if args.no_bridge or sidecar.render_queue is None else args.bridge_port
-    return asyncio.run(_serve(sidecar, bridge_port))
+    try:
+        return asyncio.run(_serve(sidecar, bridge_port, args))
+    finally:
+        if ray is not None:
+            ray.close()
 
 
-async def _serve(sidecar, bridge_port: int | None) -> int:
+async def _serve(sidecar, bridge_port: int | None, args=None) -> int:
     address = await sidecar.start()
     print(f"liveedit: serving on {address}", file=sys.stderr)
-    bridge = None
+    bridge = takes = None
     if bridge_port is not None:
         from liveedit.sidecar.api.bridge import SessionPreview, start_bridge
 
         try:
+            takes = _take_service(sidecar, args)
             bridge = await start_bridge(sidecar.render_queue, SessionPreview(sidecar.previews), port=bridge_port,
-                                        info=lambda: _bridge_info(sidecar), model=sidecar.card.identity)
+                                        info=lambda: _bridge_info(sidecar), model=sidecar.card.identity,
+                                        takes=takes)
         except Exception:
+            if takes is not None:
+                await takes.close()
             await sidecar.stop()
             raise
         print(f"liveedit: bridge for editor panels on {bridge.url}", file=sys.stderr)
@@ -122,8 +156,7 @@ async def _serve(sidecar, bridge_port: int | None) -> int:
         from liveedit.clients.transport import token_path
 
         print(f"liveedit: clients authenticate with the token in {token_path()}", file=sys.stderr)
-    if sidecar.card.random_weights:
-        print(f"liveedit: WARNING: {sidecar.card.description}", file=sys.stderr)
+    # Random weights were announced when the model loaded (once per run).
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -137,8 +170,24 @@ async def _serve(sidecar, bridge_port: int | None) -> int:
         print("liveedit: stopping (finishing running calls)...", file=sys.stderr)
         if bridge is not None:
             await bridge.close()
+        if takes is not None:
+            await takes.close()
         await sidecar.stop()
     return 0
+
+
+def _take_service(sidecar, args):
+    """Takes for the OpenFX plug-in (sidecar/takes/), on the bridge."""
+    from liveedit.sidecar import config
+    from liveedit.sidecar.takes import TakeLimits, take_service_for
+
+    memory_gb = getattr(args, "take_memory_gb", 2.0)
+    disk_gb = getattr(args, "take_cache_gb", 20.0)
+    limits = TakeLimits(memory_bytes=int(memory_gb * 2**30), disk_bytes=int(disk_gb * 2**30))
+    cache = config.cache_dir() / "takes" if disk_gb > 0 else None
+    if cache is not None:
+        config.ensure_private_dir(cache.parent)
+    return take_service_for(sidecar, cache_dir=cache, limits=limits)
 
 
 PREVIEW_QUALITY_WORDS = {

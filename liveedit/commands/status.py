@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +16,7 @@ def register(sub) -> None:
     where.add_argument("--port", type=int, help="loopback TCP port (uses the per-install token)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the server")
+    p.add_argument("--json", action="store_true", help="print one JSON object (for scripts) instead of the table")
     p.set_defaults(func=run)
 
 
@@ -22,16 +25,25 @@ def _gib(n: int) -> str:
 
 
 def run(args) -> int:
+    from google.protobuf.json_format import MessageToDict
+
     from liveedit.clients.python import LiveEditClient, ServerError, ServerNotRunningError
 
     try:
         if args.port is not None:
             host = f"[{args.host}]" if ":" in args.host else args.host
             client = LiveEditClient.connect(address=f"{host}:{args.port}", timeout=args.timeout)
+        elif args.socket is None and os.environ.get("LIVEEDIT_SIDECAR", "").strip():
+            from liveedit.commands.render import resolve_sidecar_address
+
+            client = LiveEditClient.connect(address=resolve_sidecar_address(""), timeout=args.timeout)
         else:
             client = LiveEditClient.connect(args.socket, timeout=args.timeout)
     except ServerNotRunningError as exc:
-        print(f"liveedit: {exc}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"running": False, "error": str(exc)}))
+        else:
+            print(f"liveedit: {exc}", file=sys.stderr)
         return 1
     with client:
         info = client.info()
@@ -39,6 +51,13 @@ def run(args) -> int:
             jobs = client.list_jobs()
         except ServerError:
             jobs = None
+    if args.json:
+        doc = {"running": True, "address": client.target,
+               **MessageToDict(info, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)}
+        doc["jobs"] = None if jobs is None else {
+            "total": len(jobs), "queued_or_running": sum(1 for j in jobs if j.state in (1, 2))}
+        print(json.dumps(doc, indent=2))
+        return 0
     print(f"server      liveedit {info.version} at {client.target}")
     print(f"model       {info.model_preset}: {info.model_description}")
     if info.random_weights:

@@ -35,11 +35,12 @@ import numpy as np
 from aiohttp import WSMsgType, web
 
 from liveedit import __version__
-from liveedit.errors import InputError, Kind, LiveEditError
+from liveedit.errors import InputError, Kind, LiveEditError, known_failure
 from liveedit.sidecar import config, preview
 from liveedit.sidecar.api import pairing
 from liveedit.sidecar.api.convert import job_spec_from_json
 from liveedit.sidecar.jobs import RenderQueue
+from liveedit.sidecar.outputs import check_path_length, cut
 from liveedit.sidecar.validation import check_instruction, check_seed
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 API_VERSION = 1
 MAX_BODY_BYTES = 256 * 1024  # a job of 1000 regions fits; a video upload does not
 MAX_WS_MESSAGE_BYTES = 256 * 1024
+MAX_MESSAGE_CHARS = 2000  # error messages cut what they echo of a request to this
 ALLOWED_ORIGINS = ("null", "file://")
 ALLOWED_ORIGIN_PREFIXES = ("uxp://",)
 LOOPBACK_HOST_NAMES = ("127.0.0.1", "localhost", "::1")
@@ -178,7 +180,9 @@ HTTP_STATUS_BY_KIND: dict[Kind, tuple[int, str]] = {
     Kind.SUPERSEDED: (409, "superseded"),
     Kind.CANCELLED: (499, "cancelled"),  # no standard status; 499 is the usual "client closed request"
     Kind.UNIMPLEMENTED: (501, "unimplemented"),
+    Kind.EXHAUSTED: (429, "resource_exhausted"),
 }
+DEFAULT_MAX_WEBSOCKETS = 32  # editor panels open one or two each
 
 
 def http_status_for(exc: LiveEditError) -> tuple[int, str]:
@@ -194,8 +198,10 @@ def _http_code(exc: web.HTTPException) -> str:
 
 class _Bridge:
     def __init__(self, queue: RenderQueue, preview: PreviewService | None, token: str,
-                 info: Callable[[], Any] | dict | None, extra_origins: Iterable[str], model: str | None):
+                 info: Callable[[], Any] | dict | None, extra_origins: Iterable[str], model: str | None,
+                 max_websockets: int = DEFAULT_MAX_WEBSOCKETS):
         self.queue = queue
+        self.max_websockets = max_websockets
         self.model = model  # the loaded model's identity: names a timeline's regions as `liveedit render` does
         self.preview = preview
         self.token = token
@@ -224,11 +230,15 @@ class _Bridge:
             return _error(exc.status, _http_code(exc), message)
         except LiveEditError as exc:
             status, code = http_status_for(exc)
-            return _error(status, code, str(exc))
+            return _error(status, code, cut(str(exc), MAX_MESSAGE_CHARS))
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - our bug: log it, tell the client only that it happened
-            log.exception("bridge: %s %s failed", request.method, request.path)
+        except Exception as exc:  # noqa: BLE001 - our bug: log it, tell the client only that it happened
+            known = known_failure(exc)  # GPU out of memory, a path too long: not our bug
+            if known is not None:
+                status, code = http_status_for(known)
+                return _error(status, code, str(known))
+            log.exception("bridge: %s %s failed", request.method, cut(request.path))
             return _error(500, "internal", "internal error in the LiveEdit sidecar; see its log")
 
     @web.middleware
@@ -239,14 +249,14 @@ class _Bridge:
                           "127.0.0.1 or localhost")
         origin = request.headers.get("Origin")
         if not origin_allowed(origin, self.extra_origins):
-            log.warning("bridge: refused a request from origin %r", origin)
-            return _error(403, "forbidden_origin", f"requests from {origin!r} are not allowed; the bridge "
+            log.warning("bridge: refused a request from origin %r", cut(origin))
+            return _error(403, "forbidden_origin", f"requests from {cut(origin)!r} are not allowed; the bridge "
                           "serves the LiveEdit panel and local scripts only")
         cors = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
         if request.method == "OPTIONS" and origin:  # CORS preflight: carries no token by design
             return web.Response(status=204, headers={
                 **cors,
-                "Access-Control-Allow-Methods": "GET, POST",
+                "Access-Control-Allow-Methods": "GET, POST, DELETE",
                 "Access-Control-Allow-Headers": "Authorization, Content-Type",
                 "Access-Control-Max-Age": "600",
             })
@@ -284,7 +294,19 @@ class _Bridge:
         return web.json_response({"job": job.to_dict()}, status=201)
 
     async def list_jobs(self, request: web.Request) -> web.Response:
-        return web.json_response({"jobs": [job.to_dict() for job in self.queue.list()]})
+        jobs, next_token = await asyncio.to_thread(self._list_page, request.query)
+        more = {"next_page_token": next_token} if next_token else {}  # only when there is a next page
+        return web.json_response({"jobs": [job.to_dict() for job in jobs], **more})
+
+    async def delete_job(self, request: web.Request) -> web.Response:
+        await asyncio.to_thread(self.queue.delete, request.match_info["job_id"])
+        return web.json_response({"deleted": request.match_info["job_id"]})
+
+    def _list_page(self, query) -> tuple[list, str]:
+        raw = query.get("page_size", "0")
+        if not raw.isdigit():
+            raise InputError(f"page_size must be a whole number; got {cut(raw)!r}")
+        return self.queue.list_page(int(raw), query.get("page_token", ""))
 
     async def get_job(self, request: web.Request) -> web.Response:
         return web.json_response({"job": self.queue.get(request.match_info["job_id"]).to_dict()})
@@ -318,10 +340,19 @@ class _Bridge:
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         """WebSocket: pushes `{"type": "job", "job": Job}` for every job (current ones first,
-        then each change) and answers commands: submit, cancel, get, list."""
+        then each change) and answers commands: submit, cancel, get, list, delete. At most
+        `max_websockets` at once: each holds a watcher of every job."""
+        if len(self.sockets) >= self.max_websockets:
+            return _error(429, "resource_exhausted",
+                          f"the bridge already has {len(self.sockets)} event connections, the most it allows; "
+                          "close one (another panel or script) and connect again")
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_WS_MESSAGE_BYTES)
-        await ws.prepare(request)
-        self.sockets.add(ws)
+        self.sockets.add(ws)  # counted before the handshake's await, so a burst cannot overshoot
+        try:
+            await ws.prepare(request)
+        except BaseException:
+            self.sockets.discard(ws)
+            raise
         send_lock = asyncio.Lock()
 
         async def send(message: dict) -> None:
@@ -364,21 +395,37 @@ class _Bridge:
             elif kind == "get":
                 job = self.queue.get(_job_id(message))
             elif kind == "list":
-                return {"type": "result", "request_id": request_id,
-                        "jobs": [j.to_dict() for j in self.queue.list()]}
+                jobs, next_token = await asyncio.to_thread(
+                    self.queue.list_page, _page_size(message), str(message.get("page_token") or ""))
+                more = {"next_page_token": next_token} if next_token else {}
+                return {"type": "result", "request_id": request_id, "jobs": [j.to_dict() for j in jobs], **more}
+            elif kind == "delete":
+                job_id = _job_id(message)
+                await asyncio.to_thread(self.queue.delete, job_id)
+                return {"type": "result", "request_id": request_id, "deleted": job_id}
             else:
                 return _ws_error(request_id, "unknown_type",
-                                 f"unknown message type {kind!r}; use submit, cancel, get or list")
+                                 f"unknown message type {cut(kind)!r}; use submit, cancel, get, list or delete")
         except LiveEditError as exc:
-            return _ws_error(request_id, http_status_for(exc)[1], str(exc))
-        except Exception:  # noqa: BLE001
-            log.exception("bridge: WebSocket command %r failed", kind)
+            return _ws_error(request_id, http_status_for(exc)[1], cut(str(exc), MAX_MESSAGE_CHARS))
+        except Exception as exc:  # noqa: BLE001
+            known = known_failure(exc)
+            if known is not None:
+                return _ws_error(request_id, http_status_for(known)[1], str(known))
+            log.exception("bridge: WebSocket command %r failed", cut(kind))
             return _ws_error(request_id, "internal", "internal error in the LiveEdit sidecar; see its log")
         return {"type": "result", "request_id": request_id, "job": job.to_dict()}
 
     def _submit(self, body: Any):
-        """Off the event loop: a timeline job reads files."""
-        return self.queue.submit(job_spec_from_json(body, self.model))
+        """Off the event loop: a timeline job reads files. An optional "request_id" in the body
+        makes a retried submit answer the first one's job instead of queueing it twice."""
+        request_id = None
+        if isinstance(body, dict) and "request_id" in body:
+            body = dict(body)
+            request_id = body.pop("request_id")
+            if request_id is not None and not isinstance(request_id, str):
+                raise InputError("request_id must be text")
+        return self.queue.submit(job_spec_from_json(body, self.model), request_id or None)
 
     async def _json_body(self, request: web.Request) -> Any:
         if request.content_type != "application/json":
@@ -391,6 +438,13 @@ class _Bridge:
     async def on_shutdown(self, app: web.Application) -> None:
         for ws in list(self.sockets):
             await ws.close(code=1001, message=b"sidecar shutting down")
+
+
+def _page_size(message: dict) -> int:
+    size = message.get("page_size", 0)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise InputError("page_size must be a whole number, 0 for the default")
+    return size
 
 
 def _job_id(message: dict) -> str:
@@ -412,13 +466,14 @@ def _parse_preview_query(query) -> tuple[PreviewRequest, str, str]:
         try:
             return int(raw)
         except (TypeError, ValueError):
-            raise InputError(f"query parameter {name} must be an integer; got {raw!r}") from None
+            raise InputError(f"query parameter {name} must be an integer; got {cut(raw)!r}") from None
 
     media = query.get("media")
     if not media or not Path(media).is_absolute():
         raise InputError("query parameter media must be the absolute path of the source media")
+    check_path_length(media, "media")
     if not Path(media).is_file():
-        raise InputError(f"media {media!r} does not exist or is not a file; check the path")
+        raise InputError(f"media {cut(media)!r} does not exist or is not a file; check the path")
     frame = integer("frame")
     if frame < 0:
         raise InputError(f"frame is {frame}; frames count from 0")
@@ -452,18 +507,24 @@ def _encode_image(pixels: np.ndarray, pil_format: str) -> bytes:
 
 def build_app(queue: RenderQueue, preview: PreviewService | None, token: str, *,
               info: Callable[[], Any] | dict | None = None, extra_origins: Iterable[str] = (),
-              model: str | None = None) -> web.Application:
-    bridge = _Bridge(queue, preview, token, info, extra_origins, model)
+              model: str | None = None, max_websockets: int = DEFAULT_MAX_WEBSOCKETS,
+              takes=None) -> web.Application:
+    bridge = _Bridge(queue, preview, token, info, extra_origins, model, max_websockets)
     app = web.Application(middlewares=[bridge.errors, bridge.guard], client_max_size=MAX_BODY_BYTES)
     app[_BRIDGE_KEY] = bridge
     app.router.add_get("/v1/info", bridge.get_info)
     app.router.add_post("/v1/jobs", bridge.submit_job)
     app.router.add_get("/v1/jobs", bridge.list_jobs)
     app.router.add_get("/v1/jobs/{job_id}", bridge.get_job)
+    app.router.add_delete("/v1/jobs/{job_id}", bridge.delete_job)
     app.router.add_post("/v1/jobs/{job_id}/cancel", bridge.cancel_job)
     app.router.add_get("/v1/preview/frame", bridge.preview_frame)
     app.router.add_get("/v1/events", bridge.events)
     pairing.register(app, token)
+    if takes is not None:  # sidecar/takes/ behind /v1/takes/... (the OpenFX plug-in)
+        from liveedit.sidecar.api.takes import add_take_routes
+
+        add_take_routes(app, takes)
     app.on_shutdown.append(bridge.on_shutdown)
     return app
 
@@ -493,7 +554,8 @@ class RunningBridge:
 async def start_bridge(queue: RenderQueue, preview_service: PreviewService | None, host: str = "127.0.0.1",
                        port: int = 0, *, token: str | None = None,
                        info: Callable[[], Any] | dict | None = None, extra_origins: Iterable[str] = (),
-                       write_port_file: bool = True, model: str | None = None) -> RunningBridge:
+                       write_port_file: bool = True, model: str | None = None,
+                       max_websockets: int = DEFAULT_MAX_WEBSOCKETS, takes=None) -> RunningBridge:
     """Start the bridge on the running event loop (e.g. beside the grpc.aio server in
     `liveedit serve`, which starts it by default). Port 0 picks a free port; the port is written to
     `bridge.json` in the config folder for clients to find. `model` (the loaded model's identity)
@@ -506,7 +568,8 @@ async def start_bridge(queue: RenderQueue, preview_service: PreviewService | Non
             raise BridgeError("extra origins must be exact origins like 'https://panel.example'; '*' would let "
                               "any web page drive the sidecar")
     token = token or config.load_or_create_token()
-    app = build_app(queue, preview_service, token, info=info, extra_origins=extra_origins, model=model)
+    app = build_app(queue, preview_service, token, info=info, extra_origins=extra_origins, model=model,
+                    max_websockets=max_websockets, takes=takes)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

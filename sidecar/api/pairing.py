@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from liveedit.errors import LiveEditError
+from liveedit.errors import Kind, LiveEditError
 
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 CODE_LENGTH = 8
@@ -38,22 +38,28 @@ PUBLIC_PATHS = (EXCHANGE_PATH,)  # the only bridge path that needs no token
 
 
 class PairingError(LiveEditError):
-    """A pairing code was refused; `status` and `code` are the bridge's answer."""
+    """A pairing code was refused; `status` and `code` are the bridge's answer. Pairing exists only
+    on the bridge, where the panel tells these answers apart, so they keep their own statuses; the
+    kind is what the refusal is anywhere else (a wrong request)."""
 
+    kind = Kind.INVALID
     status = 403
     code = "pairing_refused"
 
 
 class WrongCode(PairingError):
+    kind = Kind.INVALID
     code = "wrong_code"
 
 
 class NoCode(PairingError):
+    kind = Kind.NOT_FOUND
     status = 410
     code = "no_pairing_code"
 
 
 class TooManyAttempts(PairingError):
+    kind = Kind.EXHAUSTED  # a limit reached: try again later
     status = 429
     code = "too_many_attempts"
 

@@ -16,6 +16,8 @@ import asyncio
 import logging
 import os
 import socket
+import stat
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,10 +29,11 @@ from grpc_reflection.v1alpha import reflection
 
 from liveedit import __version__
 from liveedit.engine.config import DetailConfig
-from liveedit.errors import Kind, LiveEditError
+from liveedit.errors import Kind, LiveEditError, known_failure
 from liveedit.protos.liveedit.v1 import edit_pb2, preview_pb2, render_pb2, server_info_pb2
 from liveedit.sidecar import config
 from liveedit.sidecar.delivery import editor_factory as delivery_factory
+from liveedit.sidecar.outputs import cut
 from liveedit.sidecar.api.servicers import (EditServicer, ModelCard, PreviewServicer, RenderServicer,
                                             ServerInfoServicer, check_parsed, safe_parser)
 from liveedit.sidecar.preview import PreviewConfig, PreviewSessions
@@ -55,14 +58,21 @@ GRPC_CODE_BY_KIND: dict[Kind, grpc.StatusCode] = {
     Kind.SUPERSEDED: CODE.ABORTED,
     Kind.CANCELLED: CODE.CANCELLED,
     Kind.UNIMPLEMENTED: CODE.UNIMPLEMENTED,
+    Kind.EXHAUSTED: CODE.RESOURCE_EXHAUSTED,
 }
+# Status details travel as HTTP/2 trailers, which have a size limit: a message that echoes a
+# huge request value would turn into RESOURCE_EXHAUSTED (metadata too large). Values are cut
+# where messages are made; this is the backstop.
+MAX_DETAILS_CHARS = 2000
 
 
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """Our errors answer their kind's code with their message; anything else is our bug:
     INTERNAL, with the details only in the log."""
+    if not isinstance(exc, LiveEditError):
+        exc = known_failure(exc) or exc
     if isinstance(exc, LiveEditError):
-        return GRPC_CODE_BY_KIND[exc.kind], str(exc)
+        return GRPC_CODE_BY_KIND[exc.kind], cut(str(exc), MAX_DETAILS_CHARS)
     return CODE.INTERNAL, f"internal error ({type(exc).__name__}); see the server log"
 
 
@@ -181,6 +191,7 @@ class ServerOptions:
     # How previews and live edit streams deliver edits at their frames' size and type (render
     # jobs carry their own); None: the default, "transfer".
     detail: DetailConfig | None = None
+    max_edit_streams: int = 2  # live edit streams at once; each holds a KV cache on the GPU
 
 
 class Sidecar:
@@ -208,7 +219,7 @@ class Sidecar:
         self._server: grpc.aio.Server | None = None
         self._health = health_aio.HealthServicer()
         self.info = ServerInfoServicer(self.card, self.options.max_message_bytes, self.options.preview.quality)
-        self.edit = EditServicer(self.worker, self.card)
+        self.edit = EditServicer(self.worker, self.card, max_streams=self.options.max_edit_streams)
 
     async def start(self) -> str:
         opts = self.options
@@ -242,15 +253,8 @@ class Sidecar:
             path = opts.socket_path or config.default_socket_path()
             config.ensure_private_dir(path.parent) if opts.socket_path is None else \
                 path.parent.mkdir(parents=True, exist_ok=True)
-            _clear_stale_socket(path)
-            old_umask = os.umask(0o177)  # the socket is created 0600: only this user connects
-            try:
-                bound = server.add_insecure_port(f"unix:{path}")
-            finally:
-                os.umask(old_umask)
-            if bound == 0:
-                raise config.ConfigError(f"cannot listen on socket {path}; check the folder is writable")
-            os.chmod(path, 0o600)
+            clear_stale_socket(path)
+            _bind_private_socket(server, path)
             self.socket_path = path
             self.address = f"unix:{path}"
         await server.start()
@@ -286,10 +290,36 @@ class Sidecar:
         log.info("liveedit sidecar stopped")
 
 
-def _clear_stale_socket(path: Path) -> None:
-    """A socket file left by a crashed server is removed; a live server's is not."""
-    if not path.exists():
+def _bind_private_socket(server: grpc.aio.Server, path: Path) -> None:
+    """Listen on a Unix socket at `path` that only this user can connect to, without
+    changing the process's umask (which would change the mode of every file other threads
+    create meanwhile): the socket is bound inside a fresh 0700 folder next to `path`, made
+    0600 there, then renamed into place (a listening socket follows its rename)."""
+    private = Path(tempfile.mkdtemp(prefix=".le-", dir=path.parent))  # mode 0700; short: sun_path is 108 bytes
+    inside = private / "s"
+    try:
+        if server.add_insecure_port(f"unix:{inside}") == 0:
+            raise config.ConfigError(f"cannot listen on socket {path}; check the folder is writable")
+        os.chmod(inside, 0o600)
+        os.replace(inside, path)
+    finally:
+        try:
+            inside.unlink(missing_ok=True)
+            private.rmdir()
+        except OSError as exc:
+            log.warning("could not remove the temporary folder %s: %s", private, exc)
+
+
+def clear_stale_socket(path: Path) -> None:
+    """A socket file left by a crashed server is removed; a live server's is not, and
+    anything that is not a socket is never touched."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
         return
+    if not stat.S_ISSOCK(mode):
+        raise config.ConfigError(f"{path} exists and is not a socket; it was left as it is: pass another "
+                                 "--socket path (a new name in a folder of your own)")
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.settimeout(1.0)

@@ -14,7 +14,7 @@ from typing import Any, AsyncIterator, Callable
 from google.protobuf.message import DecodeError
 
 from liveedit import __version__
-from liveedit.errors import InputError, Kind, LiveEditError
+from liveedit.errors import InputError, Kind, LiveEditError, ResourceExhaustedError
 from liveedit.protos.liveedit.v1 import common_pb2, edit_pb2, preview_pb2, render_pb2, server_info_pb2
 from liveedit.sidecar.api.convert import job_message, job_spec_from_request
 from liveedit.sidecar.edit_session import (ChunkOut, EditedOut, EditSession, EditStreamConfig, Finished,
@@ -159,9 +159,10 @@ def _render_executor_fields(executor, device: str) -> dict:
 
 
 class EditServicer:
-    def __init__(self, worker: GpuWorker, card: ModelCard):
+    def __init__(self, worker: GpuWorker, card: ModelCard, max_streams: int = 2):
         self.worker = worker
         self.card = card
+        self.max_streams = max_streams  # each stream holds a KV cache on the GPU
         self.active = 0
 
     async def EditStream(self, request_iterator, context) -> AsyncIterator[edit_pb2.EditResponse]:
@@ -172,8 +173,18 @@ class EditServicer:
         if first.WhichOneof("kind") != "start":
             raise InputError("the first message of an edit stream must be EditRequest.start "
                              "(instruction, seed, width, height, pixel format)")
-        session = EditSession.open(self.worker, _stream_config(first.start))
+        config = _stream_config(first.start)
+        if self.active >= self.max_streams:  # checked and counted with no await between: no race
+            raise ResourceExhaustedError(
+                f"this sidecar already runs {self.active} edit stream(s), the most it allows (each holds the "
+                f"model's cache on the GPU); finish one first, or start the sidecar with a higher "
+                f"--max-edit-streams if the GPU has the memory")
         self.active += 1
+        try:
+            session = EditSession.open(self.worker, config)
+        except BaseException:
+            self.active -= 1
+            raise
         try:
             log.info("edit stream %r: %dx%d, %s", first.start.label[:80], first.start.width,
                      first.start.height, "shared memory" if session.shared_memory else "in-message")
@@ -289,13 +300,18 @@ class RenderServicer:
         queue = self._queue()
         model = self.card.identity if self.card is not None else None
         spec = await asyncio.to_thread(job_spec_from_request, request, model)
-        return job_message(await asyncio.to_thread(queue.submit, spec))
+        return job_message(await asyncio.to_thread(queue.submit, spec, request.request_id or None))
 
     async def GetJob(self, request, context):
         return job_message(self._queue().get(request.job_id))
 
     async def ListJobs(self, request, context):
-        return render_pb2.ListJobsResponse(jobs=[job_message(j) for j in self._queue().list()])
+        jobs, next_token = await asyncio.to_thread(self._queue().list_page, request.page_size, request.page_token)
+        return render_pb2.ListJobsResponse(jobs=[job_message(j) for j in jobs], next_page_token=next_token)
+
+    async def DeleteJob(self, request, context):
+        await asyncio.to_thread(self._queue().delete, request.job_id)
+        return render_pb2.DeleteJobResponse()
 
     async def CancelJob(self, request, context):
         return job_message(await asyncio.to_thread(self._queue().cancel, request.job_id))

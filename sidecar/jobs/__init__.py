@@ -17,12 +17,14 @@ from liveedit.sidecar.jobs.executor import (
     result_from_segment,
 )
 from liveedit.sidecar.jobs.queue import (
+    JobBusyError,
     JobNotFoundError,
     JobsDatabaseError,
     OutputCheckError,
     QueueBusyError,
     QueueClosedError,
     RenderQueue,
+    acquire_queue_lock,
 )
 from liveedit.sidecar.jobs.spec import (
     CANCELLED,
@@ -45,8 +47,8 @@ from liveedit.sidecar.jobs.spec import (
 
 __all__ = [
     "BATCH_PRIORITY", "CANCELLED", "DONE", "FAILED", "FINISHED_STATES", "FORMATS", "QUEUED", "RUNNING",
-    "Job", "JobNotFoundError", "JobSpec", "JobSpecError", "JobsDatabaseError", "LocalExecutor", "OutputCheckError",
+    "Job", "JobBusyError", "JobNotFoundError", "JobSpec", "JobSpecError", "JobsDatabaseError", "LocalExecutor", "OutputCheckError",
     "ProgressCallback", "QueueBusyError", "QueueClosedError", "RecordStart", "RegionCancelled", "RegionExecutor",
     "RegionResult", "RegionSpec", "RegionStatus", "RegionTask", "RenderQueue", "RenderSettings",
-    "mask_cache_config", "result_from_segment", "validate_spec",
+    "acquire_queue_lock", "mask_cache_config", "result_from_segment", "validate_spec",
 ]

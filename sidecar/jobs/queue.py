@@ -1,5 +1,7 @@
 """The render queue: jobs made of regions, persisted in SQLite so that a crash or a restart
-loses nothing.
+loses nothing. (Over 600 lines on purpose: the job states, the SQLite rows, the process lock
+and the render threads all change under one lock, and splitting them would spread that lock
+across modules.)
 
 - A job is a list of regions (a source range of one media file plus an instruction) and an
   output folder. Regions are handed out in submission order through a `RegionExecutor`, as
@@ -15,6 +17,10 @@ loses nothing.
   frame count. A partial file is therefore never presented as a finished output.
 - Progress (frames, fps, ETA) is kept in memory and pushed to watchers as `Job` snapshots;
   only state changes are written to disk.
+- Jobs are not kept forever: `delete` forgets a finished job, and with `retention_seconds`
+  finished jobs are forgotten that long after they finished (their files stay). `list_page`
+  hands them out a page at a time. A `request_id` on submit makes a retried submit answer
+  the job the first one queued instead of queueing it twice.
 """
 
 from __future__ import annotations
@@ -32,15 +38,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import AsyncIterator, Callable
 
-from liveedit.errors import Kind, LiveEditError
+from liveedit.errors import Kind, LiveEditError, known_failure
 from liveedit.sidecar.jobs.executor import RegionCancelled, RegionExecutor, RegionResult, RegionTask
 from liveedit.sidecar.jobs.spec import (CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobSpec, JobSpecError,
                                         RegionSpec, RegionStatus, job_state, validate_spec)
 from liveedit.sidecar.naming import confined_path, default_stem, region_leftovers
+from liveedit.sidecar.outputs import cut
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+MAX_REQUEST_ID_CHARS = 128
 
 
 class JobNotFoundError(LiveEditError):
@@ -57,6 +67,12 @@ class QueueBusyError(LiveEditError):
 
 class JobsDatabaseError(LiveEditError):
     """The jobs database was written by a newer LiveEdit; this one cannot use it."""
+
+    kind = Kind.FAILED_PRECONDITION
+
+
+class JobBusyError(LiveEditError):
+    """The job is still queued or running."""
 
     kind = Kind.FAILED_PRECONDITION
 
@@ -125,6 +141,9 @@ class _Job:
     created: str
     spec: JobSpec
     regions: list[_Region] = field(default_factory=list)
+    finished_at: float | None = None  # wall clock when it last became finished (retention)
+    request_id: str | None = None
+    seq: int = 0  # submission number (the database's), for paging
 
     def snapshot(self) -> Job:
         return Job(
@@ -173,10 +192,17 @@ class RenderQueue:
 
     def __init__(self, db_path: str | os.PathLike, executor: RegionExecutor, *,
                  autostart: bool = True, clock: Callable[[], float] = time.monotonic,
-                 slots: int | None = None):
+                 process_lock: "_ProcessLock | None" = None, retention_seconds: float | None = None,
+                 wall_clock: Callable[[], float] = time.time, slots: int | None = None):
+        """`process_lock`: the database's lock, taken earlier with `acquire_queue_lock` (a
+        sidecar takes it before loading its model); `retention_seconds`: forget finished jobs
+        that long after they finished (None: keep them until `delete`)."""
         self._db_path = Path(db_path)
         self._executor = executor
         self._clock = clock
+        self._wall_clock = wall_clock
+        self._retention = retention_seconds
+        self._request_ids: dict[str, tuple[str, str]] = {}  # request_id -> (job id, spec JSON)
         self._slots = int(slots if slots is not None else getattr(executor, "slots", 1))
         if self._slots < 1:
             raise ValueError(f"a render queue needs at least one slot, not {self._slots}")
@@ -188,8 +214,7 @@ class RenderQueue:
         self._threads: list[threading.Thread] = []
         self._stopping = False
         self._closed = False
-        self._db_path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_file = _acquire_process_lock(self._db_path)
+        self._lock_file = process_lock or acquire_queue_lock(self._db_path)
         try:
             self._db = sqlite3.connect(self._db_path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -209,8 +234,20 @@ class RenderQueue:
 
     # ------------------------------------------------------------------ public API
 
-    def submit(self, spec: JobSpec) -> Job:
-        """Validate and queue a job; returns its first snapshot."""
+    def submit(self, spec: JobSpec, request_id: str | None = None) -> Job:
+        """Validate and queue a job; returns its first snapshot. Nothing is created on disk
+        unless the job is accepted. A `request_id` seen before answers that job again (a
+        retried submit), or is refused if it came with another job."""
+        fingerprint = json.dumps(spec.to_dict(), sort_keys=True, default=str) if request_id else None
+        if request_id:
+            if len(request_id) > MAX_REQUEST_ID_CHARS:
+                raise JobSpecError(f"request_id is {len(request_id)} characters; the limit is "
+                                   f"{MAX_REQUEST_ID_CHARS}")
+            with self._lock:
+                self._check_open()
+                seen = self._seen_request(request_id, fingerprint)
+                if seen is not None:
+                    return seen
         spec = validate_spec(spec)
         job_id = uuid.uuid4().hex
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -227,22 +264,41 @@ class RenderQueue:
                                    "choose another name or output folder")
             stems[stem] = i
             regions.append(_Region(spec=region, output_stem=stem))
-        job = _Job(id=job_id, created=created, spec=spec, regions=regions)
+        job = _Job(id=job_id, created=created, spec=spec, regions=regions, request_id=request_id or None)
         with self._lock:
             self._check_open()
+            if request_id and (seen := self._seen_request(request_id, fingerprint)) is not None:
+                return seen  # the same request raced itself: the first one queued it
+            try:  # accepted: only now is the output folder made
+                spec.output_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise JobSpecError(f"output_dir {cut(spec.output_dir)!r} cannot be created "
+                                   f"({exc.strerror or type(exc).__name__}); choose a folder you can write to") from None
             with self._db:  # one transaction: the job appears whole or not at all
                 self._db.execute("BEGIN")
-                self._db.execute("INSERT INTO jobs (id, created, spec) VALUES (?, ?, ?)",
-                                 (job_id, created, json.dumps(spec.to_dict())))
+                job.seq = self._db.execute("INSERT INTO jobs (id, created, spec) VALUES (?, ?, ?)",
+                                           (job_id, created, json.dumps(spec.to_dict()))).lastrowid
                 self._db.executemany(
                     "INSERT INTO regions (job_id, idx, state, output_stem) VALUES (?, ?, ?, ?)",
                     [(job_id, i, QUEUED, str(r.output_stem)) for i, r in enumerate(regions)])
             self._jobs[job_id] = job
+            if request_id:
+                self._request_ids[request_id] = (job_id, fingerprint)
             snapshot = job.snapshot()
             self._publish(snapshot)
             self._wake.notify_all()
-        log.info("job %s queued: %d region(s) into %s", job_id, len(regions), spec.output_dir)
+        log.info("job %s queued: %d region(s) into %s", job_id, len(regions), cut(spec.output_dir))
+        self.expire()
         return snapshot
+
+    def _seen_request(self, request_id: str, fingerprint: str) -> Job | None:
+        seen = self._request_ids.get(request_id)
+        if seen is None or seen[0] not in self._jobs:
+            return None
+        if seen[1] != fingerprint:
+            raise JobSpecError(f"request_id {cut(request_id)!r} was already used for another job; "
+                               "give each job its own request_id")
+        return self._jobs[seen[0]].snapshot()
 
     @property
     def executor(self) -> RegionExecutor:
@@ -256,6 +312,60 @@ class RenderQueue:
     def list(self) -> list[Job]:
         with self._lock:
             return [job.snapshot() for job in self._jobs.values()]
+
+    def list_page(self, page_size: int = 0, page_token: str = "") -> tuple[list[Job], str]:
+        """One page of jobs, oldest first, and the token of the next page ("" after the last).
+        The token is the submission number of the page's last job, so jobs deleted or forgotten
+        between pages never make a page skip or repeat one."""
+        if page_size < 0:
+            raise JobSpecError(f"page_size {page_size}: give 0 (the default, {DEFAULT_PAGE_SIZE}) or more")
+        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        after = 0
+        if page_token:
+            if not page_token.isdigit() or len(page_token) > 18:
+                raise JobSpecError(f"page_token {cut(page_token)!r} is not one this server gave; "
+                                   "pass next_page_token from the previous page, or none for the first")
+            after = int(page_token)
+        self.expire()
+        with self._lock:
+            later = [job for job in self._jobs.values() if job.seq > after]
+            page = later[:size]
+            more = len(later) > size
+        return [job.snapshot() for job in page], (str(page[-1].seq) if more else "")
+
+    def delete(self, job_id: str) -> None:
+        """Forget a finished job (its files stay). A queued or running one must be cancelled first."""
+        with self._lock:
+            job = self._job(job_id)
+            if not job.snapshot().finished:
+                raise JobBusyError(f"job {cut(job_id)} is still {job.snapshot().state}; cancel it first, "
+                                   "then delete it")
+            self._forget(job)
+
+    def expire(self) -> list[str]:
+        """Forget finished jobs older than the retention; returns their ids."""
+        if self._retention is None:
+            return []
+        now = self._wall_clock()
+        with self._lock:
+            if self._closed:
+                return []
+            old = [job for job in self._jobs.values()
+                   if job.finished_at is not None and now - job.finished_at > self._retention]
+            for job in old:
+                self._forget(job)
+        if old:
+            log.info("forgot %d finished job(s) older than %.0f s", len(old), self._retention)
+        return [job.id for job in old]
+
+    def _forget(self, job: "_Job") -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM regions WHERE job_id = ?", (job.id,))
+            self._db.execute("DELETE FROM jobs WHERE id = ?", (job.id,))
+        del self._jobs[job.id]
+        if job.request_id:
+            self._request_ids.pop(job.request_id, None)
 
     def cancel(self, job_id: str) -> Job:
         """Cancel the job's queued regions and stop its running ones. Finished regions keep
@@ -452,11 +562,11 @@ class RenderQueue:
     # ------------------------------------------------------------------ storage
 
     def _load(self) -> None:
-        rows = self._db.execute("SELECT id, created, spec FROM jobs ORDER BY seq").fetchall()
-        for job_id, created, spec_json in rows:
+        rows = self._db.execute("SELECT seq, id, created, spec FROM jobs ORDER BY seq").fetchall()
+        for seq, job_id, created, spec_json in rows:
             raw = json.loads(spec_json)
             spec = JobSpec.from_dict(raw)
-            job = _Job(id=job_id, created=created, spec=spec)
+            job = _Job(id=job_id, created=created, spec=spec, seq=seq)
             for idx, state, stem, output, otio, frames, error in self._db.execute(
                     "SELECT idx, state, output_stem, output, otio, frames, error FROM regions "
                     "WHERE job_id = ? ORDER BY idx", (job_id,)).fetchall():
@@ -471,12 +581,16 @@ class RenderQueue:
                     self._set_state(job, idx, QUEUED)
                 if state == DONE and frames is not None:
                     region.frames_done = region.frames_total = frames
+            if job.snapshot().finished:  # when is not stored: its retention counts from this start
+                job.finished_at = self._wall_clock()
             self._jobs[job_id] = job
 
     def _set_state(self, job: _Job, index: int, state: str, *, frames: int | None = None,
                    error: str | None = None) -> None:
         region = job.regions[index]
         region.state, region.error = state, error
+        job.finished_at = self._wall_clock() if job_state(r.state for r in job.regions) in (DONE, FAILED, CANCELLED) \
+            else None
         if state != DONE:
             region.output = region.otio = None
         self._db.execute(
@@ -486,7 +600,7 @@ class RenderQueue:
     def _job(self, job_id: str) -> _Job:
         job = self._jobs.get(job_id)
         if job is None:
-            raise JobNotFoundError(f"no job {job_id!r} in the render queue; list jobs to see their ids")
+            raise JobNotFoundError(f"no job {cut(job_id)!r} in the render queue; list jobs to see their ids")
         return job
 
     def _check_open(self) -> None:
@@ -509,6 +623,8 @@ class RenderQueue:
 
 
 def _describe(error: BaseException | None) -> str:
+    if error is not None and not isinstance(error, LiveEditError):
+        error = known_failure(error) or error  # the GPU out of memory: say what to do
     if isinstance(error, LiveEditError):
         return str(error)
     return f"internal error ({type(error).__name__}: {error}); see the sidecar log"
@@ -597,7 +713,11 @@ class _ProcessLock:
             self._file.close()  # closing the file releases the lock
 
 
-def _acquire_process_lock(db_path: Path) -> _ProcessLock:
+def acquire_queue_lock(db_path: str | os.PathLike) -> _ProcessLock:
+    """The exclusive lock of one jobs database; QueueBusyError when another process holds it.
+    Take it before anything slow (loading a model) and hand it to RenderQueue(process_lock=)."""
+    db_path = Path(db_path)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
     return _ProcessLock(db_path.with_name(db_path.name + ".lock"))
 
 

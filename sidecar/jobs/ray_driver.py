@@ -1,4 +1,6 @@
-"""The Ray side of the Ray executor: a driver process and the GPU workers it keeps.
+"""The Ray side of the Ray executor: a driver process and the GPU workers it keeps. (Over
+600 lines on purpose: it runs as its own process and ships its actor class to Ray workers, so
+it imports nothing of the sidecar's that it can keep to itself.)
 
 `RayExecutor` (ray_executor.py) starts this module as its own process,
 `python -m liveedit.sidecar.jobs.ray_driver FD`, and talks to it over the socket FD with pickled

@@ -5,7 +5,6 @@ passes before it is queued; and the snapshots clients see of a job as it renders
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Iterable
 from liveedit.engine.config import DetailConfig
 from liveedit.errors import InputError, Kind, LiveEditError
 from liveedit.sidecar.naming import OutputNameError, confined_path
+from liveedit.sidecar.outputs import OutputFolderError, check_output_dir, check_path_length, cut
 from liveedit.sidecar.validation import check_instruction, check_seed
 
 # engine/mask_cache.py imports torch: the job model loads without it and imports it only for a
@@ -132,6 +132,8 @@ class RenderSettings:
         """The job-level JSON fields (merged into JobSpec's)."""
         mask_cache = self.mask_cache and {"keep_ratio": self.mask_cache.keep_ratio,
                                           "pruned_sublayers": list(self.mask_cache.pruned_sublayers)}
+        if mask_cache and self.mask_cache.rule != "reference":  # absent = the default: earlier jobs read the same
+            mask_cache["rule"] = self.mask_cache.rule
         return {"sampler": {"warped_steps": self.warped_steps}, "mask_cache": mask_cache,
                 "save_masks": self.save_masks, "detail": self.detail.to_dict()}
 
@@ -166,7 +168,7 @@ def mask_cache_config(data: object, where: str = "mask_cache") -> MaskCacheConfi
 
     if not isinstance(data, dict):
         raise JobSpecError(f'{where} must be an object like {{"keep_ratio": 0.3}}, or null for no mask cache')
-    _reject_unknown(data, {"keep_ratio", "pruned_sublayers"}, where)
+    _reject_unknown(data, {"keep_ratio", "pruned_sublayers", "rule"}, where)
     kwargs = {}
     if "keep_ratio" in data:
         ratio = data["keep_ratio"]
@@ -178,6 +180,8 @@ def mask_cache_config(data: object, where: str = "mask_cache") -> MaskCacheConfi
         if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
             raise JobSpecError(f'{where}.pruned_sublayers must be a list like ["self_attn", "ffn"]; got {layers!r}')
         kwargs["pruned_sublayers"] = tuple(layers)
+    if "rule" in data:
+        kwargs["rule"] = data["rule"]
     try:
         return MaskCacheConfig(**kwargs)
     except InputError as exc:
@@ -229,16 +233,25 @@ def check_wire_paths(spec: JobSpec) -> JobSpec:
     """A job from a client (JSON or gRPC) names absolute paths: the sidecar's working folder
     means nothing to a client."""
     for i, region in enumerate(spec.regions):
+        _check_length(region.media, f"regions[{i}].media")
         if not region.media.is_absolute():
-            raise JobSpecError(f"regions[{i}].media must be an absolute path; got {str(region.media)!r}")
+            raise JobSpecError(f"regions[{i}].media must be an absolute path; got {cut(region.media)!r}")
+    _check_length(spec.output_dir, "output_dir")
     if not spec.output_dir.is_absolute():
-        raise JobSpecError(f"output_dir must be an absolute path; got {str(spec.output_dir)!r}")
+        raise JobSpecError(f"output_dir must be an absolute path; got {cut(spec.output_dir)!r}")
     return spec
+
+
+def _check_length(path: Path, where: str) -> None:
+    try:
+        check_path_length(path, where)
+    except InputError as exc:
+        raise JobSpecError(str(exc)) from None
 
 
 def validate_spec(spec: JobSpec) -> JobSpec:
     """Check a job before it is queued; return it with paths made absolute and resolved.
-    Creates the output folder when it does not exist yet."""
+    Creates nothing: the queue makes the output folder once the job is accepted."""
     if not spec.regions:
         raise JobSpecError("the job has no regions: give at least one source range to edit")
     if spec.format not in FORMATS:
@@ -248,13 +261,15 @@ def validate_spec(spec: JobSpec) -> JobSpec:
     if spec.settings.save_masks and not spec.settings.has_masks_to_save:
         raise JobSpecError("save_masks writes what the mask cache reused or the change mask of masked detail; "
                            'set mask_cache too, or detail {"mode": "masked"} (or drop save_masks)')
-    output_dir = _prepare_output_dir(Path(spec.output_dir))
+    output_dir = Path(spec.output_dir).expanduser()
+    _check_length(output_dir, "output_dir")
     regions = []
     for i, region in enumerate(spec.regions):
         where = f"regions[{i}]"
         media = Path(region.media).expanduser()
+        _check_length(media, f"{where}.media")
         if not media.is_file():
-            raise JobSpecError(f"{where}.media {str(media)!r} does not exist or is not a file; check the path")
+            raise JobSpecError(f"{where}.media {cut(media)!r} does not exist or is not a file; check the path")
         if region.first_frame < 0:
             raise JobSpecError(f"{where}.first_frame is {region.first_frame}; frames count from 0")
         if region.frame_count < 1:
@@ -272,21 +287,11 @@ def validate_spec(spec: JobSpec) -> JobSpec:
             except OutputNameError as exc:
                 raise JobSpecError(str(exc)) from None
         regions.append(replace(region, media=media.resolve(), instruction=instruction))
-    return replace(spec, regions=tuple(regions), output_dir=output_dir)
-
-
-def _prepare_output_dir(path: Path) -> Path:
-    path = path.expanduser()
-    if path.exists() and not path.is_dir():
-        raise JobSpecError(f"output_dir {str(path)!r} is a file, not a folder; choose a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise JobSpecError(f"output_dir {str(path)!r} cannot be created ({exc.strerror}); "
-                           "choose a folder you can write to") from exc
-    if not os.access(path, os.W_OK):
-        raise JobSpecError(f"output_dir {str(path)!r} is not writable; choose a folder you can write to")
-    return path.resolve()
+    try:  # last: the cheap checks above answer first
+        check_output_dir(output_dir, "output_dir")
+    except OutputFolderError as exc:
+        raise JobSpecError(str(exc)) from None
+    return replace(spec, regions=tuple(regions), output_dir=output_dir.resolve())
 
 
 

@@ -33,6 +33,7 @@ from liveedit.sidecar.media.read import (
     probe,
     read_audio,
 )
+from liveedit.sidecar.outputs import partial_path
 from liveedit.sidecar.timeline.timebase import exact_rate, timecode_to_frame
 
 
@@ -166,8 +167,11 @@ class SegmentWriter:
         self._refuse_sources()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Hidden, unique, in the destination folder: os.replace is then an atomic rename.
-        self._temp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.partial{self._suffix}")
+        # Its name carries this process's id: a later run removes it if this process is killed
+        # before it can (outputs.remove_dead_partials).
+        self._temp = partial_path(self.path, self._suffix)
         self._container = None
+        self.color_note = ""  # what was converted of the source's colour, if anything (output_color)
         self._state = "new"
         if self._audio_range is not None and probe(self._audio_range.path).has_audio:
             self._audio = read_audio(*self._audio_range)
@@ -273,27 +277,24 @@ class SegmentWriter:
         odd = width % 2 or height % 2
         self._pixel_format = (self._spec.odd_size_pixel_format if odd and self._spec.odd_size_pixel_format
                               else self._spec.pixel_format)
-        self._tags = self.color.resolved(width, height)
-        if self._tags.matrix not in SWSCALE_MATRIX:  # e.g. "ycgco": convert and tag as BT.709 instead
-            self._tags = ColorTags(self._tags.primaries, self._tags.transfer, "bt709", self._tags.range)
-        if self._spec.limited_range_only and self._tags.range != "tv":
-            # ProRes decoders read every file as video range; full-range pixels
-            # would come back with lifted blacks, so convert to video range.
-            self._tags = ColorTags(self._tags.primaries, self._tags.transfer, self._tags.matrix, "tv")
+        self._tags, self._file_tags, self.color_note = output_color(self.color, width, height,
+                                                                    self._spec.limited_range_only)
         options = {"movflags": "+faststart", "write_tmcd": "1"} if self._suffix == ".mp4" else {}
         try:
             self._container = av.open(str(self._temp), "w", format=self._suffix.lstrip("."), options=options)
             if self.start_timecode:
                 # The mov/mp4 muxer turns this into a tmcd track (';' = drop-frame).
                 self._container.metadata["timecode"] = self.start_timecode
+            if self.color_note:  # what was converted, in the file itself (docs/architecture.md)
+                self._container.metadata["comment"] = self.color_note
             video = self._container.add_stream(self._spec.codec, rate=self.rate, options=dict(self._spec.options))
             video.width, video.height, video.pix_fmt = width, height, self._pixel_format
             video.time_base = self._frame_time_base = 1 / self.rate  # the muxer may change the stream's later
             context = video.codec_context
-            context.color_primaries = _tag_value(PRIMARIES, self._tags.primaries)
-            context.color_trc = _tag_value(TRANSFERS, self._tags.transfer)
-            context.colorspace = _tag_value(MATRICES, self._tags.matrix)
-            context.color_range = _tag_value(RANGES, self._tags.range)
+            context.color_primaries = _tag_value(PRIMARIES, self._file_tags.primaries)
+            context.color_trc = _tag_value(TRANSFERS, self._file_tags.transfer)
+            context.colorspace = _tag_value(MATRICES, self._file_tags.matrix)
+            context.color_range = _tag_value(RANGES, self._file_tags.range)
             if self.rotation:
                 video.set_display_rotation(self.rotation)
             self._video = video
@@ -338,11 +339,11 @@ class SegmentWriter:
             dst_color_range=ColorRange.JPEG if self._tags.range == "pc" else ColorRange.MPEG,
             interpolation=Interpolation.BICUBIC,
         )
-        # The encoders copy colour tags from each picture: state exactly what we converted to.
-        picture.colorspace = _tag_value(MATRICES, self._tags.matrix)
-        picture.color_range = _tag_value(RANGES, self._tags.range)
-        picture.color_primaries = _tag_value(PRIMARIES, self._tags.primaries)
-        picture.color_trc = _tag_value(TRANSFERS, self._tags.transfer)
+        # The encoders copy colour tags from each picture: the source's, or what we converted to.
+        picture.colorspace = _tag_value(MATRICES, self._file_tags.matrix)
+        picture.color_range = _tag_value(RANGES, self._file_tags.range)
+        picture.color_primaries = _tag_value(PRIMARIES, self._file_tags.primaries)
+        picture.color_trc = _tag_value(TRANSFERS, self._file_tags.transfer)
         picture.pts = self.frames_written
         picture.time_base = self._frame_time_base
         self._mux(self._video.encode(picture))
@@ -465,6 +466,30 @@ def _exact_rate(rate) -> Fraction:
     if rate <= 0:
         raise MediaError(f"frame rate {rate} must be positive")
     return exact_rate(rate)
+
+
+def output_color(source: ColorTags, width: int, height: int,
+                 limited_range_only: bool) -> tuple[ColorTags, ColorTags, str]:
+    """How a segment's pixels are converted, how the file is tagged, and what (if anything)
+    was converted, in words. The file keeps the source's tags, untagged ones too (converted
+    with what players assume for untagged video, so it looks the same); only what the
+    encoder cannot carry is converted, and then tagged as converted and said."""
+    conversion = source.resolved(width, height)
+    tags = source
+    notes = []
+    if conversion.matrix not in SWSCALE_MATRIX:  # e.g. "ycgco": no converter for it
+        notes.append(f"LiveEdit converted the {source.matrix} matrix of the source to BT.709, which the "
+                     "encoder supports")
+        conversion = ColorTags(conversion.primaries, conversion.transfer, "bt709", conversion.range)
+        tags = ColorTags(tags.primaries, tags.transfer, "bt709", tags.range)
+    if limited_range_only and conversion.range != "tv":
+        # ProRes decoders read every file as video range; full-range pixels would come back
+        # with lifted blacks, so convert to video range, tag it, and say so.
+        notes.append("LiveEdit converted the full range source (0-255) to video range (16-235): ProRes is "
+                     "read as video range by every decoder; use --format h264 or png to keep full range")
+        conversion = ColorTags(conversion.primaries, conversion.transfer, conversion.matrix, "tv")
+        tags = ColorTags(tags.primaries, tags.transfer, tags.matrix, "tv")
+    return conversion, tags, "; ".join(notes)
 
 
 def _tag_value(table: dict[int, str], name: str | None) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from fractions import Fraction
@@ -108,12 +108,14 @@ def region_clip(region: Region, media_path: str | Path, timecode_start: int, fra
     the media rate from its first timecode frame, and the region's TC-absolute source range at
     the timeline rate. A segment carries the source timecode, so the same source range lands on
     the edited twin of the same frame."""
-    reference = otio.schema.ExternalReference(
-        target_url=str(Path(media_path).resolve()),  # a bare path: Resolve rejects file:// URLs
-        available_range=otio.opentime.TimeRange(
-            _rt(timecode_start, region.media_rate), _rt(frame_count, region.media_rate)
-        ),
-    )
+    available = otio.opentime.TimeRange(_rt(timecode_start, region.media_rate), _rt(frame_count, region.media_rate))
+    if Path(media_path).is_dir():  # a PNG segment: numbered frames, as an editor's image sequence
+        reference = image_sequence_reference(Path(media_path), timecode_start, region.media_rate, available)
+    else:
+        reference = otio.schema.ExternalReference(
+            target_url=str(Path(media_path).resolve()),  # a bare path: Resolve rejects file:// URLs
+            available_range=available,
+        )
     reference.name = Path(media_path).name
     return otio.schema.Clip(
         name=name or region.clip_name,
@@ -123,6 +125,29 @@ def region_clip(region: Region, media_path: str | Path, timecode_start: int, fra
         ),
         metadata=metadata or {},
     )
+
+
+PNG_DIGITS = 7  # SegmentWriter names PNG frames <folder>/<folder>.<timecode frame, 7 digits>.png
+
+
+def image_sequence_reference(folder: Path, first_number: int, rate: Fraction,
+                             available: otio.opentime.TimeRange) -> otio.schema.ImageSequenceReference:
+    """The frames SegmentWriter writes for a PNG segment, numbered from the timecode frame of
+    the first one."""
+    folder = folder.resolve()
+    return otio.schema.ImageSequenceReference(
+        target_url_base=f"{folder}{os.sep}", name_prefix=f"{folder.name}.", name_suffix=".png",
+        start_frame=first_number, frame_step=1, rate=float(rate), frame_zero_padding=PNG_DIGITS,
+        available_range=available)
+
+
+def reference_path(ref) -> Path | None:
+    """The file (or, for an image sequence, the folder) a media reference names; None for others."""
+    if isinstance(ref, otio.schema.ExternalReference):
+        return Path(ref.target_url)
+    if isinstance(ref, otio.schema.ImageSequenceReference):
+        return Path(ref.target_url_base.rstrip("/\\"))
+    return None
 
 
 def segment_clip(segment: EditedSegment) -> otio.schema.Clip:
@@ -344,24 +369,20 @@ def _marker_problems(marker: otio.schema.Marker, where: str) -> list[str]:
 # -- writing files ----------------------------------------------------------------------
 
 
-def default_file_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write next to the target under a temporary name, then rename over it: readers
-    never see half a file, and a crash leaves the old file intact."""
+    never see half a file, and a crash leaves the old file intact. The file gets the
+    ordinary mode (0666 less the umask, applied by the system to this file alone: the
+    process's umask is never changed, since other threads create files meanwhile)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, default_file_mode())  # mkstemp makes 0600; outputs are ordinary files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -414,6 +435,12 @@ def fcp_xml_text(timeline: otio.schema.Timeline) -> str:
     timeline = timeline.deepcopy()
     for clip in timeline.find_clips():
         ref = clip.media_reference
+        if isinstance(ref, otio.schema.ImageSequenceReference):
+            # FCP 7 XML names an image sequence by its first file; the fcp_xml writer fails on
+            # the reference itself.
+            first = ref.target_url_for_image_number(0)
+            ref = otio.schema.ExternalReference(target_url=first, available_range=ref.available_range)
+            clip.media_reference = ref
         if isinstance(ref, otio.schema.ExternalReference) and _is_bare_absolute(ref.target_url):
             path = ref.target_url
             ref.target_url = Path(path).as_uri() if path.startswith("/") else "file:///" + path.replace("\\", "/")

@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18liveedit/v1/render.proto\x12\x0bliveedit.v1\"N\n\x0bRecordStart\x12\r\n\x05\x66rame\x18\x01 \x01(\x03\x12\x16\n\x0erate_numerator\x18\x02 \x01(\r\x12\x18\n\x10rate_denominator\x18\x03 \x01(\r\"\xd4\x01\n\x0cRenderRegion\x12\x12\n\nmedia_path\x18\x01 \x01(\t\x12\x13\n\x0b\x66irst_frame\x18\x02 \x01(\x04\x12\x13\n\x0b\x66rame_count\x18\x03 \x01(\x04\x12\x13\n\x0binstruction\x18\x04 \x01(\t\x12\x0c\n\x04seed\x18\x05 \x01(\x04\x12\x0f\n\x07handles\x18\x06 \x01(\r\x12\x33\n\x0crecord_start\x18\x07 \x01(\x0b\x32\x18.liveedit.v1.RecordStartH\x00\x88\x01\x01\x12\x0c\n\x04name\x18\x08 \x01(\tB\x0f\n\r_record_start\"\xa5\x01\n\x0eTimelineSource\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x14\n\x0cmarker_color\x18\x02 \x01(\t\x12\x13\n\x0binstruction\x18\x03 \x01(\t\x12\x0c\n\x04seed\x18\x04 \x01(\x04\x12\x13\n\x0bin_timecode\x18\x05 \x01(\t\x12\x14\n\x0cout_timecode\x18\x06 \x01(\t\x12\x0f\n\x07handles\x18\x07 \x01(\r\x12\x10\n\x08\x65\x64l_rate\x18\x08 \x01(\x01\"\'\n\x0fSamplerSettings\x12\x14\n\x0cwarped_steps\x18\x01 \x01(\x08\"U\n\x11MaskCacheSettings\x12\x17\n\nkeep_ratio\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x18\n\x10pruned_sublayers\x18\x02 \x03(\tB\r\n\x0b_keep_ratio\"h\n\x0e\x44\x65tailSettings\x12\x0c\n\x04mode\x18\x01 \x01(\t\x12\x16\n\tthreshold\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\x08softness\x18\x03 \x01(\rH\x01\x88\x01\x01\x42\x0c\n\n_thresholdB\x0b\n\t_softness\"\xdf\x02\n\x10SubmitJobRequest\x12*\n\x07regions\x18\x01 \x03(\x0b\x32\x19.liveedit.v1.RenderRegion\x12-\n\x08timeline\x18\x02 \x01(\x0b\x32\x1b.liveedit.v1.TimelineSource\x12\x12\n\noutput_dir\x18\x03 \x01(\t\x12)\n\x06\x66ormat\x18\x04 \x01(\x0e\x32\x19.liveedit.v1.OutputFormat\x12\r\n\x05label\x18\x05 \x01(\t\x12-\n\x07sampler\x18\x06 \x01(\x0b\x32\x1c.liveedit.v1.SamplerSettings\x12\x32\n\nmask_cache\x18\x07 \x01(\x0b\x32\x1e.liveedit.v1.MaskCacheSettings\x12\x12\n\nsave_masks\x18\x08 \x01(\x08\x12+\n\x06\x64\x65tail\x18\t \x01(\x0b\x32\x1b.liveedit.v1.DetailSettings\"\xd3\x01\n\x0eRegionProgress\x12\r\n\x05index\x18\x01 \x01(\r\x12$\n\x05state\x18\x02 \x01(\x0e\x32\x15.liveedit.v1.JobState\x12\x13\n\x0b\x66rames_done\x18\x03 \x01(\x04\x12\x13\n\x0b\x66rame_count\x18\x04 \x01(\x04\x12\x0b\n\x03\x66ps\x18\x05 \x01(\x01\x12\x18\n\x0b\x65ta_seconds\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x0e\n\x06output\x18\x07 \x01(\t\x12\x0c\n\x04otio\x18\x08 \x01(\t\x12\r\n\x05\x65rror\x18\t \x01(\tB\x0e\n\x0c_eta_seconds\"\x85\x01\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12$\n\x05state\x18\x02 \x01(\x0e\x32\x15.liveedit.v1.JobState\x12,\n\x07regions\x18\x03 \x03(\x0b\x32\x1b.liveedit.v1.RegionProgress\x12\x0f\n\x07\x63reated\x18\x04 \x01(\t\x12\r\n\x05label\x18\x05 \x01(\t\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x11\n\x0fListJobsRequest\"2\n\x10ListJobsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.liveedit.v1.Job\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t*v\n\x0cOutputFormat\x12\x1d\n\x19OUTPUT_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n\x14OUTPUT_FORMAT_PRORES\x10\x01\x12\x16\n\x12OUTPUT_FORMAT_H264\x10\x02\x12\x15\n\x11OUTPUT_FORMAT_PNG\x10\x03*\x95\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x12\n\x0eJOB_STATE_DONE\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05\x32\xc3\x02\n\x06Render\x12<\n\tSubmitJob\x12\x1d.liveedit.v1.SubmitJobRequest\x1a\x10.liveedit.v1.Job\x12\x36\n\x06GetJob\x12\x1a.liveedit.v1.GetJobRequest\x1a\x10.liveedit.v1.Job\x12G\n\x08ListJobs\x12\x1c.liveedit.v1.ListJobsRequest\x1a\x1d.liveedit.v1.ListJobsResponse\x12<\n\tCancelJob\x12\x1d.liveedit.v1.CancelJobRequest\x1a\x10.liveedit.v1.Job\x12<\n\x08WatchJob\x12\x1c.liveedit.v1.WatchJobRequest\x1a\x10.liveedit.v1.Job0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18liveedit/v1/render.proto\x12\x0bliveedit.v1\"N\n\x0bRecordStart\x12\r\n\x05\x66rame\x18\x01 \x01(\x03\x12\x16\n\x0erate_numerator\x18\x02 \x01(\r\x12\x18\n\x10rate_denominator\x18\x03 \x01(\r\"\xd4\x01\n\x0cRenderRegion\x12\x12\n\nmedia_path\x18\x01 \x01(\t\x12\x13\n\x0b\x66irst_frame\x18\x02 \x01(\x04\x12\x13\n\x0b\x66rame_count\x18\x03 \x01(\x04\x12\x13\n\x0binstruction\x18\x04 \x01(\t\x12\x0c\n\x04seed\x18\x05 \x01(\x04\x12\x0f\n\x07handles\x18\x06 \x01(\r\x12\x33\n\x0crecord_start\x18\x07 \x01(\x0b\x32\x18.liveedit.v1.RecordStartH\x00\x88\x01\x01\x12\x0c\n\x04name\x18\x08 \x01(\tB\x0f\n\r_record_start\"\xa5\x01\n\x0eTimelineSource\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x14\n\x0cmarker_color\x18\x02 \x01(\t\x12\x13\n\x0binstruction\x18\x03 \x01(\t\x12\x0c\n\x04seed\x18\x04 \x01(\x04\x12\x13\n\x0bin_timecode\x18\x05 \x01(\t\x12\x14\n\x0cout_timecode\x18\x06 \x01(\t\x12\x0f\n\x07handles\x18\x07 \x01(\r\x12\x10\n\x08\x65\x64l_rate\x18\x08 \x01(\x01\"\'\n\x0fSamplerSettings\x12\x14\n\x0cwarped_steps\x18\x01 \x01(\x08\"U\n\x11MaskCacheSettings\x12\x17\n\nkeep_ratio\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x18\n\x10pruned_sublayers\x18\x02 \x03(\tB\r\n\x0b_keep_ratio\"h\n\x0e\x44\x65tailSettings\x12\x0c\n\x04mode\x18\x01 \x01(\t\x12\x16\n\tthreshold\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\x08softness\x18\x03 \x01(\rH\x01\x88\x01\x01\x42\x0c\n\n_thresholdB\x0b\n\t_softness\"\xf3\x02\n\x10SubmitJobRequest\x12*\n\x07regions\x18\x01 \x03(\x0b\x32\x19.liveedit.v1.RenderRegion\x12-\n\x08timeline\x18\x02 \x01(\x0b\x32\x1b.liveedit.v1.TimelineSource\x12\x12\n\noutput_dir\x18\x03 \x01(\t\x12)\n\x06\x66ormat\x18\x04 \x01(\x0e\x32\x19.liveedit.v1.OutputFormat\x12\r\n\x05label\x18\x05 \x01(\t\x12-\n\x07sampler\x18\x06 \x01(\x0b\x32\x1c.liveedit.v1.SamplerSettings\x12\x32\n\nmask_cache\x18\x07 \x01(\x0b\x32\x1e.liveedit.v1.MaskCacheSettings\x12\x12\n\nsave_masks\x18\x08 \x01(\x08\x12+\n\x06\x64\x65tail\x18\t \x01(\x0b\x32\x1b.liveedit.v1.DetailSettings\x12\x12\n\nrequest_id\x18\n \x01(\t\"\xd3\x01\n\x0eRegionProgress\x12\r\n\x05index\x18\x01 \x01(\r\x12$\n\x05state\x18\x02 \x01(\x0e\x32\x15.liveedit.v1.JobState\x12\x13\n\x0b\x66rames_done\x18\x03 \x01(\x04\x12\x13\n\x0b\x66rame_count\x18\x04 \x01(\x04\x12\x0b\n\x03\x66ps\x18\x05 \x01(\x01\x12\x18\n\x0b\x65ta_seconds\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x0e\n\x06output\x18\x07 \x01(\t\x12\x0c\n\x04otio\x18\x08 \x01(\t\x12\r\n\x05\x65rror\x18\t \x01(\tB\x0e\n\x0c_eta_seconds\"\x85\x01\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12$\n\x05state\x18\x02 \x01(\x0e\x32\x15.liveedit.v1.JobState\x12,\n\x07regions\x18\x03 \x03(\x0b\x32\x1b.liveedit.v1.RegionProgress\x12\x0f\n\x07\x63reated\x18\x04 \x01(\t\x12\r\n\x05label\x18\x05 \x01(\t\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"8\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"K\n\x10ListJobsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.liveedit.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\"\n\x10\x44\x65leteJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x13\n\x11\x44\x65leteJobResponse*v\n\x0cOutputFormat\x12\x1d\n\x19OUTPUT_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n\x14OUTPUT_FORMAT_PRORES\x10\x01\x12\x16\n\x12OUTPUT_FORMAT_H264\x10\x02\x12\x15\n\x11OUTPUT_FORMAT_PNG\x10\x03*\x95\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x12\n\x0eJOB_STATE_DONE\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05\x32\x8f\x03\n\x06Render\x12<\n\tSubmitJob\x12\x1d.liveedit.v1.SubmitJobRequest\x1a\x10.liveedit.v1.Job\x12\x36\n\x06GetJob\x12\x1a.liveedit.v1.GetJobRequest\x1a\x10.liveedit.v1.Job\x12G\n\x08ListJobs\x12\x1c.liveedit.v1.ListJobsRequest\x1a\x1d.liveedit.v1.ListJobsResponse\x12<\n\tCancelJob\x12\x1d.liveedit.v1.CancelJobRequest\x1a\x10.liveedit.v1.Job\x12<\n\x08WatchJob\x12\x1c.liveedit.v1.WatchJobRequest\x1a\x10.liveedit.v1.Job0\x01\x12J\n\tDeleteJob\x12\x1d.liveedit.v1.DeleteJobRequest\x1a\x1e.liveedit.v1.DeleteJobResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'liveedit.v1.render_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_OUTPUTFORMAT']._serialized_start=1617
-  _globals['_OUTPUTFORMAT']._serialized_end=1735
-  _globals['_JOBSTATE']._serialized_start=1738
-  _globals['_JOBSTATE']._serialized_end=1887
+  _globals['_OUTPUTFORMAT']._serialized_start=1758
+  _globals['_OUTPUTFORMAT']._serialized_end=1876
+  _globals['_JOBSTATE']._serialized_start=1879
+  _globals['_JOBSTATE']._serialized_end=2028
   _globals['_RECORDSTART']._serialized_start=41
   _globals['_RECORDSTART']._serialized_end=119
   _globals['_RENDERREGION']._serialized_start=122
@@ -48,21 +48,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DETAILSETTINGS']._serialized_start=632
   _globals['_DETAILSETTINGS']._serialized_end=736
   _globals['_SUBMITJOBREQUEST']._serialized_start=739
-  _globals['_SUBMITJOBREQUEST']._serialized_end=1090
-  _globals['_REGIONPROGRESS']._serialized_start=1093
-  _globals['_REGIONPROGRESS']._serialized_end=1304
-  _globals['_JOB']._serialized_start=1307
-  _globals['_JOB']._serialized_end=1440
-  _globals['_GETJOBREQUEST']._serialized_start=1442
-  _globals['_GETJOBREQUEST']._serialized_end=1473
-  _globals['_LISTJOBSREQUEST']._serialized_start=1475
-  _globals['_LISTJOBSREQUEST']._serialized_end=1492
-  _globals['_LISTJOBSRESPONSE']._serialized_start=1494
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1544
-  _globals['_CANCELJOBREQUEST']._serialized_start=1546
-  _globals['_CANCELJOBREQUEST']._serialized_end=1580
-  _globals['_WATCHJOBREQUEST']._serialized_start=1582
-  _globals['_WATCHJOBREQUEST']._serialized_end=1615
-  _globals['_RENDER']._serialized_start=1890
-  _globals['_RENDER']._serialized_end=2213
+  _globals['_SUBMITJOBREQUEST']._serialized_end=1110
+  _globals['_REGIONPROGRESS']._serialized_start=1113
+  _globals['_REGIONPROGRESS']._serialized_end=1324
+  _globals['_JOB']._serialized_start=1327
+  _globals['_JOB']._serialized_end=1460
+  _globals['_GETJOBREQUEST']._serialized_start=1462
+  _globals['_GETJOBREQUEST']._serialized_end=1493
+  _globals['_LISTJOBSREQUEST']._serialized_start=1495
+  _globals['_LISTJOBSREQUEST']._serialized_end=1551
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1553
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1628
+  _globals['_CANCELJOBREQUEST']._serialized_start=1630
+  _globals['_CANCELJOBREQUEST']._serialized_end=1664
+  _globals['_WATCHJOBREQUEST']._serialized_start=1666
+  _globals['_WATCHJOBREQUEST']._serialized_end=1699
+  _globals['_DELETEJOBREQUEST']._serialized_start=1701
+  _globals['_DELETEJOBREQUEST']._serialized_end=1735
+  _globals['_DELETEJOBRESPONSE']._serialized_start=1737
+  _globals['_DELETEJOBRESPONSE']._serialized_end=1756
+  _globals['_RENDER']._serialized_start=2031
+  _globals['_RENDER']._serialized_end=2430
 # @@protoc_insertion_point(module_scope)

@@ -108,7 +108,7 @@ class DetailSettings(_message.Message):
     def __init__(self, mode: _Optional[str] = ..., threshold: _Optional[float] = ..., softness: _Optional[int] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("regions", "timeline", "output_dir", "format", "label", "sampler", "mask_cache", "save_masks", "detail")
+    __slots__ = ("regions", "timeline", "output_dir", "format", "label", "sampler", "mask_cache", "save_masks", "detail", "request_id")
     REGIONS_FIELD_NUMBER: _ClassVar[int]
     TIMELINE_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_DIR_FIELD_NUMBER: _ClassVar[int]
@@ -118,6 +118,7 @@ class SubmitJobRequest(_message.Message):
     MASK_CACHE_FIELD_NUMBER: _ClassVar[int]
     SAVE_MASKS_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     regions: _containers.RepeatedCompositeFieldContainer[RenderRegion]
     timeline: TimelineSource
     output_dir: str
@@ -127,7 +128,8 @@ class SubmitJobRequest(_message.Message):
     mask_cache: MaskCacheSettings
     save_masks: bool
     detail: DetailSettings
-    def __init__(self, regions: _Optional[_Iterable[_Union[RenderRegion, _Mapping]]] = ..., timeline: _Optional[_Union[TimelineSource, _Mapping]] = ..., output_dir: _Optional[str] = ..., format: _Optional[_Union[OutputFormat, str]] = ..., label: _Optional[str] = ..., sampler: _Optional[_Union[SamplerSettings, _Mapping]] = ..., mask_cache: _Optional[_Union[MaskCacheSettings, _Mapping]] = ..., save_masks: _Optional[bool] = ..., detail: _Optional[_Union[DetailSettings, _Mapping]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, regions: _Optional[_Iterable[_Union[RenderRegion, _Mapping]]] = ..., timeline: _Optional[_Union[TimelineSource, _Mapping]] = ..., output_dir: _Optional[str] = ..., format: _Optional[_Union[OutputFormat, str]] = ..., label: _Optional[str] = ..., sampler: _Optional[_Union[SamplerSettings, _Mapping]] = ..., mask_cache: _Optional[_Union[MaskCacheSettings, _Mapping]] = ..., save_masks: _Optional[bool] = ..., detail: _Optional[_Union[DetailSettings, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class RegionProgress(_message.Message):
     __slots__ = ("index", "state", "frames_done", "frame_count", "fps", "eta_seconds", "output", "otio", "error")
@@ -172,14 +174,20 @@ class GetJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListJobsResponse(_message.Message):
-    __slots__ = ("jobs",)
+    __slots__ = ("jobs", "next_page_token")
     JOBS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     jobs: _containers.RepeatedCompositeFieldContainer[Job]
-    def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class CancelJobRequest(_message.Message):
     __slots__ = ("job_id",)
@@ -192,3 +200,13 @@ class WatchJobRequest(_message.Message):
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class DeleteJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class DeleteJobResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

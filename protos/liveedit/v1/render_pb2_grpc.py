@@ -61,6 +61,11 @@ class RenderStub:
                 request_serializer=liveedit_dot_v1_dot_render__pb2.WatchJobRequest.SerializeToString,
                 response_deserializer=liveedit_dot_v1_dot_render__pb2.Job.FromString,
                 _registered_method=True)
+        self.DeleteJob = channel.unary_unary(
+                '/liveedit.v1.Render/DeleteJob',
+                request_serializer=liveedit_dot_v1_dot_render__pb2.DeleteJobRequest.SerializeToString,
+                response_deserializer=liveedit_dot_v1_dot_render__pb2.DeleteJobResponse.FromString,
+                _registered_method=True)
 
 
 class RenderServicer:
@@ -71,7 +76,8 @@ class RenderServicer:
     def SubmitJob(self, request, context):
         """Queues a job. Errors: INVALID_ARGUMENT (no regions and no timeline, bad values, a timeline
         with regions that cannot be rendered: every refused region is named in the message),
-        NOT_FOUND (missing media or timeline file).
+        NOT_FOUND (missing media or timeline file). With request_id, a retried submit answers
+        the job the first one queued instead of queueing it twice.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -85,7 +91,7 @@ class RenderServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListJobs(self, request, context):
-        """All jobs, oldest first.
+        """The jobs, oldest first, a page at a time (ListJobsRequest.page_size, next_page_token).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -102,6 +108,14 @@ class RenderServicer:
     def WatchJob(self, request, context):
         """Snapshots of one job as it progresses; ends after the job reaches done, failed or
         cancelled. Errors: NOT_FOUND (unknown job id).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteJob(self, request, context):
+        """Forgets a finished (done, failed or cancelled) job; its files stay. Errors: NOT_FOUND
+        (unknown job id), FAILED_PRECONDITION (queued or running: cancel it first).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -134,6 +148,11 @@ def add_RenderServicer_to_server(servicer, server):
                     servicer.WatchJob,
                     request_deserializer=liveedit_dot_v1_dot_render__pb2.WatchJobRequest.FromString,
                     response_serializer=liveedit_dot_v1_dot_render__pb2.Job.SerializeToString,
+            ),
+            'DeleteJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteJob,
+                    request_deserializer=liveedit_dot_v1_dot_render__pb2.DeleteJobRequest.FromString,
+                    response_serializer=liveedit_dot_v1_dot_render__pb2.DeleteJobResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -273,6 +292,33 @@ class Render:
             '/liveedit.v1.Render/WatchJob',
             liveedit_dot_v1_dot_render__pb2.WatchJobRequest.SerializeToString,
             liveedit_dot_v1_dot_render__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/liveedit.v1.Render/DeleteJob',
+            liveedit_dot_v1_dot_render__pb2.DeleteJobRequest.SerializeToString,
+            liveedit_dot_v1_dot_render__pb2.DeleteJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

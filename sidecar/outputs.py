@@ -1,0 +1,165 @@
+"""Checks on the paths a command or a job will read and write, made before anything
+expensive runs (loading a model) and before any folder is made, and the hidden partial
+files an interrupted write leaves behind.
+
+- `check_path_length` refuses a path the file system cannot hold (a name over its name
+  limit, a path over its path limit) with a message that shows only the start of it.
+- `check_output_dir` finds the folder that stops an output folder from being created or
+  written (a file in the way, no write permission, a read-only or immutable folder) and
+  names it; it creates nothing.
+- `partial_path` names a writer's temporary file with the writing process's id, so that
+  `remove_dead_partials` can tell a file some running process is writing from one left by
+  a process that was killed (SIGKILL, power loss), and remove only the latter.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import tempfile
+import uuid
+from pathlib import Path
+
+from liveedit.errors import InputError, Kind
+
+log = logging.getLogger(__name__)
+
+# What messages and logs show of a value a user or client sent: enough to recognise it.
+SHOWN_CHARS = 120
+# POSIX's usual limits; pathconf gives the real ones where the path's file system is reachable.
+DEFAULT_NAME_MAX = 255
+DEFAULT_PATH_MAX = 4096
+
+
+class OutputFolderError(InputError):
+    """The output folder cannot be created or written; the message names the folder at fault."""
+
+    kind = Kind.INVALID
+
+
+def cut(value: object, limit: int = SHOWN_CHARS) -> str:
+    """`value` as text for a message or a log line, cut to about `limit` characters with
+    its full length said, so one huge request cannot fill a log or a status message."""
+    text = str(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _limits(path: Path) -> tuple[int, int]:
+    probe = path
+    while probe != probe.parent:
+        try:
+            if probe.exists():
+                break
+        except OSError:  # this part is itself too long: look further up
+            pass
+        probe = probe.parent
+    try:
+        return os.pathconf(probe, "PC_NAME_MAX"), os.pathconf(probe, "PC_PATH_MAX")
+    except (OSError, ValueError, AttributeError):  # Windows has no pathconf
+        return DEFAULT_NAME_MAX, DEFAULT_PATH_MAX
+
+
+def check_path_length(path: str | os.PathLike, what: str) -> Path:
+    """`path` as a Path, or an InputError when the file system cannot hold it."""
+    path = Path(path)
+    name_max, path_max = _limits(path)
+    longest = max((len(os.fsencode(part)) for part in path.parts), default=0)
+    if longest > name_max:
+        raise InputError(f"{what} {cut(path)} has a name of {longest} bytes, too long for the file system "
+                         f"(the limit is {name_max}); use a shorter name")
+    if len(os.fsencode(str(path))) >= path_max:
+        raise InputError(f"{what} {cut(path)} is too long for the file system (the limit is {path_max} bytes); "
+                         "use a shorter path")
+    return path
+
+
+def is_name_too_long(exc: OSError) -> bool:
+    return exc.errno == errno.ENAMETOOLONG
+
+
+def check_output_dir(path: str | os.PathLike, what: str = "output folder") -> Path:
+    """Raise OutputFolderError (naming the folder at fault) unless `path` is, or can be
+    created as, a folder this process can write into. Creates nothing that stays: the
+    nearest existing folder is tried with a temporary file, removed at once, since
+    permissions alone do not tell (root, read-only mounts, immutable folders)."""
+    path = check_path_length(Path(path).expanduser(), what)
+    existing = path
+    while not existing.exists():
+        if existing == existing.parent:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        if existing == path:
+            raise OutputFolderError(f"{what} {cut(path)} is a file, not a folder; choose a folder")
+        raise OutputFolderError(f"{what} {cut(path)} cannot be created: {cut(existing)} is a file, not a folder")
+    # Where the trouble is: the folder itself, or the existing folder it would be made in.
+    at_fault = f"{what} {cut(path)}" if existing == path else \
+        f"{what} {cut(path)} cannot be created: {cut(existing)}"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputFolderError(f"{at_fault} is not writable; choose a folder you can write to")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".liveedit-write-check-", dir=existing)
+    except OSError as exc:
+        raise OutputFolderError(f"{at_fault} does not take new files ({exc.strerror or type(exc).__name__}); "
+                                "choose a folder you can write to") from None
+    os.close(fd)
+    os.unlink(probe)
+    return path
+
+
+# -- partial files ----------------------------------------------------------------------------
+
+# `.<final name>.<8 hex>.<pid>.partial[<suffix>]`: hidden, unique, and it says who writes it.
+_PARTIAL = re.compile(r"\.(?P<name>.+)\.(?P<tag>[0-9a-f]{8})\.(?P<pid>[0-9]+)\.partial(?P<suffix>\.[A-Za-z0-9]+)?")
+
+
+def partial_path(final: Path, suffix: str = "", pid: int | None = None) -> Path:
+    """The temporary name a writer of `final` uses in the same folder (same file system, so
+    the finished file moves into place atomically)."""
+    pid = os.getpid() if pid is None else pid
+    return final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.{pid}.partial{suffix}")
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    except (OSError, OverflowError, ValueError):
+        return False
+    return True
+
+
+def remove_dead_partials(folder: Path) -> list[Path]:
+    """Remove the partial files and folders in `folder` whose writer is no longer running;
+    returns what was removed. A file another running process writes is left alone."""
+    import shutil
+
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _PARTIAL.fullmatch(entry.name)
+        if match is None or _running(int(match["pid"])):
+            continue
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        except OSError as exc:
+            log.warning("could not remove %s, left by an interrupted write: %s", entry, exc)
+            continue
+        log.info("removed %s, left by an interrupted write (process %s is gone)", entry, match["pid"])
+        removed.append(entry)
+    return removed

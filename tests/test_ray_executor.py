@@ -428,12 +428,18 @@ def test_a_cluster_that_goes_away_fails_regions_clearly_or_falls_back_to_this_ma
     with ex, RenderQueue(tmp_path / "jobs.db", ex) as queue:
         job = queue.submit(JobSpec((region(film, 0, 28, "mid"),), out, format="h264"))
         deadline = time.monotonic() + 240
-        while rendering(ex, job.id, 0) is None:
+        while (worker := rendering(ex, job.id, 0)) is None:
             assert time.monotonic() < deadline, ex.workers()
             time.sleep(0.02)
+        # The cluster's only node is lost: its head and the worker rendering the region. (Ray's
+        # worker processes have their own process group: the worker is ended by itself, or it
+        # could finish the region before it noticed its node had gone.)
         head.kill()
+        os.kill(worker.pid, signal.SIGKILL)
         job = wait_for(queue, job.id, finished)
-        assert job.state == DONE, job.regions[0].error  # finished on this machine
+        assert job.state == DONE, job.regions[0].error
+        outcomes = [r["outcome"] for r in ex.records if r["job_id"] == job.id]
+        assert "done" not in outcomes  # not on the cluster: on this machine, by the fallback
         assert ffprobe_frame_count(job.regions[0].output) == job.regions[0].frame_count == 29
         assert hidden_files(out) == []
         assert "GONE" in ex.describe() and all(w.state == "failed" for w in ex.workers())

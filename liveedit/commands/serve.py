@@ -82,11 +82,11 @@ def run(args) -> int:
         from liveedit.errors import InputError
 
         raise InputError(f"--max-edit-streams {args.max_edit_streams}: allow at least 1 stream")
-    check_ray_arguments(args)  # likewise
     if args.ray is not None and args.no_jobs:
         from liveedit.errors import LiveEditError
 
         raise LiveEditError("--ray renders the render queue's jobs; it cannot go with --no-jobs")
+    check_ray_arguments(args)  # likewise
     queue_lock = None
     if not args.no_jobs:
         from liveedit.sidecar.jobs import acquire_queue_lock

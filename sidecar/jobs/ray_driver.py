@@ -37,7 +37,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from liveedit.errors import LiveEditError
+from liveedit.errors import Kind, LiveEditError
 
 log = logging.getLogger("liveedit.ray")
 
@@ -50,6 +50,8 @@ MAX_START_FAILURES = 3  # a worker slot that cannot start this many times in a r
 
 class WorkerStorageError(LiveEditError):
     """A worker cannot read a region's media or write its output folder."""
+
+    kind = Kind.FAILED_PRECONDITION  # the files are not where the workers are: fix the storage
 
 
 # --------------------------------------------------------------------------- the worker actor

@@ -37,7 +37,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from liveedit.errors import LiveEditError
+from liveedit.errors import Kind, LiveEditError
 from liveedit.sidecar.jobs.executor import (ProgressCallback, RegionCancelled, RegionExecutor, RegionResult,
                                             RegionTask)
 from liveedit.sidecar.jobs.queue import OutputCheckError, remove_leftovers
@@ -52,13 +52,19 @@ DRIVER_MODULE = __name__.rsplit(".", 1)[0] + ".ray_driver"
 class RayNotInstalledError(LiveEditError):
     """--ray was asked for but Ray is not installed."""
 
+    kind = Kind.FAILED_PRECONDITION
+
 
 class RayClusterError(LiveEditError):
     """The Ray cluster cannot be reached, or went away."""
 
+    kind = Kind.UNAVAILABLE
+
 
 class RayRegionError(LiveEditError):
     """A region failed on a Ray worker; the message says why and where."""
+
+    kind = Kind.FAILED_PRECONDITION
 
 
 def require_ray() -> None:

@@ -73,8 +73,7 @@ def test_every_error_class_has_a_kind_and_both_protocols_agree_on_it():
         assert isinstance(cls.kind, Kind), cls
         if cls.__module__.startswith(("liveedit.sidecar", "liveedit.errors")) and cls is not LiveEditError:
             # the server's own errors say what they are rather than inherit it by accident
-            assert "kind" in cls.__dict__ or cls.__module__ in ("liveedit.sidecar.config",
-                                                                 "liveedit.sidecar.frame_transport"), cls
+            assert "kind" in cls.__dict__ or cls.__module__ == "liveedit.sidecar.config", cls
         error = cls.__new__(cls)
         Exception.__init__(error, "what went wrong; what to do")
         code, message = status_for(error)

@@ -317,7 +317,7 @@ def test_pairing_wrong_token_stopped_sidecar_and_preview_following_the_playhead(
             await page.js(f"window.__fakeScene.sequence.playhead = {json.dumps(ticks(55))}")
             await page.wait_for("document.getElementById('preview').src.includes('frame=11&')", what="new frame")
             await page.wait_for("document.getElementById('preview').complete", what="image loaded")
-            out["second preview"] = preview.requests[-1]
+            out["second preview"] = [r for r in preview.requests if r.side == "edit"][-1]
             out["preview note"] = await page.js("document.getElementById('preview-status').textContent")
 
             await bridge.close()  # the sidecar stops under the panel
@@ -351,7 +351,7 @@ def test_pairing_wrong_token_stopped_sidecar_and_preview_following_the_playhead(
     first, second = out["first preview"], out["second preview"]
     assert (first.media, first.frame, first.instruction, first.side, first.client) == \
         (source, 6, "make it snow", "edit", "premiere-panel")
-    assert second.frame == 11 and first.max_height == 360
+    assert (second.frame, second.side) == (11, "edit") and first.max_height == 360
     assert "source frame 11" in out["preview note"]
     assert "stopped" in out["stopped"] and "liveedit serve" in out["stopped"] and out["retry shown"]
     assert f"No LiveEdit sidecar answers on 127.0.0.1:{settings['port']}" not in out["not running"]

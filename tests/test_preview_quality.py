@@ -166,7 +166,7 @@ def test_serve_command_picks_and_announces_the_preview_quality(monkeypatch, tmp_
 
     served = []
 
-    async def fake_serve(sidecar, bridge_port):  # stands in for serving until Ctrl-C
+    async def fake_serve(sidecar, bridge_port, args=None):  # stands in for serving until Ctrl-C
         served.append(sidecar.info.describe().preview_quality)
         await sidecar.worker.close(drain=False)
         return 0

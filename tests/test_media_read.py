@@ -200,3 +200,26 @@ def test_garbage_missing_and_folder_paths_are_media_errors(media_clips, tmp_path
 def test_uint8_or_uint16_only(media_clips):
     with pytest.raises(MediaError, match="uint8 or uint16"):
         read_frames(media_clips["pal"], 0, 1, dtype=np.float32)
+
+
+def test_reader_opens_media_with_pyav_19s_open(media_clips, monkeypatch):
+    """PyAV 19 (the release pip picks on Python 3.12) dropped av.open's metadata_errors
+    argument; the reader must still open, probe and decode (this broke the first GPU run)."""
+    import av
+
+    from liveedit.sidecar.media import read as media_read
+
+    real_open = av.open
+
+    def open_19(file, *args, **kwargs):
+        if "metadata_errors" in kwargs:
+            raise TypeError("open() got an unexpected keyword argument 'metadata_errors'")
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(media_read.av, "open", open_19)
+    media_read._scan.cache_clear()  # probe must open the file, not answer from its cache
+    path = media_clips["pal"]
+    info = probe(path)
+    assert info.frame_count == media_clips.recipe("pal").frames
+    frames = list(read_frames(path, 0, 2))
+    assert len(frames) == 2 and frames[0].shape == (info.height, info.width, 3)

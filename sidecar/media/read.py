@@ -216,7 +216,10 @@ def _scan(path: str, _mtime_ns: int, _size: int) -> _Index:
 
 def _open(path: Path) -> av.container.InputContainer:
     try:
-        return av.open(str(path), metadata_errors="replace")
+        try:
+            return av.open(str(path), metadata_errors="replace")
+        except TypeError:  # PyAV 19 dropped the argument (it decodes metadata leniently itself)
+            return av.open(str(path))
     except av.FFmpegError as error:
         raise MediaError(
             f"{path} cannot be opened as media ({error}); is it a complete video file?"

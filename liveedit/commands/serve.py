@@ -101,16 +101,19 @@ def run(args) -> int:
         models = load_models(args)
         quality = choose_preview_quality(models, args.preview_quality)
         print(f"liveedit: previews at {quality} quality ({PREVIEW_QUALITY_WORDS[quality]})", file=sys.stderr)
-        if models.device.type == "cuda" and not args.no_warm_up:
-            from liveedit.engine.speed import warm_up
-
-            print("liveedit: warming up (compiling kernels, capturing CUDA graphs)...", file=sys.stderr)
-            seconds = warm_up(models, preview=quality == "fast")
-            print(f"liveedit: warm-up took {seconds:.1f} s", file=sys.stderr)
         options = ServerOptions(socket_path=args.socket, host=args.host, port=args.port, grace_seconds=args.grace,
                                 preview=PreviewConfig(quality=quality), max_edit_streams=args.max_edit_streams,
                                 detail=detail)
         sidecar = Sidecar(models, options)
+        if models.device.type == "cuda" and not args.no_warm_up:
+            from liveedit.engine.speed import warm_up
+
+            print("liveedit: warming up (compiling kernels, capturing CUDA graphs)...", file=sys.stderr)
+            # On the GPU worker's thread, where every edit runs: PyTorch keeps cuDNN's benchmarked
+            # convolution plans per thread, so a warm-up on another thread would leave the first
+            # edit to benchmark every VAE convolution again.
+            seconds = sidecar.worker.run_blocking(lambda m: warm_up(m, preview=quality == "fast"))
+            print(f"liveedit: warm-up took {seconds:.1f} s", file=sys.stderr)
         if queue_lock is not None:
             from liveedit.sidecar.jobs import LocalExecutor, RenderQueue
 

@@ -26,6 +26,7 @@ Driver → sidecar: ("connected", dict) or ("fatal", message) first, then ("work
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 import socket
@@ -69,6 +70,16 @@ class RegionWorker:
         self._host = socket.gethostname()
         self._load_error: str | None = None
         self._models = None
+        self._load_seconds = 0.0
+        # Every piece of model work (load, warm-up, renders) on one thread of its own, as the
+        # sidecar's GPU worker does: Ray runs a threaded actor's calls on any of its pool's
+        # threads, and PyTorch keeps cuDNN's benchmarked convolution plans per thread, so a
+        # render on a thread the warm-up never used benchmarked every VAE convolution again
+        # (2.9 s more before the first frame of each region on an H200, docs/benchmarks.md).
+        self._gpu = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="liveedit-ray-gpu")
+        self._gpu.submit(self._load, spec, warm_up).result()
+
+    def _load(self, spec, warm_up: bool) -> None:
         started = time.monotonic()
         try:
             import torch
@@ -120,6 +131,11 @@ class RegionWorker:
         return False
 
     def render(self, key: str, task) -> dict:
+        """One region, on the actor's model thread (see __init__); progress and cancel are
+        answered on Ray's other threads meanwhile."""
+        return self._gpu.submit(self._render, key, task).result()
+
+    def _render(self, key: str, task) -> dict:
         from liveedit.sidecar.jobs.executor import RegionCancelled, render_task
         from liveedit.sidecar.jobs.queue import remove_leftovers
         from liveedit.sidecar.render import RenderCancelled

@@ -11,7 +11,6 @@ from liveedit.engine.config import (
     TRANSFORMER_PRESETS,
     VAE_PRESETS,
     VAE_SPATIAL_STRIDE,
-    VAE_TEMPORAL_STRIDE,  # noqa: F401 - sidecar/mask_video.py imports it from here
     TextEncoderConfig,
     TransformerConfig,
 )

@@ -12,10 +12,6 @@ from __future__ import annotations
 
 import torch
 
-# The schedule's settings live with the other configs; sidecar modules still import the
-# name from here (drop this line once they import it from liveedit.engine.config).
-from liveedit.engine.config import SamplerConfig  # noqa: F401
-
 
 def initial_noise(shape, generator: torch.Generator, device, dtype) -> torch.Tensor:
     """Pure noise at σ = 1: LiveEdit edits from noise, the source enters only as condition."""

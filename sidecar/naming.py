@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Iterable
 
+from liveedit.engine.config import SamplerConfig
 from liveedit.errors import Kind, LiveEditError
 
 
@@ -30,8 +31,6 @@ def sampler_settings(sampler) -> dict:
     """A SamplerConfig (or its fields as a dict; None: the default) as plain data for settings
     keys and the provenance record."""
     if sampler is None:
-        from liveedit.engine.sampler import SamplerConfig
-
         sampler = SamplerConfig()
     if dataclasses.is_dataclass(sampler):
         sampler = dataclasses.asdict(sampler)

@@ -10,7 +10,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
-from liveedit.engine.config import DetailConfig
+from liveedit.engine.config import DetailConfig, SamplerConfig
 from liveedit.errors import InputError, Kind, LiveEditError
 from liveedit.sidecar.naming import OutputNameError, confined_path
 from liveedit.sidecar.outputs import OutputFolderError, check_output_dir, check_path_length, cut
@@ -124,8 +124,6 @@ class RenderSettings:
     detail: DetailConfig = DetailConfig()  # delivery at the source's size and precision
 
     def sampler_config(self):
-        from liveedit.engine.sampler import SamplerConfig
-
         return SamplerConfig(warp=self.warped_steps)
 
     def to_dict(self) -> dict:

@@ -25,7 +25,7 @@ from typing import Iterable, Iterator, NamedTuple, Sequence
 import numpy as np
 
 from liveedit.errors import Kind, LiveEditError
-from liveedit.engine.presets import VAE_TEMPORAL_STRIDE
+from liveedit.engine.config import VAE_TEMPORAL_STRIDE
 
 MASK_SUFFIX = ".masks.mov"
 # MaskCache keeps at most this many chunks' masks (engine/mask_cache.py, deque maxlen).

@@ -48,13 +48,19 @@ def available(device: torch.device | None = None) -> tuple[bool, str]:
     """Whether FP8 attention can run here, and why not."""
     if not torch.cuda.is_available():
         return False, "no CUDA device"
-    device = torch.device(device or "cuda")
+    try:
+        device = torch.device(device or "cuda")
+    except RuntimeError:
+        return False, f"{device!r} is not a device name (cuda, cuda:1, ...)"
+    if device.type != "cuda":
+        return False, f"FP8 attention runs on a CUDA GPU, not on {device}"
     if torch.cuda.get_device_capability(device)[0] != 9:
         return False, f"FP8 attention here is built for Hopper (compute capability 9.x), not {torch.cuda.get_device_name(device)}"
     try:
         import cudnn  # noqa: F401  (the nvidia-cudnn-frontend package)
     except Exception as exc:  # noqa: BLE001 (an import of a compiled extension can fail many ways)
-        return False, f"the nvidia-cudnn-frontend package does not import ({exc})"
+        return False, (f"the nvidia-cudnn-frontend package does not import ({exc}); install it with "
+                       "pip install 'liveedit-sidecar[fast]'")
     return True, ""
 
 

@@ -42,17 +42,25 @@ def test_fp8_quantisation_helpers_clamp_and_round_trip():
     assert torch.allclose(fast_attention._dequantise_eager(o, s, torch.float32), v)
 
 
-def test_model_options_refuse_fast_numerics_where_fp8_attention_cannot_run():
+def test_model_options_refuse_fast_numerics_where_fp8_attention_cannot_run(monkeypatch):
     """edit, render and serve load their models through one helper: --numerics fast on a
-    machine without FP8 attention is a clear error, and the default stays the reference."""
+    machine without FP8 attention is a clear error before any model loads, and the default
+    stays the reference."""
     import argparse
 
     from liveedit.commands._models import add_model_arguments, load_models
+    from liveedit.sidecar.models import ModelSpec
+
+    loads = []
+    real_load = ModelSpec.load
+    monkeypatch.setattr(ModelSpec, "load", lambda self, *a, **k: loads.append(self) or real_load(self, *a, **k))
 
     parser = argparse.ArgumentParser()
     add_model_arguments(parser)
     args = parser.parse_args(["--model", "tiny", "--device", "cpu", "--numerics", "fast"])
-    with pytest.raises(InputError, match="--numerics fast"):
+    with pytest.raises(InputError, match="--numerics fast.*CUDA|--numerics fast.*no CUDA"):
         load_models(args)
+    assert loads == []  # refused before loading
     load_models(parser.parse_args(["--model", "tiny", "--device", "cpu"]))
+    assert len(loads) == 1
     assert fast_attention.numerics() == "reference"

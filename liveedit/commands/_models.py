@@ -55,17 +55,18 @@ def model_spec(args):
 
 def load_models(args):
     """EditorModels for the parsed arguments. Random weights are announced on stderr."""
-    models = model_spec(args).load()
     numerics = getattr(args, "numerics", "reference")
     from liveedit.engine import fast_attention
 
-    if numerics == "fast":
-        ok, why = fast_attention.available(models.device)
+    if numerics == "fast":  # checked before minutes of loading, on the device the model will use
+        ok, why = fast_attention.available(getattr(args, "device", None))
         if not ok:
             from liveedit.errors import InputError
 
             raise InputError(f"--numerics fast needs FP8 attention, which is not available here: {why}; "
                              "drop --numerics fast to run the reference numerics")
+    models = model_spec(args).load()
+    if numerics == "fast":
         print("liveedit: fast numerics: FP8 self-attention (frames differ slightly from the reference numerics)",
               file=sys.stderr)
     fast_attention.set_numerics(numerics)

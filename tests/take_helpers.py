@@ -16,7 +16,8 @@ from liveedit.sidecar.takes.pixels import PixelFormat
 class CausalFakeEditor:
     """Chunks like StreamingEditor (9 frames, then 12; finish() edits a short last chunk), and
     each edited frame depends on every frame pushed so far and on the whole of its chunk, as the
-    real model's do: frame j of a chunk is the source XOR a byte of a running hash."""
+    real model's do: frame j of a chunk is the source XOR a byte of a running hash (plus it, for
+float frames)."""
 
     instances = 0
 
@@ -28,7 +29,8 @@ class CausalFakeEditor:
         self.stats: list = []
 
     def push(self, frame: np.ndarray) -> list[np.ndarray]:
-        assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
+        # the editor's frame types (sidecar/takes/pixels.py: frame_dtype)
+        assert frame.dtype in (np.uint8, np.uint16, np.float32) and frame.ndim == 3 and frame.shape[2] == 3
         self._chunk.append(frame)
         if len(self._chunk) < (9 if self._chunks_done == 0 else 12):
             return []
@@ -41,10 +43,17 @@ class CausalFakeEditor:
         for frame in self._chunk:
             self._hash.update(frame.tobytes())
         digest = self._hash.copy().digest()
-        out = [frame ^ np.uint8(digest[j] | 1) for j, frame in enumerate(self._chunk)]
+        out = [_change(frame, digest[j] | 1) for j, frame in enumerate(self._chunk)]
         self._chunk = []
         self._chunks_done += 1
         return out
+
+
+def _change(frame: np.ndarray, byte: int) -> np.ndarray:
+    """A change of every value, in the frame's own type (as the editor delivers)."""
+    if frame.dtype == np.float32:
+        return frame + np.float32(byte / 256)
+    return frame ^ frame.dtype.type(byte)
 
 
 def fake_factory(settings: TakeSettings):

@@ -73,6 +73,12 @@ def test_a_delivered_frame_converts_to_any_depth_the_host_asks_for():
         meta, parts = encode_output(frame, None, PixelFormat(depth, 3), "display", (0, 0, 2, 1))
         got = expand_output(meta, payload_bytes(parts))[::-1]
         assert got.dtype == PixelFormat(depth, 3).dtype and got.tolist() == want, (frame.dtype, depth)
+    # alpha kept at the upload's depth is scaled to the depth asked for, in both encodings
+    alpha16 = np.array([[0, 32896], [65535, 257]], np.uint16)
+    for frame in (np.zeros((2, 2, 3), np.uint8), np.zeros((2, 2, 3), np.uint16)):
+        for depth, want in (("u8", [[0, 128], [255, 1]]), ("f32", (alpha16 / np.float32(65535)).tolist())):
+            meta, parts = encode_output(frame, alpha16, PixelFormat(depth, 4), "display", (0, 0, 2, 2))
+            assert expand_output(meta, payload_bytes(parts))[::-1][..., 3].tolist() == want, (frame.dtype, depth)
 
 
 def test_scene_linear_input_is_srgb_encoded_for_the_model_and_decoded_back():

@@ -207,7 +207,7 @@ def encode_output(rgb: np.ndarray, alpha: np.ndarray | None, fmt: PixelFormat, c
         if alpha is not None:
             if alpha.shape != (h, w):
                 raise TypeError(f"alpha plane {alpha.shape} does not match the frame {h}x{w}")
-            plane = _window_of(alpha.astype(fmt.dtype, copy=False), (x1, y1, x2, y2), 0)
+            plane = _window_of(_at_depth(alpha, fmt), (x1, y1, x2, y2), 0)
         elif not inside:  # opaque inside the frame, transparent black outside it
             plane = _window_of(np.full((h, w), top, dtype=fmt.dtype), (x1, y1, x2, y2), 0)
     meta = {"encoding": "lut", "width": x2 - x1, "height": y2 - y1, "depth": fmt.depth,
@@ -232,6 +232,19 @@ def encode_output(rgb: np.ndarray, alpha: np.ndarray | None, fmt: PixelFormat, c
         parts.append(plane)
         meta["alpha_bytes"] = plane.nbytes
     return meta, parts
+
+
+def _at_depth(plane: np.ndarray, fmt: PixelFormat) -> np.ndarray:
+    """An alpha plane kept at its upload's depth, at the depth asked for (the same take may be
+    asked at another depth than its frames were sent at): scaled, and rounded to the nearest code."""
+    if plane.dtype == fmt.dtype:
+        return plane
+    x = plane.astype(np.float32)
+    if plane.dtype != np.float32:
+        x /= np.float32(np.iinfo(plane.dtype).max)
+    if fmt.depth == "f32":
+        return x
+    return np.floor(np.clip(x, 0.0, 1.0) * DEPTH_MAX[fmt.depth] + 0.5).astype(fmt.dtype)
 
 
 def _host_values(rgb: np.ndarray, fmt: PixelFormat, colour: str, alpha: np.ndarray | None) -> np.ndarray:

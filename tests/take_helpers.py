@@ -73,14 +73,29 @@ def reference_edit(settings: TakeSettings, sources: list[np.ndarray], frame: int
     return out[frame]
 
 
-def frame_hash(data: bytes, width: int, height: int, fmt: PixelFormat) -> bytes:
+def frame_hash(data: bytes, width: int, height: int, fmt: PixelFormat, premultiplied: bool = False) -> bytes:
     h = hashlib.blake2b(data, digest_size=16)
     h.update(f"{width}x{height}x{fmt.depth}x{fmt.channels}".encode())
+    if premultiplied:  # the plug-in hashes it too (images.cpp, hashHeader)
+        h.update(b"premultiplied")
     return h.digest()
 
 
 class HostClip:
     """Source frames as a host holds them: RGBA (or RGB) at a depth, rows bottom-up."""
+
+    premultiplied = False
+
+    @classmethod
+    def of_pixels(cls, pixels: list[np.ndarray], premultiplied: bool = False) -> "HostClip":
+        """A clip of host pixels as they are: [H, W, 3 or 4] top-down, uint8, uint16 or float32."""
+        clip = cls.__new__(cls)
+        depth = {np.dtype(np.uint8): "u8", np.dtype(np.uint16): "u16", np.dtype(np.float32): "f32"}[pixels[0].dtype]
+        clip.fmt = PixelFormat(depth, pixels[0].shape[2])
+        clip.premultiplied = premultiplied
+        clip.frames = [np.ascontiguousarray(p[::-1]) for p in pixels]
+        clip.height, clip.width = pixels[0].shape[:2]
+        return clip
 
     def __init__(self, rgb_frames: list[np.ndarray], fmt: PixelFormat = PixelFormat("u8", 4), alpha=None):
         self.fmt = fmt
@@ -99,10 +114,11 @@ class HostClip:
         return self.frames[i].tobytes()
 
     def hash(self, i: int) -> bytes:
-        return frame_hash(self.data(i), self.width, self.height, self.fmt)
+        return frame_hash(self.data(i), self.width, self.height, self.fmt, self.premultiplied)
 
     def upload(self, i: int) -> SourceUpload:
-        return SourceUpload(self.hash(i), self.width, self.height, self.fmt, False, memoryview(self.data(i)))
+        return SourceUpload(self.hash(i), self.width, self.height, self.fmt, self.premultiplied,
+                            memoryview(self.data(i)))
 
 
 def random_frames(count: int, height: int = 48, width: int = 64, seed: int = 0) -> list[np.ndarray]:

@@ -2,18 +2,18 @@
 routes are sidecar/api/takes.py, the OpenFX plug-in in clients/ofx/ is the client).
 
 A take is one edit of one stretch of source frames: instruction, seed and settings (quality,
-mask cache, input colour, and the sidecar's detail setting) on the loaded model. Its frames are numbered from the edit start
-(0). The edit of frame i is the causal stream from frame 0 through the chunk that holds i (9
-frames for the first chunk, 12 after: engine/editor.py), the last chunk ending early when the
-clip does; so it depends on exactly those source frames and nothing else, whichever order or
-thread asks for it.
+mask cache, input colour, and the sidecar's detail setting) on the loaded model. Its frames are
+numbered from the edit start (0). The edit of frame i is the causal stream from frame 0 through
+the chunk that holds i (9 frames for the first chunk, 12 after: engine/editor.py), the last
+chunk ending early when the clip does; so it depends on exactly those source frames and nothing
+else, whichever order or thread asks for it.
 
 Keys. The client hashes each source frame (16 bytes, any content hash) and sends the hashes
 from frame 0 through the end of frame i's chunk. The sidecar chains them:
 ``chain[0] = H(take key, h0)``, ``chain[j] = H(chain[j-1], hj)``; the take key hashes the
 instruction, seed, settings (detail delivery included) and the model's identity. The client's
 frame hashes cover each frame's size, depth, channels and premultiplication as well as its
-pixels, so the same take asked of a host at another depth has other keys. An edited chunk is stored under the
+pixels, so sources sent at another depth give other keys. An edited chunk is stored under the
 chain hash of its last frame, which therefore names everything its pixels depend on: a new
 instruction, an upstream grade or one changed frame k gives new keys from k's chunk on,
 and the frames before it keep theirs. A stale edit is never served because no key can

@@ -9,7 +9,9 @@ the model's device). What is decided here is the media side:
 
 - which precision a source is read at: 10/12-bit media as uint16 RGB (the reader converts
   every pixel format it accepts, 4:2:0/4:2:2/4:4:4, full or limited range, to full-range
-  RGB), 8-bit media as uint8; with detail "off" always uint8, as before;
+  RGB), 8-bit media as uint8; with detail "off" always uint8, as before. Takes push the
+  host's frames at the host's precision (sidecar/takes/pixels.py) into editors from
+  :func:`editor_factory` with the sidecar's detail setting;
 - delivered frames have the type they were pushed with (uint8, uint16, or float32 from a
   host), and go through the existing segment writer, which takes uint8 and uint16 RGB;
 - the change mask of "masked" as a video beside the segment (``--save-masks``).

@@ -16,7 +16,8 @@ from liveedit.sidecar.takes.pixels import PixelFormat
 class CausalFakeEditor:
     """Chunks like StreamingEditor (9 frames, then 12; finish() edits a short last chunk), and
     each edited frame depends on every frame pushed so far and on the whole of its chunk, as the
-    real model's do: frame j of a chunk is the source XOR a byte of a running hash."""
+    real model's do: frame j of a chunk is the source XOR a byte of a running hash (plus it, for
+float frames)."""
 
     instances = 0
 
@@ -28,7 +29,8 @@ class CausalFakeEditor:
         self.stats: list = []
 
     def push(self, frame: np.ndarray) -> list[np.ndarray]:
-        assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
+        # the editor's frame types (sidecar/takes/pixels.py: frame_dtype)
+        assert frame.dtype in (np.uint8, np.uint16, np.float32) and frame.ndim == 3 and frame.shape[2] == 3
         self._chunk.append(frame)
         if len(self._chunk) < (9 if self._chunks_done == 0 else 12):
             return []
@@ -41,10 +43,17 @@ class CausalFakeEditor:
         for frame in self._chunk:
             self._hash.update(frame.tobytes())
         digest = self._hash.copy().digest()
-        out = [frame ^ np.uint8(digest[j] | 1) for j, frame in enumerate(self._chunk)]
+        out = [_change(frame, digest[j] | 1) for j, frame in enumerate(self._chunk)]
         self._chunk = []
         self._chunks_done += 1
         return out
+
+
+def _change(frame: np.ndarray, byte: int) -> np.ndarray:
+    """A change of every value, in the frame's own type (as the editor delivers)."""
+    if frame.dtype == np.float32:
+        return frame + np.float32(byte / 256)
+    return frame ^ frame.dtype.type(byte)
 
 
 def fake_factory(settings: TakeSettings):
@@ -64,14 +73,29 @@ def reference_edit(settings: TakeSettings, sources: list[np.ndarray], frame: int
     return out[frame]
 
 
-def frame_hash(data: bytes, width: int, height: int, fmt: PixelFormat) -> bytes:
+def frame_hash(data: bytes, width: int, height: int, fmt: PixelFormat, premultiplied: bool = False) -> bytes:
     h = hashlib.blake2b(data, digest_size=16)
     h.update(f"{width}x{height}x{fmt.depth}x{fmt.channels}".encode())
+    if premultiplied:  # the plug-in hashes it too (images.cpp, hashHeader)
+        h.update(b"premultiplied")
     return h.digest()
 
 
 class HostClip:
     """Source frames as a host holds them: RGBA (or RGB) at a depth, rows bottom-up."""
+
+    premultiplied = False
+
+    @classmethod
+    def of_pixels(cls, pixels: list[np.ndarray], premultiplied: bool = False) -> "HostClip":
+        """A clip of host pixels as they are: [H, W, 3 or 4] top-down, uint8, uint16 or float32."""
+        clip = cls.__new__(cls)
+        depth = {np.dtype(np.uint8): "u8", np.dtype(np.uint16): "u16", np.dtype(np.float32): "f32"}[pixels[0].dtype]
+        clip.fmt = PixelFormat(depth, pixels[0].shape[2])
+        clip.premultiplied = premultiplied
+        clip.frames = [np.ascontiguousarray(p[::-1]) for p in pixels]
+        clip.height, clip.width = pixels[0].shape[:2]
+        return clip
 
     def __init__(self, rgb_frames: list[np.ndarray], fmt: PixelFormat = PixelFormat("u8", 4), alpha=None):
         self.fmt = fmt
@@ -90,10 +114,11 @@ class HostClip:
         return self.frames[i].tobytes()
 
     def hash(self, i: int) -> bytes:
-        return frame_hash(self.data(i), self.width, self.height, self.fmt)
+        return frame_hash(self.data(i), self.width, self.height, self.fmt, self.premultiplied)
 
     def upload(self, i: int) -> SourceUpload:
-        return SourceUpload(self.hash(i), self.width, self.height, self.fmt, False, memoryview(self.data(i)))
+        return SourceUpload(self.hash(i), self.width, self.height, self.fmt, self.premultiplied,
+                            memoryview(self.data(i)))
 
 
 def random_frames(count: int, height: int = 48, width: int = 64, seed: int = 0) -> list[np.ndarray]:

@@ -167,14 +167,22 @@ def test_make_editor_and_the_worker_factories_deliver_with_the_detail_asked_for(
     assert len(out) == 2 and out[0].shape == (30, 50, 3) and out[0].dtype == np.uint8
 
 
-def test_the_sidecar_gives_previews_and_edit_streams_its_detail_setting(models):
+def test_the_sidecar_gives_previews_edit_streams_and_takes_its_detail_setting(models):
     from liveedit.sidecar.api.server import ServerOptions, Sidecar
+    from liveedit.sidecar.takes import TakeSettings, take_service_for
 
     sidecar = Sidecar(models, ServerOptions(detail=DetailConfig("masked", 0.2, 1)))
     try:
         editor = sidecar.worker.editor_factory(models, "x", 0)
         assert editor.delivery.config == DetailConfig("masked", 0.2, 1)
         assert sidecar.previews.detail == DetailConfig("masked", 0.2, 1)
+        takes = take_service_for(sidecar, cache_dir=None)
+        assert takes.detail == DetailConfig("masked", 0.2, 1)
+        for quality in ("full", "preview"):  # preview-quality takes deliver as fast previews do
+            settings = takes._with_detail(TakeSettings("x", quality=quality))
+            editor = takes.editor_factory(settings)(models, "x", 0)
+            assert editor.delivery.config == DetailConfig("masked", 0.2, 1)
+            assert editor.preview_vae == (quality == "preview")
     finally:
         asyncio.run(sidecar.worker.close())
 

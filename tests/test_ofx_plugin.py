@@ -216,9 +216,11 @@ def write_clip(folder: Path, frames: list[np.ndarray], depth: str) -> None:
 
 def test_8bit_16bit_float_odd_sizes_windows_and_render_scale(built, sidecar, tmp_path):
     """The same 8-bit picture as byte, short and float frames reaches the model as the same
-    8-bit picture, so the three edits agree exactly once put on one scale; alpha is the source's
-    at every depth; a sub-window is that window of the whole frame and nothing outside it is
-    written; at render scale 0.5 the output is the scaled frame's size."""
+    8-bit picture, and the edit is delivered at each host's precision (detail "transfer": the
+    source plus the model's change): the three agree to within the rounding of the coarser depth
+    (one code) once put on one scale, and the 16-bit and float edits have more than 8 bits; alpha
+    is the source's at every depth; a sub-window is that window of the whole frame and nothing
+    outside it is written; at render scale 0.5 the output is the scaled frame's size."""
     width, height = 37, 23
     rng = np.random.default_rng(7)
     clip = [rng.integers(0, 256, (height, width, 4), dtype=np.uint8) for _ in range(9)]
@@ -253,18 +255,23 @@ def test_8bit_16bit_float_odd_sizes_windows_and_render_scale(built, sidecar, tmp
 
     short_whole, short_window, short_half, _ = results["short"]
     assert short_whole.dtype == np.uint16
-    assert np.array_equal(short_whole[..., :3], byte_whole[..., :3].astype(np.uint16) * 257)
     assert np.array_equal(short_whole[..., 3], clip[4][..., 3].astype(np.uint16) * 257)
     assert np.array_equal(short_window[3:20, 5:30], short_whole[3:20, 5:30])
-    assert np.array_equal(short_half[..., :3], byte_half[..., :3].astype(np.uint16) * 257)
+    assert np.any(short_whole[..., :3] % 257 != 0), "16-bit codes, not the 8-bit edit scaled"
 
     float_whole, float_window, float_half, _ = results["float"]
     assert float_whole.dtype == np.float32
-    codes = np.arange(256, dtype=np.float64) / 255.0
-    assert np.array_equal(float_whole[..., :3], codes.astype(np.float32)[byte_whole[..., :3]])
     assert np.array_equal(float_whole[..., 3], clip[4][..., 3].astype(np.float32) / np.float32(255))
     assert np.array_equal(float_window[3:20, 5:30], float_whole[3:20, 5:30])
-    assert np.array_equal(float_half[..., :3], codes.astype(np.float32)[byte_half[..., :3]])
+    assert np.any(float_whole[..., :3] * 255 % 1 != 0), "float values, not 8-bit codes"
+
+    def codes(values: np.ndarray, top: int) -> np.ndarray:
+        """Float values as the nearest code of an integer depth (integer depths clip, float does not)."""
+        return np.floor(np.clip(values.astype(np.float64), 0, 1) * top + 0.5)
+
+    for floats, short, byte in ((float_whole, short_whole, byte_whole), (float_half, short_half, byte_half)):
+        assert np.abs(short[..., :3] - codes(floats[..., :3], 65535)).max() <= 1
+        assert np.abs(byte[..., :3] - codes(floats[..., :3], 255)).max() <= 1
 
 
 def test_an_opaque_source_comes_back_opaque(built, sidecar, tmp_path):

@@ -1,5 +1,5 @@
-"""Host pictures <-> the model's 8-bit RGB (sidecar/takes/pixels.py): depths, colour, alpha,
-premultiplication, windows."""
+"""Host pictures <-> the editor's frames (sidecar/takes/pixels.py): depths kept both ways, colour,
+alpha, premultiplication, windows."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from liveedit.sidecar.takes.pixels import (
     decode_source,
     encode_output,
     expand_output,
+    frame_dtype,
     output_lut,
     payload_bytes,
     srgb_decode,
@@ -32,38 +33,107 @@ def test_8bit_display_frames_pass_through_exactly():
     assert np.array_equal(expand_output(meta, payload_bytes(parts))[::-1], rgba)
 
 
-def test_16bit_and_float_quantize_to_the_nearest_code_and_come_back_on_the_codes():
-    codes = np.arange(256, dtype=np.uint8).reshape(16, 16)
-    rgb = np.stack([codes] * 3, axis=-1)
-    for depth, values in (("u16", rgb.astype(np.uint16) * 257), ("f32", rgb.astype(np.float32) / 255)):
-        back, alpha = decode_source(bottom_up(values), 16, 16, PixelFormat(depth, 3), "display")
-        assert alpha is None and np.array_equal(back, rgb), depth
-        meta, parts = encode_output(back, None, PixelFormat(depth, 3), "display", (0, 0, 16, 16))
-        assert meta["alpha"] == "none"
-        assert np.array_equal(expand_output(meta, payload_bytes(parts))[::-1], values), depth
-    # float values outside [0, 1] and NaN clip; half steps round up
-    odd = np.array([[[-0.5, 1.7, np.nan], [0.5 / 255, 1.49 / 255, 1.0]]], np.float32)
+def test_16bit_and_float_frames_keep_the_host_precision_both_ways():
+    """Decoded frames are the host's own values (the editor takes them as they are), and a
+    delivered frame of the host's type comes back bit for bit: 16-bit codes, float values
+    outside [0, 1] included."""
+    rng = np.random.default_rng(1)
+    codes = rng.integers(0, 65536, (5, 7, 3), dtype=np.uint16)
+    floats = rng.uniform(-0.2, 3.0, (5, 7, 3)).astype(np.float32)
+    for depth, values in (("u16", codes), ("f32", floats)):
+        fmt = PixelFormat(depth, 3)
+        back, alpha = decode_source(bottom_up(values), 7, 5, fmt, "display")
+        assert alpha is None and back.dtype == frame_dtype(fmt, "display") == values.dtype, depth
+        np.testing.assert_array_equal(back, values)
+        meta, parts = encode_output(back, None, fmt, "display", (0, 0, 7, 5))
+        assert meta["encoding"] == "raw" and meta["raw_bytes"] == values.nbytes, depth
+        np.testing.assert_array_equal(expand_output(meta, payload_bytes(parts))[::-1], values)
+    # non-finite host values are not colours
+    odd = np.array([[[np.nan, np.inf, -np.inf], [0.5, 1.7, -0.5]]], np.float32)
     back, _ = decode_source(bottom_up(odd), 2, 1, PixelFormat("f32", 3), "display")
-    assert back.tolist() == [[[0, 255, 0], [1, 1, 255]]]
+    assert back.tolist() == [[[0.0, 1.0, 0.0], [0.5, np.float32(1.7), -0.5]]]
+
+
+def test_a_delivered_frame_converts_to_any_depth_the_host_asks_for():
+    """uint8 frames (detail "off", 8-bit hosts) travel as codes and a table; uint16 and float
+    frames as raw values, rounded to the nearest code and clipped for integer depths."""
+    codes = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    rgb8 = np.stack([codes] * 3, axis=-1)
+    for depth, values in (("u16", rgb8.astype(np.uint16) * 257), ("f32", rgb8.astype(np.float32) / 255)):
+        meta, parts = encode_output(rgb8, None, PixelFormat(depth, 3), "display", (0, 0, 16, 16))
+        assert meta["encoding"] == "lut" and meta["alpha"] == "none"
+        assert np.array_equal(expand_output(meta, payload_bytes(parts))[::-1], values), depth
+    u16 = np.array([[[0, 128, 129], [65535, 32896, 257]]], np.uint16)
+    f32 = np.array([[[-0.1, 0.5, 1.5], [0.5 / 255, 1.49 / 255, 1.0]]], np.float32)
+    cases = ((u16, "u8", [[[0, 0, 1], [255, 128, 1]]]),
+             (u16, "f32", (u16 / np.float32(65535)).tolist()),
+             (f32, "u8", [[[0, 128, 255], [1, 1, 255]]]),  # half steps round up
+             (f32, "u16", [[[0, 32768, 65535], [129, 383, 65535]]]))
+    for frame, depth, want in cases:
+        meta, parts = encode_output(frame, None, PixelFormat(depth, 3), "display", (0, 0, 2, 1))
+        got = expand_output(meta, payload_bytes(parts))[::-1]
+        assert got.dtype == PixelFormat(depth, 3).dtype and got.tolist() == want, (frame.dtype, depth)
+    # alpha kept at the upload's depth is scaled to the depth asked for, in both encodings
+    alpha16 = np.array([[0, 32896], [65535, 257]], np.uint16)
+    for frame in (np.zeros((2, 2, 3), np.uint8), np.zeros((2, 2, 3), np.uint16)):
+        for depth, want in (("u8", [[0, 128], [255, 1]]), ("f32", (alpha16 / np.float32(65535)).tolist())):
+            meta, parts = encode_output(frame, alpha16, PixelFormat(depth, 4), "display", (0, 0, 2, 2))
+            assert expand_output(meta, payload_bytes(parts))[::-1][..., 3].tolist() == want, (frame.dtype, depth)
 
 
 def test_scene_linear_input_is_srgb_encoded_for_the_model_and_decoded_back():
     assert np.allclose(srgb_decode(srgb_encode(np.linspace(0, 1, 101))), np.linspace(0, 1, 101))
     linear = np.full((1, 1, 3), 0.18, np.float32)  # mid grey
     rgb, _ = decode_source(bottom_up(linear), 1, 1, PixelFormat("f32", 3), "linear")
-    assert rgb.tolist() == [[[118, 118, 118]]]  # sRGB code of 18% grey
+    assert rgb.dtype == np.float32 and round(float(rgb[0, 0, 0]) * 255) == 118  # the sRGB code of 18% grey
     lut = output_lut("f32", "linear")
     assert abs(lut[118] - 0.18) < 0.002 and lut[0] == 0 and lut[255] == 1
+    # Nothing is clipped on the way in: values above 1 and below 0 come back, to float32 rounding
+    # (the curve is computed in float64, the frame held in float32: a few ulps).
+    values = np.array([[[-0.05, 0.0, 0.002], [0.18, 1.0, 6.5]]], np.float32)
+    rgb, _ = decode_source(bottom_up(values), 2, 1, PixelFormat("f32", 3), "linear")
+    meta, parts = encode_output(rgb, None, PixelFormat("f32", 3), "linear", (0, 0, 2, 1))
+    np.testing.assert_allclose(expand_output(meta, payload_bytes(parts))[::-1], values, rtol=5e-7, atol=0)
+    # 16-bit scene-linear codes are computed as float32 and come back on the same codes
+    codes = np.random.default_rng(2).integers(0, 65536, (4, 6, 3), dtype=np.uint16)
+    rgb, _ = decode_source(bottom_up(codes), 6, 4, PixelFormat("u16", 3), "linear")
+    assert rgb.dtype == np.float32
+    meta, parts = encode_output(rgb, None, PixelFormat("u16", 3), "linear", (0, 0, 6, 4))
+    np.testing.assert_array_equal(expand_output(meta, payload_bytes(parts))[::-1], codes)
 
 
 def test_premultiplied_sources_are_unpremultiplied_and_the_output_premultiplied_again():
     rgba = np.array([[[0.25, 0.1, 0.0, 0.5], [0.0, 0.0, 0.0, 0.0]]], np.float32)
     rgb, alpha = decode_source(bottom_up(rgba), 2, 1, PixelFormat("f32", 4), "display", premultiplied=True)
-    assert rgb.tolist() == [[[128, 51, 0], [0, 0, 0]]] and alpha.tolist() == [[0.5, 0.0]]
+    assert rgb.dtype == np.float32 and alpha.tolist() == [[0.5, 0.0]]
+    np.testing.assert_allclose(rgb, [[[0.5, 0.2, 0.0], [0.0, 0.0, 0.0]]], rtol=1e-7)
     meta, parts = encode_output(rgb, alpha, PixelFormat("f32", 4), "display", (0, 0, 2, 1), premultiplied=True)
     assert meta["encoding"] == "raw"
-    out = expand_output(meta, payload_bytes(parts))
-    assert np.allclose(out, rgba, atol=0.5 / 255 * 0.5 + 1e-6)
+    np.testing.assert_allclose(expand_output(meta, payload_bytes(parts)), rgba, rtol=1e-7)
+    # integer hosts: unpremultiplied in float32 and multiplied back onto the very same codes
+    rng = np.random.default_rng(3)
+    for depth in ("u8", "u16"):
+        top = np.iinfo(PixelFormat(depth, 4).dtype).max
+        a = rng.integers(0, top + 1, (6, 5), dtype=np.int64)
+        pixels = np.empty((6, 5, 4), dtype=PixelFormat(depth, 4).dtype)
+        pixels[..., :3] = (rng.uniform(0, 1, (6, 5, 3)) * a[..., None]).round()
+        pixels[..., 3] = a
+        rgb, alpha = decode_source(bottom_up(pixels), 5, 6, PixelFormat(depth, 4), "display", premultiplied=True)
+        assert rgb.dtype == np.float32, depth
+        meta, parts = encode_output(rgb, alpha, PixelFormat(depth, 4), "display", (0, 0, 5, 6), premultiplied=True)
+        np.testing.assert_array_equal(expand_output(meta, payload_bytes(parts))[::-1], pixels)
+
+
+def test_the_frame_type_follows_the_format_and_settings_never_the_content():
+    """One editor stream keeps one frame type: an opaque frame of a premultiplied RGBA clip is
+    float32 like its neighbours with alpha."""
+    u16 = PixelFormat("u16", 4)
+    assert frame_dtype(PixelFormat("u8", 4), "display") == np.uint8
+    assert frame_dtype(u16, "display") == np.uint16 and frame_dtype(PixelFormat("u16", 3), "display", True) == np.uint16
+    assert frame_dtype(u16, "linear") == frame_dtype(u16, "display", True) == np.float32
+    opaque = np.full((2, 2, 4), 65535, np.uint16)
+    rgb, alpha = decode_source(bottom_up(opaque), 2, 2, u16, "display", premultiplied=True)
+    assert rgb.dtype == np.float32 and alpha is None and np.all(rgb == 1.0)
 
 
 def test_windows_outside_the_frame_are_transparent_black_and_bad_windows_are_refused():
@@ -72,6 +142,11 @@ def test_windows_outside_the_frame_are_transparent_black_and_bad_windows_are_ref
     out = expand_output(meta, payload_bytes(parts))
     assert out.shape == (3, 4, 4) and meta["alpha"] == "plane"
     assert np.all(out[:2, :2] == [200, 200, 200, 255]) and np.all(out[2:] == 0) and np.all(out[:, 2:] == 0)
+    deep = np.full((4, 4, 3), 40000, np.uint16)  # raw: the same window rules
+    meta, parts = encode_output(deep, None, PixelFormat("u16", 4), "display", (2, 2, 6, 5))
+    out = expand_output(meta, payload_bytes(parts))
+    assert meta["encoding"] == "raw" and out.shape == (3, 4, 4)
+    assert np.all(out[:2, :2] == [40000, 40000, 40000, 65535]) and np.all(out[2:] == 0) and np.all(out[:, 2:] == 0)
     for window in ((0, 0, 0, 4), (0, 0, 4), (0, 0, 4.5, 4), (0, 0, 40000, 4)):
         with pytest.raises(InputError):
             encode_output(rgb, None, PixelFormat("u8", 4), "display", window)
@@ -98,3 +173,8 @@ def test_alpha_from_the_source_is_left_out_of_the_answer():
     meta, parts = encode_output(rgb, alpha, PixelFormat("f32", 4), "display", (0, 0, 3, 2), premultiplied=True,
                                 alpha_from_source=True)
     assert meta["encoding"] == "raw" and np.all(expand_output(meta, payload_bytes(parts))[..., 3] == 0.5)
+    # a frame at the source's precision is raw too, its alpha included
+    meta, parts = encode_output(rgb.astype(np.float32) / 255, alpha, PixelFormat("f32", 4), "display", (0, 0, 3, 2),
+                                alpha_from_source=True)
+    out = expand_output(meta, payload_bytes(parts))
+    assert meta["encoding"] == "raw" and np.all(out[..., 3] == 0.5) and np.all(out[..., :3] == np.float32(7 / 255))

@@ -104,11 +104,14 @@ def test_a_frame_over_http_equals_the_reference_edit_and_counts_show_it(tmp_path
     info, meta, pixels, stats, cleared = run_bridge(tmp_path, test)
     assert info["first_chunk_frames"] == 9 and info["chunk_frames"] == 12 and info["random_weights"] is True
     assert info["qualities"] == ["full"], "no preview VAE loaded: preview quality is not offered"
-    assert meta["encoding"] == "lut" and meta["alpha"] == "opaque" and meta["frame"] == 10
+    assert info["detail"] == {"mode": "transfer"}, "the sidecar's detail setting, the default"
+    # 16-bit frames are edited and delivered at 16 bits: raw values, not an 8-bit table
+    assert meta["encoding"] == "raw" and meta["frame"] == 10
     assert meta["status"]["frames_ready"] == 12 and meta["status"]["random_weights"] is True
-    expected = reference_edit(TakeSettings(**TAKE), sources, 10)
+    pushed = [f.astype(np.uint16) * 257 for f in sources]  # what the host sent, top-down
+    expected = reference_edit(TakeSettings(**TAKE), pushed, 10)
     assert pixels.dtype == np.uint16 and pixels.shape == (7, 8, 4)
-    whole = expected[::-1].astype(np.uint16) * 257  # bottom-up rows, 16-bit
+    whole = expected[::-1]  # bottom-up rows
     assert np.array_equal(pixels[..., :3], whole[2:9, 3:11]) and np.all(pixels[..., 3] == 65535)
     assert stats["edited_frames"] == 12 and stats["source_frames"] == 12
     assert cleared["cleared"]["memory_chunks"] == 2

@@ -237,9 +237,10 @@ def test_alpha_window_and_depths_come_back_as_the_host_sent_them(tmp_path):
         return whole, window, beyond
 
     whole, window, beyond = run_service(tmp_path, test)
-    expected = reference_edit(SETTINGS, sources, 4)
+    pushed = [top_down_rgb(f) for f in clip.frames]  # float hosts' frames go to the editor as they are
+    expected = reference_edit(SETTINGS, pushed, 4)
     assert whole.dtype == np.float32 and whole.shape == (7, 11, 4)
-    assert np.array_equal(top_down_rgb(whole), expected.astype(np.float32) / 255)
+    assert np.array_equal(top_down_rgb(whole), expected)
     assert np.array_equal(whole[..., 3], alpha[4][::-1]), "alpha is the source's, bit for bit"
     assert np.array_equal(window, whole[1:6, 2:9])
     assert beyond.shape == (3, 5, 4)

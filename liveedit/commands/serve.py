@@ -58,7 +58,7 @@ def register(sub) -> None:
                    help="preview seeks: fast = tiny preview VAE (taew2_1.pth in --weights) + mask cache, "
                    "full = edited like a render (default: fast when the tiny VAE is loaded, else full); "
                    "edit streams and renders are always full quality")
-    add_detail_arguments(p)  # previews and edit streams; render jobs carry their own
+    add_detail_arguments(p)  # previews, edit streams and takes; render jobs carry their own
     add_ray_arguments(p, fallback=True)
     p.set_defaults(func=run)
 

@@ -206,7 +206,9 @@ class Sidecar:
         # before the worker thread starts: fast previews without the tiny VAE are refused here
         choose_preview_quality(models, self.options.preview.quality)
         self.card = card or ModelCard.of(models)
-        detail = self.options.detail or DetailConfig()
+        # One detail setting for everything this sidecar edits live: edit streams, previews and
+        # takes (take_service_for reads it here).
+        detail = self.detail = self.options.detail or DetailConfig()
         if editor_factory is None:  # live streams and full-quality previews
             editor_factory = delivery_factory(detail)
         self.worker = worker or GpuWorker(models, editor_factory=editor_factory)

@@ -8,8 +8,8 @@ bridge's middlewares (token, Host, Origin, JSON errors) apply as to every route.
 
 | route | body | answer |
 | --- | --- | --- |
-| `GET /v1/takes/info` | | chunk layout, qualities, colours, depths, whether weights are random |
-| `POST /v1/takes/frame` | JSON (framed or plain): `take`, `frame`, `hashes` (hex, frames 0..end of the frame's chunk), `format` `{depth, channels}`, `window` `[x1, y1, x2, y2]`, `wait_ms`, `alpha` (`send`, or `source`: the client copies its own source's alpha) | 200 framed: `{encoding, width, height, depth, channels, lut_bytes, rgb_bytes, alpha, alpha_bytes?, raw_bytes?, frame, premultiplied, status}` + payload; 202 JSON `{state: "need_sources", need: [frames]}` or `{state: "pending"}`, both with `status` |
+| `GET /v1/takes/info` | | chunk layout, qualities, colours, depths, whether weights are random, the detail setting |
+| `POST /v1/takes/frame` | JSON (framed or plain): `take`, `frame`, `hashes` (hex, frames 0..end of the frame's chunk), `format` `{depth, channels}`, `window` `[x1, y1, x2, y2]`, `wait_ms`, `alpha` (`send`, or `source`: the client copies its own source's alpha) | 200 framed: `{encoding, width, height, depth, channels, lut_bytes, rgb_bytes, alpha, alpha_bytes?, raw_bytes?, frame, premultiplied, status}` + payload ("lut" for 8-bit edits, "raw" at the host's depth for 16-bit and float ones and premultiplied output); 202 JSON `{state: "need_sources", need: [frames]}` or `{state: "pending"}`, both with `status` |
 | `POST /v1/takes/sources` | framed: `take`, `frames: [{index, hash, width, height, depth, channels, premultiplied, bytes}]` + the frames' pixels one after another | `{stored: n}` |
 | `GET /v1/takes/stats` | | counters: edited, replayed, cache hits, bytes held |
 | `POST /v1/takes/clear` | | drops every take, edited and source frame (memory and disk) |

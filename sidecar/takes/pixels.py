@@ -1,25 +1,31 @@
-"""Host pictures <-> the model's picture, for takes (sidecar/takes/service.py). Pure numpy, no HTTP.
+"""Host pictures <-> the editor's frames, for takes (sidecar/takes/service.py). Pure numpy, no HTTP.
 
 An editor host (an OpenFX host through the LiveEdit plug-in) hands over frames at its own
 size and precision: 8-bit, 16-bit or float, RGB or RGBA, rows bottom-up (OpenFX's y axis
-points up). The model reads 8-bit RGB, display-referred, at any size (the editor fits the
-picture into the model's own size itself: engine/editor.py, `Placement`). This module does
-the two conversions around that:
+points up). The editor takes RGB frames at any size and precision (uint8, uint16 or float32),
+shows the model an 8-bit picture of them and delivers the edit back at the frames' own size
+and type (sidecar/delivery.py, detail "transfer" by default). This module does the two
+conversions around that:
 
-- `decode_source`: host pixels -> uint8 RGB top-down (what StreamingEditor.push takes) plus
-  the alpha plane, kept at the host's precision (None when the frame is opaque).
-- `encode_output`: an edited uint8 RGB frame (+ the source's alpha) -> exactly one render
-  window at the host's precision, in one of two encodings:
+- `decode_source`: host pixels -> the frame to push, top-down, at the host's precision
+  (`frame_dtype`: uint8 or uint16 codes as sent, float32 for float hosts and whenever the
+  values have to be computed: scene-linear input, premultiplied RGBA) plus the alpha plane,
+  kept at the host's depth (None when the frame is opaque).
+- `encode_output`: a delivered frame (uint8, uint16 or float32, + the source's alpha) ->
+  exactly one render window at the host's precision, in one of two encodings:
   "lut": 8-bit RGB codes, a 256-entry table mapping each code to the host's value, and the
-  alpha plane (or "opaque"). The edit has 8 bits per channel, so this carries all of it in a
-  quarter (float) of the bytes; the plug-in expands it with one table look-up per value.
-  "raw": interleaved channels at the host's depth, used when the output is premultiplied by
-  a non-opaque alpha (the expansion would need a multiply per value).
+  alpha plane (or "opaque"). For uint8 frames (8-bit hosts, and detail "off", where the
+  edit has the model's 8 bits) this carries all of it in a quarter (float) of the bytes;
+  the plug-in expands it with one table look-up per value.
+  "raw": interleaved channels at the host's depth: for uint16 and float32 frames (the
+  source's precision, which a table of 256 codes cannot carry), and when the output is
+  premultiplied by a non-opaque alpha (the expansion would need a multiply per value).
 
 Colour ("input colour" in the plug-in): "display" takes the host's values as display-referred
 Rec.709/sRGB code values in [0, 1]; "linear" takes scene-linear Rec.709 values and encodes them
-with the sRGB curve for the model (values above 1 are clipped: the model is SDR), and the edit
-is decoded back to linear on the way out.
+with the sRGB curve (extended past 0 and 1, so nothing is clipped before the edit: the model's
+8-bit picture clips, the delivered frame keeps what the edit did not change), and the edit is
+decoded back to linear on the way out. Delivered frames are always in the display encoding.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import numpy as np
 from liveedit.errors import InputError
 
 DEPTHS: dict[str, type] = {"u8": np.uint8, "u16": np.uint16, "f32": np.float32}
+FRAME_DTYPES = tuple(np.dtype(t) for t in DEPTHS.values())  # what the editor takes and delivers
 DEPTH_MAX = {"u8": 255.0, "u16": 65535.0, "f32": 1.0}
 COLOURS = ("display", "linear")
 MAX_SIDE = 16384  # an OpenFX host's 16K frame; anything larger is a bad request
@@ -75,13 +82,14 @@ def check_size(width: int, height: int, what: str = "frame") -> None:
 
 
 def srgb_encode(linear: np.ndarray) -> np.ndarray:
-    """Linear [0, 1] -> sRGB-encoded [0, 1]."""
+    """Linear -> sRGB-encoded, [0, 1] -> [0, 1]; outside it the curve goes on (the linear
+    segment below 0, the power curve above 1), so `srgb_decode` undoes it everywhere."""
     x = np.asarray(linear, dtype=np.float64)
     return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(np.maximum(x, 0.0031308), 1 / 2.4) - 0.055)
 
 
 def srgb_decode(encoded: np.ndarray) -> np.ndarray:
-    """sRGB-encoded [0, 1] -> linear [0, 1]."""
+    """sRGB-encoded -> linear (the inverse of `srgb_encode`, on every real value)."""
     x = np.asarray(encoded, dtype=np.float64)
     return np.where(x <= 0.04045, x / 12.92, np.power((np.maximum(x, 0.04045) + 0.055) / 1.055, 2.4))
 
@@ -89,12 +97,25 @@ def srgb_decode(encoded: np.ndarray) -> np.ndarray:
 # -- host -> model ---------------------------------------------------------------------------
 
 
+def frame_dtype(fmt: PixelFormat, colour: str, premultiplied: bool = False) -> np.dtype:
+    """The type `decode_source` gives frames of this format: the host's own integer codes when
+    they can be pushed as they are, else float32. It depends on the format and settings only,
+    never on a frame's content, because one editor stream keeps one frame type."""
+    check_colour(colour)
+    if fmt.depth == "f32" or colour == "linear" or (premultiplied and fmt.channels == 4):
+        return np.dtype(np.float32)
+    return fmt.dtype
+
+
 def decode_source(data, width: int, height: int, fmt: PixelFormat, colour: str,
                   premultiplied: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-    """Host pixels (rows bottom-up, tightly packed) -> (uint8 RGB [H, W, 3] top-down, alpha
-    [H, W] top-down at the host's depth, or None when every pixel is opaque)."""
+    """Host pixels (rows bottom-up, tightly packed) -> (RGB [H, W, 3] top-down of type
+    `frame_dtype`, alpha [H, W] top-down at the host's depth, or None when every pixel is
+    opaque). Integer codes come through unchanged; float32 frames hold display-encoded values
+    (1.0 = white), not clipped. Non-finite host values are not colours: NaN and -inf become 0,
+    +inf 1."""
     check_size(width, height)
-    check_colour(colour)
+    dtype = frame_dtype(fmt, colour, premultiplied)
     expected = fmt.frame_bytes(width, height)
     if len(data) != expected:
         raise InputError(f"a {width}x{height} {fmt.depth} frame with {fmt.channels} channels is {expected} "
@@ -104,23 +125,26 @@ def decode_source(data, width: int, height: int, fmt: PixelFormat, colour: str,
     if fmt.channels == 4:
         plane = pixels[..., 3]
         if not np.all(plane == fmt.dtype.type(DEPTH_MAX[fmt.depth])):
-            alpha = np.ascontiguousarray(plane)
-    unpremultiply = premultiplied and alpha is not None
-    if fmt.depth == "u8" and colour == "display" and not unpremultiply:
-        return np.ascontiguousarray(pixels[..., :3]), alpha  # exact: the model's own format
-    x = pixels[..., :3].astype(np.float32)
+            alpha = np.array(plane, order="C")
+    if dtype != np.float32:
+        return np.array(pixels[..., :3], order="C"), alpha  # exact: the host's own codes
+    # Copies (never views of the request body, which is read-only and would be kept alive).
+    x = np.array(pixels[..., :3], dtype=np.float32, order="C")
     if fmt.depth != "f32":
         x /= np.float32(DEPTH_MAX[fmt.depth])
-    if unpremultiply:
+    elif not np.isfinite(x).all():
+        np.nan_to_num(x, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
+    if premultiplied and alpha is not None:
         a = alpha.astype(np.float32)
         if fmt.depth != "f32":
             a /= np.float32(DEPTH_MAX[fmt.depth])
+        # Transparent pixels have no colour; black keeps them finite.
         x = np.divide(x, a[..., None], out=np.zeros_like(x), where=a[..., None] > 0)
-    np.nan_to_num(x, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
-    np.clip(x, 0.0, 1.0, out=x)
+        if not np.isfinite(x).all():  # a tiny alpha can overflow float32
+            np.nan_to_num(x, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
     if colour == "linear":
-        x = srgb_encode(x)
-    return np.floor(x * 255.0 + 0.5).astype(np.uint8), alpha
+        x = srgb_encode(x).astype(np.float32)
+    return x, alpha
 
 
 # -- model -> host ---------------------------------------------------------------------------
@@ -164,44 +188,42 @@ def _window_of(plane: np.ndarray, window: tuple[int, int, int, int], fill) -> np
 
 def encode_output(rgb: np.ndarray, alpha: np.ndarray | None, fmt: PixelFormat, colour: str,
                   window, premultiplied: bool = False, alpha_from_source: bool = False) -> tuple[dict, list]:
-    """One render window of an edited frame for the host. Returns (description, parts): numpy
-    arrays (possibly views, any strides) or bytes whose bytes, concatenated in order, are the
-    payload the description's byte counts refer to (`payload_bytes`).
+    """One render window of a delivered frame (uint8, uint16 or float32 RGB [H, W, 3],
+    display-encoded) for the host. Returns (description, parts): numpy arrays (possibly views,
+    any strides) or bytes whose bytes, concatenated in order, are the payload the
+    description's byte counts refer to (`payload_bytes`).
 
     `alpha_from_source`: the client copies alpha from its own source frame (the one this edit was
-    made from), so the plane is not sent: "alpha": "source". Not when the output is premultiplied
-    by a non-opaque alpha: that comes back "raw", alpha included."""
+    made from), so the plane is not sent: "alpha": "source". Only for the "lut" encoding: a "raw"
+    answer carries its alpha, whatever the client offers."""
     x1, y1, x2, y2 = check_window(window)
-    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise TypeError(f"edited frames are uint8 [H, W, 3], not {rgb.dtype} {rgb.shape}")
+    if rgb.dtype not in FRAME_DTYPES or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise TypeError(f"edited frames are uint8, uint16 or float32 [H, W, 3], not {rgb.dtype} {rgb.shape}")
     h, w = rgb.shape[:2]
     inside = 0 <= x1 and x2 <= w and 0 <= y1 and y2 <= h
-    lut = output_lut(fmt.depth, colour)
     top = fmt.dtype.type(DEPTH_MAX[fmt.depth])
-    codes = _window_of(rgb, (x1, y1, x2, y2), 0)
     plane = None  # the alpha of the window at the host's depth; None = opaque everywhere
     if fmt.channels == 4:
         if alpha is not None:
             if alpha.shape != (h, w):
                 raise TypeError(f"alpha plane {alpha.shape} does not match the frame {h}x{w}")
-            plane = _window_of(alpha.astype(fmt.dtype, copy=False), (x1, y1, x2, y2), 0)
+            plane = _window_of(_at_depth(alpha, fmt), (x1, y1, x2, y2), 0)
         elif not inside:  # opaque inside the frame, transparent black outside it
             plane = _window_of(np.full((h, w), top, dtype=fmt.dtype), (x1, y1, x2, y2), 0)
     meta = {"encoding": "lut", "width": x2 - x1, "height": y2 - y1, "depth": fmt.depth,
             "channels": fmt.channels}
-    if premultiplied and plane is not None:
-        values = lut[codes].astype(np.float32)
-        a = plane.astype(np.float32) / np.float32(DEPTH_MAX[fmt.depth])
-        values *= a[..., None]
-        if fmt.depth != "f32":
-            values = np.floor(values + 0.5)
-        out = np.empty((y2 - y1, x2 - x1, 4), dtype=fmt.dtype)
-        out[..., :3] = values
-        out[..., 3] = plane
+    window_rgb = _window_of(rgb, (x1, y1, x2, y2), 0)
+    multiply = premultiplied and plane is not None
+    if rgb.dtype != np.uint8 or multiply:
+        out = np.empty((y2 - y1, x2 - x1, fmt.channels), dtype=fmt.dtype)
+        out[..., :3] = _host_values(window_rgb, fmt, colour, plane if multiply else None)
+        if fmt.channels == 4:
+            out[..., 3] = top if plane is None else plane
         meta.update(encoding="raw", raw_bytes=out.nbytes)
         return meta, [out]
-    parts = [lut, codes]
-    meta.update(lut_bytes=lut.nbytes, rgb_bytes=codes.nbytes, alpha="opaque" if plane is None else "plane")
+    lut = output_lut(fmt.depth, colour)
+    parts = [lut, window_rgb]
+    meta.update(lut_bytes=lut.nbytes, rgb_bytes=window_rgb.nbytes, alpha="opaque" if plane is None else "plane")
     if fmt.channels == 3:
         meta["alpha"] = "none"
     elif alpha_from_source:
@@ -210,6 +232,43 @@ def encode_output(rgb: np.ndarray, alpha: np.ndarray | None, fmt: PixelFormat, c
         parts.append(plane)
         meta["alpha_bytes"] = plane.nbytes
     return meta, parts
+
+
+def _at_depth(plane: np.ndarray, fmt: PixelFormat) -> np.ndarray:
+    """An alpha plane kept at its upload's depth, at the depth asked for (the same take may be
+    asked at another depth than its frames were sent at): scaled, and rounded to the nearest code."""
+    if plane.dtype == fmt.dtype:
+        return plane
+    x = plane.astype(np.float32)
+    if plane.dtype != np.float32:
+        x /= np.float32(np.iinfo(plane.dtype).max)
+    if fmt.depth == "f32":
+        return x
+    return np.floor(np.clip(x, 0.0, 1.0) * DEPTH_MAX[fmt.depth] + 0.5).astype(fmt.dtype)
+
+
+def _host_values(rgb: np.ndarray, fmt: PixelFormat, colour: str, alpha: np.ndarray | None) -> np.ndarray:
+    """Delivered display-encoded RGB (uint8, uint16 or float32) -> the host's values at its
+    depth, premultiplied by `alpha` (the host's depth) when given. Codes of the host's own type
+    in display colour come back untouched, so an unchanged source is returned bit for bit;
+    integer depths round to the nearest code and clip, float keeps values outside [0, 1]."""
+    if colour == "display" and alpha is None and rgb.dtype == fmt.dtype:
+        return rgb
+    if rgb.dtype == np.float32:
+        x = rgb
+    else:
+        x = rgb.astype(np.float32) / np.float32(np.iinfo(rgb.dtype).max)
+    if colour == "linear":
+        x = srgb_decode(x)  # float64
+    if alpha is not None:
+        a = alpha.astype(np.float32)
+        if fmt.depth != "f32":
+            a /= np.float32(DEPTH_MAX[fmt.depth])
+        x = x * a[..., None]
+    if fmt.depth == "f32":
+        return x.astype(np.float32, copy=False)
+    top = DEPTH_MAX[fmt.depth]
+    return np.floor(np.clip(x, 0.0, 1.0) * top + 0.5).astype(fmt.dtype)
 
 
 def payload_bytes(parts) -> bytes:

@@ -2,16 +2,18 @@
 routes are sidecar/api/takes.py, the OpenFX plug-in in clients/ofx/ is the client).
 
 A take is one edit of one stretch of source frames: instruction, seed and settings (quality,
-mask cache, input colour) on the loaded model. Its frames are numbered from the edit start
-(0). The edit of frame i is the causal stream from frame 0 through the chunk that holds i (9
-frames for the first chunk, 12 after: engine/editor.py), the last chunk ending early when the
-clip does; so it depends on exactly those source frames and nothing else, whichever order or
-thread asks for it.
+mask cache, input colour, and the sidecar's detail setting) on the loaded model. Its frames are
+numbered from the edit start (0). The edit of frame i is the causal stream from frame 0 through
+the chunk that holds i (9 frames for the first chunk, 12 after: engine/editor.py), the last
+chunk ending early when the clip does; so it depends on exactly those source frames and nothing
+else, whichever order or thread asks for it.
 
 Keys. The client hashes each source frame (16 bytes, any content hash) and sends the hashes
 from frame 0 through the end of frame i's chunk. The sidecar chains them:
 ``chain[0] = H(take key, h0)``, ``chain[j] = H(chain[j-1], hj)``; the take key hashes the
-instruction, seed, settings and the model's identity. An edited chunk is stored under the
+instruction, seed, settings (detail delivery included) and the model's identity. The client's
+frame hashes cover each frame's size, depth, channels and premultiplication as well as its
+pixels, so sources sent at another depth give other keys. An edited chunk is stored under the
 chain hash of its last frame, which therefore names everything its pixels depend on: a new
 instruction, an upstream grade or one changed frame k gives new keys from k's chunk on,
 and the frames before it keep theirs. A stale edit is never served because no key can
@@ -27,9 +29,20 @@ Replayed frames are counted apart from edited ones in `stats()`. Source frames t
 needs are asked of the client (`FrameWaiting.need`, at most MAX_NEED at a time) and kept
 in a bounded store; the client uploads them with `add_sources`.
 
-Storage: edited chunks (uint8 RGB at the source size, plus the source alpha) in memory
-(LRU, bounded in bytes) and written through to a disk cache in the sidecar's cache folder
-(LRU by last use, bounded in bytes), so a restart of the sidecar keeps finished takes.
+Precision. Takes edit through sidecar/delivery.py like every other edit in the sidecar: the
+editor gets each source frame at the host's precision (pixels.decode_source: 8-bit or 16-bit
+codes as sent, float32 for float hosts, scene-linear input and premultiplied RGBA), shows the
+model its 8-bit picture and, with the sidecar's detail setting (`liveedit serve --detail`,
+default "transfer"), delivers source + upscale(edited - seen) at the source's size and type;
+where the edit changed nothing the host gets its own values back. Detail "off" delivers the
+model picture scaled up, as uint8. Preview-quality takes deliver the same way (as preview
+sessions do: only the VAE differs).
+
+Storage: edited chunks (RGB at the source size in the type the editor delivered: uint8,
+uint16 or float32, plus the source alpha at the host's depth) in memory (LRU, bounded in
+bytes) and written through to a disk cache in the sidecar's cache folder (LRU by last use,
+bounded in bytes), so a restart of the sidecar keeps finished takes. pixels.encode_output
+converts a stored frame to whatever depth a request asks for.
 """
 
 from __future__ import annotations
@@ -40,13 +53,14 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from liveedit import __version__
+from liveedit.engine.config import DetailConfig, MaskCacheConfig
 from liveedit.errors import InputError, Kind, LiveEditError
 from liveedit.sidecar.takes import pixels as take_pixels
 from liveedit.sidecar.takes.pixels import PixelFormat
@@ -55,7 +69,9 @@ from liveedit.sidecar.validation import check_instruction, check_seed
 
 log = logging.getLogger(__name__)
 
-TAKE_FORMAT = 1  # bump when what a key names changes: old disk entries then never match
+# Bump when what a key names changes: old disk entries then never match. 2: detail delivery
+# (the key names the detail setting; chunks hold the host's precision, not uint8).
+TAKE_FORMAT = 2
 FIRST_CHUNK_FRAMES = 9  # engine/editor.py's chunks (a test holds them equal; importing it here would
 CHUNK_FRAMES = 12  # load torch into every importer of this module)
 QUALITIES = ("full", "preview")
@@ -88,6 +104,9 @@ class TakeSettings:
     quality: str = "full"  # "full": edited like a render; "preview": the tiny VAE both ways
     mask_cache: bool = False
     colour: str = "display"  # how host values map to the model's 8-bit RGB (pixels.py)
+    # How the edit is delivered at the source's size and precision: the sidecar's --detail,
+    # not the client's to choose (TakeService sets it on every request's settings).
+    detail: DetailConfig = DetailConfig()
 
     @classmethod
     def from_dict(cls, data) -> "TakeSettings":
@@ -117,7 +136,7 @@ class TakeSettings:
     def key(self, model_key: str) -> bytes:
         blob = json.dumps({"format": TAKE_FORMAT, "model": model_key, "instruction": self.instruction,
                            "seed": self.seed, "quality": self.quality, "mask_cache": self.mask_cache,
-                           "colour": self.colour}, sort_keys=True).encode()
+                           "colour": self.colour, "detail": self.detail.pixel_settings()}, sort_keys=True).encode()
         return hashlib.blake2b(blob, digest_size=HASH_BYTES).digest()
 
 
@@ -225,6 +244,7 @@ class _Take:
         self.done: list[bytes] = []  # chain hash at the end of each chunk pushed into the stream
         self.finished = False  # the stream's last chunk was a clip's short last chunk
         self.frame_size: tuple[int, int] | None = None
+        self.frame_dtype: np.dtype | None = None  # one editor stream takes one frame type
         self.targets: dict[bytes, _Target] = {}
         self.runner: asyncio.Task | None = None
         self.busy = False  # a chunk of this take is on the worker
@@ -235,15 +255,12 @@ EditorFactoryFor = Callable[[TakeSettings], Callable]
 
 
 def editor_factory_for(settings: TakeSettings):
-    def make(models, instruction: str, seed: int):
-        from liveedit.engine.editor import StreamingEditor
-        from liveedit.engine.mask_cache import MaskCacheConfig
+    """The editors of a take, made where every edit in the sidecar is (sidecar/delivery.py),
+    delivering with the settings' detail."""
+    from liveedit.sidecar.delivery import editor_factory
 
-        return StreamingEditor(models, instruction=instruction, seed=seed,
-                               preview_vae=settings.quality == "preview",
-                               mask_cache=MaskCacheConfig() if settings.mask_cache else None)
-
-    return make
+    return editor_factory(settings.detail, preview_vae=settings.quality == "preview",
+                          mask_cache=MaskCacheConfig() if settings.mask_cache else None)
 
 
 @dataclass
@@ -259,7 +276,7 @@ class TakeService:
 
     def __init__(self, worker, *, model_key: str, random_weights: bool, model_description: str,
                  preview_available: bool, cache_dir: Path | None = None, limits: TakeLimits | None = None,
-                 editor_factory: EditorFactoryFor = editor_factory_for):
+                 editor_factory: EditorFactoryFor = editor_factory_for, detail: DetailConfig | None = None):
         self.worker = worker
         self.model_key = f"{model_key}|{__version__}"
         self.random_weights = bool(random_weights)
@@ -267,6 +284,7 @@ class TakeService:
         self.preview_available = bool(preview_available)
         self.limits = limits or TakeLimits()
         self.editor_factory = editor_factory
+        self.detail = detail or DetailConfig()
         self.store = ChunkStore(self.limits.memory_bytes, cache_dir, self.limits.disk_bytes)
         self.sources = _Lru(self.limits.source_bytes)
         self._takes: collections.OrderedDict[bytes, _Take] = collections.OrderedDict()
@@ -285,7 +303,8 @@ class TakeService:
         return {"first_chunk_frames": FIRST_CHUNK_FRAMES, "chunk_frames": CHUNK_FRAMES,
                 "qualities": [q for q in QUALITIES if q != "preview" or self.preview_available],
                 "colours": list(take_pixels.COLOURS), "depths": list(take_pixels.DEPTHS),
-                "max_need": MAX_NEED, "random_weights": self.random_weights, "model": self.model_description}
+                "max_need": MAX_NEED, "random_weights": self.random_weights, "model": self.model_description,
+                "detail": self.detail.pixel_settings()}
 
     def stats(self) -> dict:
         return {"edited_frames": self.edited_frames, "replayed_frames": self.replayed_frames,
@@ -299,7 +318,7 @@ class TakeService:
     async def frame(self, request: FrameRequest) -> FrameReady | FrameWaiting:
         if self._closed:
             raise TakeUnavailableError("the sidecar is shutting down; render again once it is back")
-        settings = request.settings
+        settings = self._with_detail(request.settings)
         if settings.quality == "preview" and not self.preview_available:
             raise TakeError("preview quality needs the tiny preview VAE (taew2_1.pth in the sidecar's --weights "
                             "folder); choose full quality or add the file and restart the sidecar")
@@ -319,7 +338,7 @@ class TakeService:
             result = await self.store.lookup(key)
             if result is not None:
                 take.targets.pop(key, None)
-                return await self._ready(result, request, request.frame - first, chain)
+                return await self._ready(result, request, settings, request.frame - first, chain)
             target = take.targets.get(key)
             if target is not None and target.error is not None:
                 del take.targets[key]
@@ -363,6 +382,9 @@ class TakeService:
         await self.store.flush()
 
     # -- internals ----------------------------------------------------------------------------
+    def _with_detail(self, settings: TakeSettings) -> TakeSettings:
+        return settings if settings.detail == self.detail else replace(settings, detail=self.detail)
+
     def _take(self, settings: TakeSettings) -> _Take:
         key = settings.key(self.model_key)
         take = self._takes.get(key)
@@ -435,17 +457,16 @@ class TakeService:
         return {"frames_ready": ready, "frames": len(chain), "editing": editing and take.runner is not None,
                 "random_weights": self.random_weights}
 
-    async def _ready(self, result: ChunkResult, request: FrameRequest, offset: int, chain) -> FrameReady:
+    async def _ready(self, result: ChunkResult, request: FrameRequest, settings: TakeSettings, offset: int,
+                     chain) -> FrameReady:
         frame, alpha = result.frames[offset], result.alphas[offset]
         premultiplied = result.premultiplied[offset]
-        # Detail transfer (issue 17) belongs here: the edit back at the source's own resolution and
-        # precision. It would need the source frame at the host's precision, kept beside the edit.
         meta, parts = await asyncio.to_thread(take_pixels.encode_output, frame, alpha, request.fmt,
-                                              request.settings.colour, request.window, premultiplied,
+                                              settings.colour, request.window, premultiplied,
                                               request.alpha_from_source)
         meta["frame"] = request.frame
         meta["premultiplied"] = premultiplied
-        take = self._takes.get(request.settings.key(self.model_key))
+        take = self._takes.get(settings.key(self.model_key))
         status = self._status(take, chain, editing=False) if take is not None else {}
         return FrameReady(meta, parts, status)
 
@@ -512,14 +533,14 @@ class TakeService:
         s = take.settings
         take.stream = self.worker.open_stream(s.instruction, s.seed, priority=Priority.LIVE,
                                               editor_factory=self.editor_factory(s))
-        take.done, take.finished, take.frame_size = [], False, None
+        take.done, take.finished, take.frame_size, take.frame_dtype = [], False, None, None
         self._live[take.key] = take
 
     def _release_stream(self, take: _Take) -> None:
         if take.stream is not None:
             take.stream.release()
         take.stream = None
-        take.done, take.finished, take.frame_size = [], False, None
+        take.done, take.finished, take.frame_size, take.frame_dtype = [], False, None, None
         self._live.pop(take.key, None)
 
     async def _edit_chunk(self, take: _Take, target: _Target, k: int, restart: bool) -> None:
@@ -530,13 +551,17 @@ class TakeService:
         if any(s is None for s in sources):
             return  # evicted meanwhile: the next request asks for it again
         for offset, source in enumerate(sources):
-            size = source.rgb.shape[:2]
+            size, dtype = source.rgb.shape[:2], source.rgb.dtype
             if take.frame_size is None:
-                take.frame_size = size
+                take.frame_size, take.frame_dtype = size, dtype
             elif size != take.frame_size:
                 raise TakeError(f"source frame {first + offset} is {size[1]}x{size[0]} but the take's earlier "
                                 f"frames are {take.frame_size[1]}x{take.frame_size[0]}; a take keeps one frame size "
                                 "(start a new one at the change with the edit start parameter)")
+            elif dtype != take.frame_dtype:
+                raise TakeError(f"source frame {first + offset} arrived with another bit depth or premultiplication "
+                                f"({dtype}) than the take's earlier frames ({take.frame_dtype}); a take keeps one "
+                                "pixel format (start a new one at the change with the edit start parameter)")
         partial = last < chunk_span(k)[1]
         take.busy = True
         started = time.perf_counter()
@@ -579,11 +604,12 @@ def _client_error(exc: BaseException) -> LiveEditError:
 
 
 def take_service_for(sidecar, *, cache_dir: Path | None, limits: TakeLimits | None = None) -> TakeService:
-    """The take service of a running `Sidecar` (sidecar/api/server.py): its GPU worker and model."""
+    """The take service of a running `Sidecar` (sidecar/api/server.py): its GPU worker, model and
+    detail setting (the one its previews and edit streams deliver with)."""
     models = sidecar.worker.models
     card = sidecar.card
     dtype = str(getattr(models, "dtype", "")).replace("torch.", "")
     return TakeService(sidecar.worker, model_key=f"{card.identity}|{card.device}|{dtype}",
                        random_weights=card.random_weights, model_description=card.description,
                        preview_available=getattr(models, "tiny_vae", None) is not None,
-                       cache_dir=cache_dir, limits=limits)
+                       cache_dir=cache_dir, limits=limits, detail=sidecar.detail)

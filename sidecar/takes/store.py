@@ -1,6 +1,12 @@
 """Where takes keep frames (sidecar/takes/service.py uses these): uploaded source frames and
 edited chunks, in bytes-bounded LRUs, and the disk cache of edited chunks in the sidecar's cache
-folder, written through and trimmed by last use, so a restarted sidecar keeps finished takes."""
+folder, written through and trimmed by last use, so a restarted sidecar keeps finished takes.
+
+Frames are kept in the type the editor takes and delivers (uint8, uint16 or float32 RGB: the
+host's precision, sidecar/takes/pixels.py), so a source the edit did not change comes back
+bit for bit. Bytes are counted at their real size: a 1920x1080 frame is 6.2 MB as uint8,
+12.4 MB as uint16 and 24.9 MB as float32 (plus its alpha plane, if any, at the host's depth).
+On disk a chunk is an .npz whose arrays carry their dtype."""
 
 from __future__ import annotations
 
@@ -13,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from liveedit.sidecar.takes.pixels import FRAME_DTYPES
+
 log = logging.getLogger(__name__)
 
 HASH_BYTES = 16  # keys are 16-byte hashes (service.py's chain)
@@ -20,7 +28,7 @@ HASH_BYTES = 16  # keys are 16-byte hashes (service.py's chain)
 
 @dataclass
 class SourceFrame:
-    rgb: np.ndarray  # uint8 [H, W, 3] top-down: what the editor takes
+    rgb: np.ndarray  # [H, W, 3] top-down, uint8/uint16/float32 (pixels.frame_dtype): what the editor takes
     alpha: np.ndarray | None  # [H, W] at the host's depth; None = opaque
     premultiplied: bool
 
@@ -32,7 +40,7 @@ class SourceFrame:
 @dataclass
 class ChunkResult:
     key: bytes
-    frames: list[np.ndarray]  # edited uint8 [H, W, 3], one per source frame of the chunk
+    frames: list[np.ndarray]  # delivered [H, W, 3] (uint8, uint16 or float32), one per source frame of the chunk
     alphas: list[np.ndarray | None]  # the sources' alpha planes (None: opaque)
     premultiplied: list[bool]
 
@@ -172,7 +180,9 @@ class ChunkStore:
             log.warning("takes: disk cache entry %s is unreadable (%s); it will be edited again", path, exc)
             path.unlink(missing_ok=True)
             return None
-        if len(premultiplied) != len(frames) or any(f.dtype != np.uint8 or f.ndim != 3 for f in frames):
+        if len(premultiplied) != len(frames) or any(f.dtype not in FRAME_DTYPES or f.ndim != 3 or f.shape[2] != 3
+                                                    for f in frames):
+            log.warning("takes: disk cache entry %s does not hold RGB frames; it will be edited again", path)
             path.unlink(missing_ok=True)
             return None
         return ChunkResult(key, frames, alphas, premultiplied)

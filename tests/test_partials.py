@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from liveedit.sidecar.naming import region_leftovers
 from liveedit.sidecar.outputs import (FOREIGN_PARTIAL_AGE, Partial, host_token, parse_partial, partial_path,
                                       remove_dead_partials, this_host)
 
@@ -167,3 +168,15 @@ def test_not_partials(tmp_path):
                  ".clip.mov.0123abcd.12@a.b.partial", ".clip.mov.XYZ12345.12@a.partial", ".clip.otio.k2x.tmp"):
         assert parse_partial(name) is None, name
 
+
+def test_a_requeued_regions_leftovers_include_every_machines_partials(tmp_path, dead_pid):
+    # The queue removes these knowing nothing renders the region any more, so the host does not
+    # matter there; other regions' files still do.
+    stem = tmp_path / "b"
+    mine = [partial_path(tmp_path / "b.mov", ".mov", pid=dead_pid), partial_path(tmp_path / "b", pid=dead_pid)]
+    theirs = [partial_path(tmp_path / "b.masks.mov", ".mov", pid=dead_pid, host=OTHER_HOST)]
+    others = [partial_path(tmp_path / "bb.mov", ".mov", host=OTHER_HOST), partial_path(tmp_path / "a.mov", ".mov"),
+              partial_path(tmp_path / "b.mov", ".mp4", host=OTHER_HOST), tmp_path / "b.mov"]
+    for path in (*mine, *theirs, *others):
+        path.write_bytes(b"x")
+    assert region_leftovers(stem) == sorted([*mine, *theirs])

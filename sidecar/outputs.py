@@ -124,8 +124,8 @@ def check_output_dir(path: str | os.PathLike, what: str = "output folder") -> Pa
 # `.<final name>.<8 hex>.<pid>@<host>.partial[<suffix>]`: hidden, unique, and it says who writes
 # it. The host matters because output folders may be on storage shared by several machines (a
 # Ray cluster, docs/scale-out.md): a pid means something only on the machine that gave it out.
-# `@` keeps the new names apart from the old ones: an older version's pattern (below) does not
-# match them, so it never removes a partial another machine writes.
+# `@` keeps the new names apart from the old ones: an older version's pattern (`...\.<pid>\.partial`,
+# tests/test_partials.py) does not match them, so it never removes a partial another machine writes.
 _PARTIAL = re.compile(r"\.(?P<name>.+)\.(?P<tag>[0-9a-f]{8})(?:\.(?P<pid>[0-9]+)(?:@(?P<host>[A-Za-z0-9-]+))?)?"
                       r"\.partial(?P<suffix>\.[A-Za-z0-9]+)?")
 # A host name in a file name: a readable start (host names can be long, or not ASCII) and a hash

@@ -16,6 +16,7 @@ from typing import Iterable
 
 from liveedit.engine.config import SamplerConfig
 from liveedit.errors import Kind, LiveEditError
+from liveedit.sidecar.outputs import parse_partial
 
 
 class OutputNameError(LiveEditError):
@@ -157,14 +158,22 @@ def stable_names(regions: Iterable, *, model: str, seed: int, handles: int, form
 
 def region_leftovers(output_stem: Path) -> list[Path]:
     """Hidden temporary files and folders a render of `output_stem` leaves behind when its
-    process dies, and nothing else: SegmentWriter's `.<file>.<8 hex>.<pid>.partial[.mov]` and
-    `.<folder>.<8 hex>.old` for the segment (`<name>.mov` or the PNG folder `<name>`) and its
-    token-mask video (`<name>.masks.mov`), and write_otio's `.<name>.otio.<random>.tmp`."""
+    process dies, and nothing else: SegmentWriter's partials (outputs.partial_path, any host,
+    any pid, and the older names without them) and `.<folder>.<8 hex>.old` for the segment
+    (`<name>.mov` or the PNG folder `<name>`) and its token-mask video (`<name>.masks.mov`),
+    and write_otio's `.<name>.otio.<random>.tmp`."""
+    finals = {output_stem.name, f"{output_stem.name}.mov", f"{output_stem.name}.masks.mov"}
     name = re.escape(output_stem.name)
-    pattern = re.compile(rf"\.{name}(?:(?:\.mov|\.masks\.mov)?\.[0-9a-f]{{8}}(?:\.[0-9]+)?\.(?:partial(?:\.mov)?|old)"
-                         rf"|\.otio\.[A-Za-z0-9_]+\.tmp)")
+    others = re.compile(rf"\.{name}(?:(?:\.mov|\.masks\.mov)?\.[0-9a-f]{{8}}\.old|\.otio\.[A-Za-z0-9_]+\.tmp)")
     try:
         entries = list(output_stem.parent.iterdir())
     except OSError:
         return []
-    return sorted(p for p in entries if pattern.fullmatch(p.name))
+
+    def leftover(entry: Path) -> bool:
+        partial = parse_partial(entry.name)
+        if partial is not None:
+            return partial.name in finals and partial.suffix in ("", ".mov")
+        return others.fullmatch(entry.name) is not None
+
+    return sorted(p for p in entries if leftover(p))

@@ -372,5 +372,5 @@ def test_dead_partials_are_removed_and_live_ones_kept(tmp_path):
     kept.write_bytes(b"x")
     other = tmp_path / ".something.else"
     other.write_bytes(b"x")
-    assert sorted(remove_dead_partials(tmp_path)) == sorted([gone, gone_dir])
+    assert sorted(remove_dead_partials(tmp_path).removed) == sorted([gone, gone_dir])
     assert kept.exists() and other.exists() and final.parent.exists()

@@ -90,7 +90,10 @@ class OutputCheckError(LiveEditError):
 
 
 def remove_leftovers(output_stem: Path) -> None:
-    """Delete what naming.region_leftovers finds; a leftover that cannot go is logged, not raised."""
+    """Delete what naming.region_leftovers finds; a leftover that cannot go is logged, not raised.
+    Whatever host and pid the partials name: this is called only once the queue knows that
+    nothing renders the region any more (its renderer died or vanished, or it renders it again
+    itself), which outputs.remove_dead_partials cannot know for another machine's files."""
     import shutil
 
     for path in region_leftovers(output_stem):

@@ -167,8 +167,9 @@ class SegmentWriter:
         self._refuse_sources()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Hidden, unique, in the destination folder: os.replace is then an atomic rename.
-        # Its name carries this process's id: a later run removes it if this process is killed
-        # before it can (outputs.remove_dead_partials).
+        # Its name carries this process's id and this machine's name: a later run on this
+        # machine removes it if this process is killed before it can (outputs.remove_dead_partials);
+        # one on another machine sharing the folder leaves it alone.
         self._temp = partial_path(self.path, self._suffix)
         self._container = None
         self.color_note = ""  # what was converted of the source's colour, if anything (output_color)

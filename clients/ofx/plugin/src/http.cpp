@@ -25,6 +25,9 @@ static const SocketHandle kNoSocket = INVALID_SOCKET;
 #  include <poll.h>
 #  include <sys/socket.h>
 #  include <unistd.h>
+#  ifdef __linux__
+#    include <sys/mman.h>
+#  endif
 using SocketHandle = int;
 static const SocketHandle kNoSocket = -1;
 #endif
@@ -284,13 +287,13 @@ HttpResponse httpRequest(const Endpoint& endpoint, const char* method, const std
             body.insert(body.end(), more.begin(), more.begin() + long(n));
         }
         response.size = body.size();
-        response.body.reset(new uint8_t[response.size + 1]);
+        response.body = allocateBody(response.size + 1);
         if (response.size) std::memcpy(response.body.get(), body.data(), response.size);
         return response;
     }
     if (size_t(contentLength) > maxBodyBytes) throw SidecarError("the sidecar's answer is too large");
     response.size = size_t(contentLength);
-    response.body.reset(new uint8_t[response.size + 1]);
+    response.body = allocateBody(response.size + 1);
     size_t got = std::min(response.size, have - headEnd);
     if (got) std::memcpy(response.body.get(), buffer.data() + headEnd, got);
     while (got < response.size) {
@@ -299,6 +302,27 @@ HttpResponse httpRequest(const Endpoint& endpoint, const char* method, const std
         got += n;
     }
     return response;
+}
+
+void BodyDeleter::operator()(uint8_t* p) const noexcept { std::free(p); }
+
+BodyBuffer allocateBody(size_t size) {
+#ifdef __linux__
+    // A 1080p float frame is 25 MB: filling fresh memory 4 KB page by page cost the plug-in
+    // ~15 ms of page faults per frame on a 2-CPU machine. Huge pages (2 MB, as numpy asks for
+    // its large arrays) make that a dozen faults. Only advice: without them, ordinary pages.
+    constexpr size_t kHuge = size_t(2) << 20;
+    if (size >= 4 * kHuge) {
+        const size_t rounded = (size + kHuge - 1) / kHuge * kHuge;
+        if (void* p = std::aligned_alloc(kHuge, rounded)) {
+            madvise(p, rounded, MADV_HUGEPAGE);
+            return BodyBuffer(static_cast<uint8_t*>(p));
+        }
+    }
+#endif
+    void* p = std::malloc(size ? size : 1);
+    if (!p) throw SidecarError("not enough memory for the sidecar's answer (" + std::to_string(size) + " bytes)");
+    return BodyBuffer(static_cast<uint8_t*>(p));
 }
 
 }  // namespace liveedit

@@ -37,10 +37,19 @@ struct Slice {  // a piece of a request body, sent without copying
     size_t size;
 };
 
+struct BodyDeleter {
+    void operator()(uint8_t* p) const noexcept;
+};
+using BodyBuffer = std::unique_ptr<uint8_t[], BodyDeleter>;
+
+// An answer's buffer, not zero-filled (answers are megabytes); on Linux, buffers of megabytes
+// are backed by huge pages where the system allows it (see http.cpp).
+BodyBuffer allocateBody(size_t size);
+
 struct HttpResponse {
     int status = 0;
     std::string contentType;
-    std::unique_ptr<uint8_t[]> body;  // not zero-filled first: answers are megabytes
+    BodyBuffer body;
     size_t size = 0;
     const char* text() const { return reinterpret_cast<const char*>(body.get()); }
 };

@@ -178,3 +178,41 @@ def test_alpha_from_the_source_is_left_out_of_the_answer():
                                 alpha_from_source=True)
     out = expand_output(meta, payload_bytes(parts))
     assert meta["encoding"] == "raw" and np.all(out[..., 3] == 0.5) and np.all(out[..., :3] == np.float32(7 / 255))
+
+
+@pytest.mark.parametrize("depth", ["u16", "f32"])
+@pytest.mark.parametrize("channels", [3, 4])
+def test_the_rgb_encoding_carries_what_raw_carries_without_the_alpha(depth, channels):
+    """Clients that accept "rgb" get 16-bit and float edits as RGB rows top-down (straight from
+    the stored frame): expanded, the same pixels as "raw" for every window inside the frame
+    (alpha opaque, or left to the client's source), premultiplied output included, and a
+    quarter fewer bytes than RGBA. Windows reaching outside the frame and alpha planes that must
+    be sent stay "raw"."""
+    rng = np.random.default_rng(7)
+    fmt = PixelFormat(depth, channels)
+    rgb = (rng.integers(0, 65536, (6, 9, 3), dtype=np.uint16) if depth == "u16"
+           else rng.uniform(-0.1, 2.0, (6, 9, 3)).astype(np.float32))
+    alpha = rng.integers(1, 65536, (6, 9), dtype=np.uint16) if depth == "u16" else rng.uniform(0.1, 1, (6, 9)).astype(np.float32)
+    cases = [dict(alpha=None), dict(alpha=alpha, alpha_from_source=True),
+             dict(alpha=alpha, alpha_from_source=True, premultiplied=True)]
+    for window in [(0, 0, 9, 6), (2, 1, 7, 5), (0, 3, 9, 4)]:
+        for case in cases:
+            case = dict(case)
+            a = case.pop("alpha")
+            raw_meta, raw_parts = encode_output(rgb, a, fmt, "display", window, **case)
+            meta, parts = encode_output(rgb, a, fmt, "display", window, accept_rgb=True, **case)
+            assert meta["encoding"] == "rgb" and meta["rows"] == "top-down", (window, case)
+            got = expand_output(meta, payload_bytes(parts))
+            want = expand_output(raw_meta, payload_bytes(raw_parts))
+            if channels == 4 and case.get("alpha_from_source"):
+                assert meta["alpha"] == "source"
+                want = want.copy()
+                want[..., 3] = 0  # both leave it to the client
+                got[..., 3] = 0
+            np.testing.assert_array_equal(got, want)
+            w, h = window[2] - window[0], window[3] - window[1]
+            assert meta["rgb_bytes"] == len(payload_bytes(parts)) == w * h * 3 * fmt.dtype.itemsize
+    outside = encode_output(rgb, None, fmt, "display", (-1, 0, 9, 6), accept_rgb=True)[0]
+    assert outside["encoding"] == "raw"
+    if channels == 4:  # an alpha plane the client does not have: it travels, in "raw"
+        assert encode_output(rgb, alpha, fmt, "display", (0, 0, 9, 6), accept_rgb=True)[0]["encoding"] == "raw"

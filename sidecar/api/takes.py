@@ -9,7 +9,7 @@ bridge's middlewares (token, Host, Origin, JSON errors) apply as to every route.
 | route | body | answer |
 | --- | --- | --- |
 | `GET /v1/takes/info` | | chunk layout, qualities, colours, depths, whether weights are random, the detail setting |
-| `POST /v1/takes/frame` | JSON (framed or plain): `take`, `frame`, `hashes` (hex, frames 0..end of the frame's chunk), `format` `{depth, channels}`, `window` `[x1, y1, x2, y2]`, `wait_ms`, `alpha` (`send`, or `source`: the client copies its own source's alpha) | 200 framed: `{encoding, width, height, depth, channels, lut_bytes, rgb_bytes, alpha, alpha_bytes?, raw_bytes?, frame, premultiplied, status}` + payload ("lut" for 8-bit edits, "raw" at the host's depth for 16-bit and float ones and premultiplied output); 202 JSON `{state: "need_sources", need: [frames]}` or `{state: "pending"}`, both with `status` |
+| `POST /v1/takes/frame` | JSON (framed or plain): `take`, `frame`, `hashes` (hex, frames 0..end of the frame's chunk), `format` `{depth, channels}`, `window` `[x1, y1, x2, y2]`, `wait_ms`, `alpha` (`send`, or `source`: the client copies its own source's alpha), `accept` (optional: `["rgb"]`) | 200 framed: `{encoding, width, height, depth, channels, lut_bytes, rgb_bytes, alpha, alpha_bytes?, raw_bytes?, rows?, frame, premultiplied, status}` + payload ("lut" for 8-bit edits, "raw" at the host's depth for 16-bit and float ones and premultiplied output, or "rgb" instead of "raw" for clients that accept it: RGB rows top-down, alpha opaque or the client's); 202 JSON `{state: "need_sources", need: [frames]}` or `{state: "pending"}`, both with `status` |
 | `POST /v1/takes/sources` | framed: `take`, `frames: [{index, hash, width, height, depth, channels, premultiplied, bytes}]` + the frames' pixels one after another | `{stored: n}` |
 | `GET /v1/takes/stats` | | counters: edited, replayed, cache hits, bytes held |
 | `POST /v1/takes/clear` | | drops every take, edited and source frame (memory and disk) |
@@ -99,6 +99,31 @@ def framed(header: dict, parts: list) -> bytearray:
     return out
 
 
+SEND_CHUNK = 1 << 20  # bytes handed to the socket at a time when streaming an answer
+
+
+async def send_framed(request: web.Request, header: dict, parts: list) -> web.StreamResponse:
+    """`framed`'s bytes, streamed: the parts go to the socket from where they lie (a stored frame
+    is sent without a copy of it in Python), a megabyte at a time so that the event loop's
+    transport never buffers a whole frame. An already-edited 1080p float frame is 25 MB; copying
+    it into fresh memory twice more (the joined answer, the transport's buffer) cost more CPU
+    on a 2-core machine than everything else the answer takes (docs/benchmarks.md)."""
+    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob += b" " * (-(4 + len(blob)) % 16)
+    views = [memoryview(np.ascontiguousarray(p)).cast("B") if isinstance(p, np.ndarray) else memoryview(p).cast("B")
+             for p in parts]
+    response = web.StreamResponse(headers={"Cache-Control": "no-store"})
+    response.content_type = FRAMED
+    response.content_length = 4 + len(blob) + sum(v.nbytes for v in views)
+    await response.prepare(request)
+    await response.write(struct.pack("<I", len(blob)) + blob)
+    for view in views:
+        for start in range(0, view.nbytes, SEND_CHUNK):
+            await response.write(view[start:start + SEND_CHUNK])
+    await response.write_eof()
+    return response
+
+
 def _integer(data: dict, name: str, default=None) -> int:
     value = data.get(name, default)
     if not isinstance(value, int) or isinstance(value, bool):
@@ -121,6 +146,9 @@ def parse_frame_request(body: dict) -> FrameRequest:
     alpha = body.get("alpha", "send")
     if alpha not in ("send", "source"):
         raise InputError('"alpha" is "send" (in the answer) or "source" (the client copies its source\'s alpha)')
+    accept = body.get("accept", [])
+    if not isinstance(accept, list) or not all(isinstance(a, str) for a in accept):
+        raise InputError('"accept" lists the answer encodings the client reads beyond "lut" and "raw", e.g. ["rgb"]')
     if not 0 <= wait_ms <= 60_000:
         raise InputError(f"wait_ms {wait_ms} is outside 0..60000")
     return FrameRequest(
@@ -131,6 +159,7 @@ def parse_frame_request(body: dict) -> FrameRequest:
         window=check_window(tuple(window) if isinstance(window, list) else window),
         wait_seconds=wait_ms / 1000.0,
         alpha_from_source=alpha == "source",
+        accept_rgb="rgb" in accept,
     )
 
 
@@ -200,8 +229,7 @@ class _Routes:
         except LiveEditError as exc:
             return _failure(exc)
         if isinstance(answer, FrameReady):
-            return web.Response(body=framed({**answer.meta, "status": answer.status}, answer.parts),
-                                content_type=FRAMED, headers={"Cache-Control": "no-store"})
+            return await send_framed(request, {**answer.meta, "status": answer.status}, answer.parts)
         state = "need_sources" if answer.need else "pending"
         return web.json_response({"state": state, "need": answer.need, "status": answer.status}, status=202)
 

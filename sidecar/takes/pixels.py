@@ -20,6 +20,11 @@ conversions around that:
   "raw": interleaved channels at the host's depth: for uint16 and float32 frames (the
   source's precision, which a table of 256 codes cannot carry), and when the output is
   premultiplied by a non-opaque alpha (the expansion would need a multiply per value).
+  "rgb" (for clients that accept it, as the plug-in does): what "raw" carries, without the
+  alpha channel (opaque, or copied by the client from its own source frame) and with rows
+  top-down as the sidecar keeps them, so that an edit at the host's own type is sent
+  straight from the stored frame: a quarter fewer bytes than RGBA and no reordering pass
+  (an already-edited 1080p float frame is 25 MB).
 
 Colour ("input colour" in the plug-in): "display" takes the host's values as display-referred
 Rec.709/sRGB code values in [0, 1]; "linear" takes scene-linear Rec.709 values and encodes them
@@ -187,7 +192,8 @@ def _window_of(plane: np.ndarray, window: tuple[int, int, int, int], fill) -> np
 
 
 def encode_output(rgb: np.ndarray, alpha: np.ndarray | None, fmt: PixelFormat, colour: str,
-                  window, premultiplied: bool = False, alpha_from_source: bool = False) -> tuple[dict, list]:
+                  window, premultiplied: bool = False, alpha_from_source: bool = False,
+                  accept_rgb: bool = False) -> tuple[dict, list]:
     """One render window of a delivered frame (uint8, uint16 or float32 RGB [H, W, 3],
     display-encoded) for the host. Returns (description, parts): numpy arrays (possibly views,
     any strides) or bytes whose bytes, concatenated in order, are the payload the
@@ -195,7 +201,8 @@ def encode_output(rgb: np.ndarray, alpha: np.ndarray | None, fmt: PixelFormat, c
 
     `alpha_from_source`: the client copies alpha from its own source frame (the one this edit was
     made from), so the plane is not sent: "alpha": "source". Only for the "lut" encoding: a "raw"
-    answer carries its alpha, whatever the client offers."""
+    answer carries its alpha, whatever the client offers. `accept_rgb`: the client reads the
+    "rgb" encoding, used instead of "raw" whenever the alpha need not be sent."""
     x1, y1, x2, y2 = check_window(window)
     if rgb.dtype not in FRAME_DTYPES or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise TypeError(f"edited frames are uint8, uint16 or float32 [H, W, 3], not {rgb.dtype} {rgb.shape}")
@@ -212,8 +219,18 @@ def encode_output(rgb: np.ndarray, alpha: np.ndarray | None, fmt: PixelFormat, c
             plane = _window_of(np.full((h, w), top, dtype=fmt.dtype), (x1, y1, x2, y2), 0)
     meta = {"encoding": "lut", "width": x2 - x1, "height": y2 - y1, "depth": fmt.depth,
             "channels": fmt.channels}
-    window_rgb = _window_of(rgb, (x1, y1, x2, y2), 0)
     multiply = premultiplied and plane is not None
+    alpha_mode = "none" if fmt.channels == 3 else "source" if alpha_from_source else "opaque" if plane is None else None
+    if accept_rgb and inside and (rgb.dtype != np.uint8 or multiply) and alpha_mode is not None:
+        # Rows top-down, straight from the stored frame: a view when it is at the host's type.
+        rows = rgb[h - y2 : h - y1, x1:x2]
+        factor = None
+        if multiply:
+            factor = plane[::-1]  # plane is bottom-up like every window; the colour rows are not
+        values = _host_values(rows, fmt, colour, factor)
+        meta.update(encoding="rgb", rows="top-down", alpha=alpha_mode, rgb_bytes=values.nbytes)
+        return meta, [values]
+    window_rgb = _window_of(rgb, (x1, y1, x2, y2), 0)
     if rgb.dtype != np.uint8 or multiply:
         out = np.empty((y2 - y1, x2 - x1, fmt.channels), dtype=fmt.dtype)
         out[..., :3] = _host_values(window_rgb, fmt, colour, plane if multiply else None)
@@ -285,6 +302,13 @@ def expand_output(meta: dict, payload: bytes) -> np.ndarray:
     h, w = meta["height"], meta["width"]
     if meta["encoding"] == "raw":
         return np.frombuffer(payload, dtype=fmt.dtype).reshape(h, w, fmt.channels)
+    if meta["encoding"] == "rgb":
+        rows = np.frombuffer(payload, dtype=fmt.dtype).reshape(h, w, 3)[::-1]  # top-down -> bottom-up
+        out = np.empty((h, w, fmt.channels), dtype=fmt.dtype)
+        out[..., :3] = rows
+        if fmt.channels == 4:  # "source": the client fills it from its own source frame
+            out[..., 3] = DEPTH_MAX[fmt.depth] if meta["alpha"] == "opaque" else 0
+        return out
     lut_end = meta["lut_bytes"]
     lut = np.frombuffer(payload[:lut_end], dtype=fmt.dtype)
     rgb_end = lut_end + meta["rgb_bytes"]

@@ -187,6 +187,7 @@ class FrameRequest:
     window: tuple[int, int, int, int]  # pixels of the frame, y up from the bottom row (OpenFX)
     wait_seconds: float = 0.0
     alpha_from_source: bool = False  # the client fills alpha from its own source frame
+    accept_rgb: bool = False  # the client reads pixels.encode_output's "rgb" encoding
 
 
 @dataclass
@@ -463,7 +464,7 @@ class TakeService:
         premultiplied = result.premultiplied[offset]
         meta, parts = await asyncio.to_thread(take_pixels.encode_output, frame, alpha, request.fmt,
                                               settings.colour, request.window, premultiplied,
-                                              request.alpha_from_source)
+                                              request.alpha_from_source, request.accept_rgb)
         meta["frame"] = request.frame
         meta["premultiplied"] = premultiplied
         take = self._takes.get(settings.key(self.model_key))

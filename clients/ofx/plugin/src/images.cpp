@@ -142,6 +142,50 @@ private:
     std::function<void(int, int)> fn_;
 };
 
+// Rows [begin, end) of the window from RGB rows at the host's depth, sent top-down (the
+// "rgb" encoding); alpha from the source image where it has pixels, else opaque or 0.
+template <class T>
+void rgbRows(OFX::Image& dst, const OfxRectI& window, int channels, const uint8_t* payload,
+             const OFX::Image* alphaSource, int begin, int end) {
+    const int width = window.x2 - window.x1;
+    const T top = std::numeric_limits<T>::is_integer ? std::numeric_limits<T>::max() : T(1);
+    const OfxRectI srcBounds = alphaSource ? alphaSource->getBounds() : OfxRectI{0, 0, 0, 0};
+    const int ax1 = std::max(window.x1, srcBounds.x1), ax2 = std::min(window.x2, srcBounds.x2);
+    const size_t rowBytes = size_t(width) * 3 * sizeof(T);
+    for (int r = begin; r < end; ++r) {
+        const int y = window.y2 - 1 - r;  // payload row r is the r-th row from the top
+        uint8_t* out = static_cast<uint8_t*>(dst.getPixelAddress(window.x1, y));
+        const uint8_t* in = payload + size_t(r) * rowBytes;
+        if (channels == 3) {
+            std::memcpy(out, in, rowBytes);
+            continue;
+        }
+        const uint8_t* s = nullptr;
+        int from = 0, to = 0;
+        if (alphaSource && y >= srcBounds.y1 && y < srcBounds.y2 && ax1 < ax2) {
+            s = static_cast<const uint8_t*>(alphaSource->getPixelAddress(ax1, y));  // column `from`
+            from = ax1 - window.x1;
+            to = ax2 - window.x1;
+        }
+        // memcpy per value: the payload need not be aligned for T
+        for (int x = 0; x < width; ++x) {
+            std::memcpy(out + size_t(x) * 4 * sizeof(T), in + size_t(x) * 3 * sizeof(T), 3 * sizeof(T));
+            T a = alphaSource ? T(0) : top;
+            if (s && x >= from && x < to) std::memcpy(&a, s + (size_t(x - from) * 4 + 3) * sizeof(T), sizeof(T));
+            std::memcpy(out + (size_t(x) * 4 + 3) * sizeof(T), &a, sizeof(T));
+        }
+    }
+}
+
+template <class T>
+void expandRgb(OFX::Image& dst, const OfxRectI& window, int channels, const uint8_t* payload,
+               const OFX::Image* alphaSource) {
+    RowSplitter split(window.y2 - window.y1, [&](int begin, int end) {
+        rgbRows<T>(dst, window, channels, payload, alphaSource, begin, end);
+    });
+    split.run(size_t(window.x2 - window.x1) * size_t(window.y2 - window.y1));
+}
+
 template <class T>
 void expandLut(OFX::Image& dst, const OfxRectI& window, int channels, const T* lut, const uint8_t* codes,
                const T* alphaPlane, const OFX::Image* alphaSource) {
@@ -238,6 +282,20 @@ void writeWindow(OFX::Image& dst, const OfxRectI& window, const Json& meta, cons
             throw std::runtime_error("the sidecar's raw frame has the wrong size");
         for (int r = 0; r < height; ++r)
             std::memcpy(dst.getPixelAddress(window.x1, window.y1 + r), payload + size_t(r) * rowBytes, rowBytes);
+        return;
+    }
+    if (encoding == "rgb") {
+        const std::string& alphaMode = meta["alpha"].asString();
+        const bool fromSource = alphaMode == "source";
+        if (meta["rows"].asString() != "top-down" || meta["rgb_bytes"].asInt(-1) != int64_t(pixels * 3 * f.componentBytes()) ||
+            size != pixels * 3 * f.componentBytes() || alphaMode != (f.channels == 3 ? "none" : fromSource ? "source" : "opaque"))
+            throw std::runtime_error("the sidecar's RGB frame has the wrong size or layout");
+        if (fromSource && (!source || formatOf(*source).depth != f.depth || formatOf(*source).channels != 4))
+            throw std::runtime_error("the source frame to take alpha from is missing or of another format");
+        const OFX::Image* alphaSource = fromSource ? source : nullptr;
+        if (f.depth == "u8") expandRgb<uint8_t>(dst, window, f.channels, payload, alphaSource);
+        else if (f.depth == "u16") expandRgb<uint16_t>(dst, window, f.channels, payload, alphaSource);
+        else expandRgb<float>(dst, window, f.channels, payload, alphaSource);
         return;
     }
     if (encoding != "lut") throw std::runtime_error("the sidecar answered in an encoding this plug-in does not know");

@@ -146,6 +146,7 @@ FrameAnswer SidecarClient::requestFrame(const TakeSettings& take, int64_t frame,
     }
     // alpha copied from the host's own source frame, not sent back (writeWindow)
     json += alphaFromSource ? "],\"alpha\":\"source\"" : "]";
+    json += ",\"accept\":[\"rgb\"]";  // 16-bit and float edits as RGB rows (writeWindow)
     json += ",\"format\":{\"depth\":\"" + format.depth + "\",\"channels\":" + std::to_string(format.channels) +
             "},\"window\":[" + std::to_string(window[0]) + "," + std::to_string(window[1]) + "," +
             std::to_string(window[2]) + "," + std::to_string(window[3]) + "],\"wait_ms\":" + std::to_string(waitMs) + "}";

@@ -5,6 +5,7 @@ was given. `edit_fn` (optional) changes that picture, as a synthetic edit would.
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from liveedit.engine.editor import StreamingEditor
@@ -93,3 +94,19 @@ def editor_with(edit_fn):
     """An IdentityEditor class whose stand-in model applies ``edit_fn`` (for monkeypatching
     liveedit.engine.editor.StreamingEditor where the sidecar builds its editors)."""
     return type("EditingStandIn", (IdentityEditor,), {"edit_fn": staticmethod(edit_fn)})
+
+
+@pytest.fixture(scope="module")
+def models():
+    """The tiny preset with random weights: what the editors around the stand-in load."""
+    from liveedit.engine.editor import EditorModels
+    from liveedit.engine.presets import get_preset
+
+    return EditorModels.random(get_preset("tiny"), seed=0)
+
+
+@pytest.fixture
+def stand_in(monkeypatch):
+    """Every StreamingEditor the code under test makes (sidecar/delivery.py makes them all)
+    edits nothing: its output is the picture the model was given."""
+    monkeypatch.setattr("liveedit.engine.editor.StreamingEditor", IdentityEditor)

@@ -16,27 +16,13 @@ import numpy as np
 import opentimelineio as otio
 import pytest
 
-from identity_editor import IdentityEditor
+from identity_editor import models, stand_in  # noqa: F401 (fixtures the tests name)
 from liveedit.cli import main
 from liveedit.engine.config import DetailConfig
 from liveedit.sidecar.delivery import change_mask_path, editor_factory, make_editor, read_dtype
 from liveedit.sidecar.jobs import JobSpec, JobSpecError, RegionSpec, RenderSettings, validate_spec
 from liveedit.sidecar.media import probe, read_frames
 from liveedit.sidecar.render import render_job_region as render_region  # job regions, as `liveedit edit` renders
-
-
-@pytest.fixture(scope="module")
-def models():
-    from liveedit.engine.editor import EditorModels
-    from liveedit.engine.presets import get_preset
-
-    return EditorModels.random(get_preset("tiny"), seed=0)
-
-
-@pytest.fixture
-def stand_in(monkeypatch):
-    """render_region's editors edit nothing: their output is the picture the model was given."""
-    monkeypatch.setattr("liveedit.engine.editor.StreamingEditor", IdentityEditor)
 
 
 def _region(path: Path, count: int) -> RegionSpec:

@@ -12,7 +12,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from identity_editor import IdentityEditor
+from identity_editor import models, stand_in  # noqa: F401 (fixtures the tests name)
 from liveedit.engine.config import DetailConfig
 from liveedit.errors import InputError
 from liveedit.sidecar.takes import ChunkStore, TakeService, TakeSettings
@@ -24,20 +24,6 @@ from take_helpers import HostClip, render_frame
 SETTINGS = TakeSettings("make the fur snowy white", seed=3)
 HEIGHT, WIDTH = 23, 37  # odd: the model picture is padded and scaled, the delivery must undo it exactly
 FRAMES = 12  # a chunk of 9, then a short last one of 3
-
-
-@pytest.fixture(scope="module")
-def models():
-    from liveedit.engine.editor import EditorModels
-    from liveedit.engine.presets import get_preset
-
-    return EditorModels.random(get_preset("tiny"), seed=0)
-
-
-@pytest.fixture
-def stand_in(monkeypatch):
-    """Takes' editors (made by sidecar/delivery.py) edit nothing."""
-    monkeypatch.setattr("liveedit.engine.editor.StreamingEditor", IdentityEditor)
 
 
 def run_takes(models, tmp_path, test, *, detail: DetailConfig, cache: bool = False):

@@ -77,6 +77,39 @@ SourceInfo sourceInfo(const OFX::Image& image) {
     return info;
 }
 
+// Alpha from the host's source image, row by row: where the source has pixels, its alpha;
+// elsewhere 0 (transparent), or `top` (opaque) when no source image was given.
+template <class T>
+class SourceAlpha {
+public:
+    SourceAlpha(const OFX::Image* source, const OfxRectI& window) : source_(source), x1_(window.x1) {
+        if (source_) {
+            bounds_ = source_->getBounds();
+            ax1_ = std::max(window.x1, bounds_.x1);
+            ax2_ = std::min(window.x2, bounds_.x2);
+        }
+    }
+    void row(int y) {  // columns [from_, to_) of the window's row y have source pixels
+        row_ = nullptr;
+        if (source_ && y >= bounds_.y1 && y < bounds_.y2 && ax1_ < ax2_) {
+            row_ = static_cast<const T*>(source_->getPixelAddress(ax1_, y));
+            from_ = ax1_ - x1_;
+            to_ = ax2_ - x1_;
+        }
+    }
+    T at(int x, T top) const {  // column x of the window, counted from 0
+        if (row_ && x >= from_ && x < to_) return row_[4 * (x - from_) + 3];
+        return source_ ? T(0) : top;
+    }
+
+private:
+    const OFX::Image* source_;
+    int x1_;
+    OfxRectI bounds_{0, 0, 0, 0};
+    int ax1_ = 0, ax2_ = 0, from_ = 0, to_ = 0;
+    const T* row_ = nullptr;
+};
+
 // Rows [begin, end) of the window from 8-bit codes through the table; alpha from a plane, from
 // the source image, or opaque.
 template <class T>
@@ -84,8 +117,7 @@ void expandLutRows(OFX::Image& dst, const OfxRectI& window, int channels, const 
                    const T* alphaPlane, const OFX::Image* alphaSource, int begin, int end) {
     const int width = window.x2 - window.x1;
     const T top = std::numeric_limits<T>::is_integer ? std::numeric_limits<T>::max() : T(1);
-    const OfxRectI srcBounds = alphaSource ? alphaSource->getBounds() : OfxRectI{0, 0, 0, 0};
-    const int ax1 = std::max(window.x1, srcBounds.x1), ax2 = std::min(window.x2, srcBounds.x2);
+    SourceAlpha<T> sourceAlpha(alphaSource, window);
     for (int r = begin; r < end; ++r) {
         const int y = window.y1 + r;
         T* out = static_cast<T*>(dst.getPixelAddress(window.x1, y));
@@ -99,19 +131,12 @@ void expandLutRows(OFX::Image& dst, const OfxRectI& window, int channels, const 
             continue;
         }
         const T* a = alphaPlane ? alphaPlane + size_t(r) * size_t(width) : nullptr;
-        // Alpha from the source image where it has pixels: columns [from, to) of this row.
-        const T* s = nullptr;
-        int from = 0, to = 0;
-        if (alphaSource && y >= srcBounds.y1 && y < srcBounds.y2 && ax1 < ax2) {
-            s = static_cast<const T*>(alphaSource->getPixelAddress(ax1, y));  // column `from`
-            from = ax1 - window.x1;
-            to = ax2 - window.x1;
-        }
+        sourceAlpha.row(y);
         for (int x = 0; x < width; ++x, c += 3) {  // one pass over the row: colour and alpha together
             out[4 * x + 0] = lut[c[0]];
             out[4 * x + 1] = lut[c[1]];
             out[4 * x + 2] = lut[c[2]];
-            out[4 * x + 3] = a ? a[x] : s ? (x >= from && x < to ? s[4 * (x - from) + 3] : T(0)) : (alphaSource ? T(0) : top);
+            out[4 * x + 3] = a ? a[x] : sourceAlpha.at(x, top);
         }
     }
 }
@@ -149,8 +174,7 @@ void rgbRows(OFX::Image& dst, const OfxRectI& window, int channels, const uint8_
              const OFX::Image* alphaSource, int begin, int end) {
     const int width = window.x2 - window.x1;
     const T top = std::numeric_limits<T>::is_integer ? std::numeric_limits<T>::max() : T(1);
-    const OfxRectI srcBounds = alphaSource ? alphaSource->getBounds() : OfxRectI{0, 0, 0, 0};
-    const int ax1 = std::max(window.x1, srcBounds.x1), ax2 = std::min(window.x2, srcBounds.x2);
+    SourceAlpha<T> sourceAlpha(alphaSource, window);
     const size_t rowBytes = size_t(width) * 3 * sizeof(T);
     for (int r = begin; r < end; ++r) {
         const int y = window.y2 - 1 - r;  // payload row r is the r-th row from the top
@@ -160,18 +184,11 @@ void rgbRows(OFX::Image& dst, const OfxRectI& window, int channels, const uint8_
             std::memcpy(out, in, rowBytes);
             continue;
         }
-        const uint8_t* s = nullptr;
-        int from = 0, to = 0;
-        if (alphaSource && y >= srcBounds.y1 && y < srcBounds.y2 && ax1 < ax2) {
-            s = static_cast<const uint8_t*>(alphaSource->getPixelAddress(ax1, y));  // column `from`
-            from = ax1 - window.x1;
-            to = ax2 - window.x1;
-        }
+        sourceAlpha.row(y);
         // memcpy per value: the payload need not be aligned for T
         for (int x = 0; x < width; ++x) {
             std::memcpy(out + size_t(x) * 4 * sizeof(T), in + size_t(x) * 3 * sizeof(T), 3 * sizeof(T));
-            T a = alphaSource ? T(0) : top;
-            if (s && x >= from && x < to) std::memcpy(&a, s + (size_t(x - from) * 4 + 3) * sizeof(T), sizeof(T));
+            const T a = sourceAlpha.at(x, top);
             std::memcpy(out + (size_t(x) * 4 + 3) * sizeof(T), &a, sizeof(T));
         }
     }

@@ -27,6 +27,7 @@ from liveedit.sidecar import delivery
 from liveedit.sidecar.intake import timeline_region
 from liveedit.sidecar.jobs.spec import RegionSpec
 from liveedit.sidecar.media import SegmentWriter, clamp_handles, probe, read_frames
+from liveedit.sidecar.media.overlap import BackgroundWriter, PrefetchedFrames
 from liveedit.sidecar.media.mask_video import (MAX_MASK_CHUNKS, Placement, chunks_for_frames, mask_video_path,
                                                write_mask_video)
 from liveedit.sidecar.naming import (confined_path, detail_settings, mask_cache_settings, model_identity,
@@ -248,10 +249,12 @@ def _edit_frames(region, models, info, first, count, output, format, seed, sampl
         mask_cache = dataclasses.replace(mask_cache, save_masks=True)
     editor = delivery.make_editor(models, instruction=region.instruction, seed=seed, detail=detail,
                                   keep_masks=change_path is not None, sampler=sampler, mask_cache=mask_cache)
-    writer = open_segment_writer(output, format=format, info=info, first=first, count=count,
-                                 start_timecode=info.timecode_of(first))
+    # Decoding, editing and encoding overlap (media/overlap.py): each on its own thread.
+    writer = BackgroundWriter(open_segment_writer(output, format=format, info=info, first=first, count=count,
+                                                  start_timecode=info.timecode_of(first)))
     writers = [writer]
     change_writer = None
+    frames = None
     written = 0
     reading = first
 
@@ -260,7 +263,7 @@ def _edit_frames(region, models, info, first, count, output, format, seed, sampl
         for frame in edited:
             writer.write(frame)
             written += 1
-            if progress:
+            if progress:  # frames edited and handed to the encoder; close() waits for the rest
                 progress(written, count)
         if change_writer is not None:
             for mask in delivery.take_change_masks(editor):
@@ -268,10 +271,10 @@ def _edit_frames(region, models, info, first, count, output, format, seed, sampl
 
     try:
         if change_path is not None:
-            change_writer = delivery.open_change_mask_writer(change_path, info=info, start_timecode=info.timecode_of(first),
-                                                             sources=[info.path])
+            change_writer = BackgroundWriter(delivery.open_change_mask_writer(
+                change_path, info=info, start_timecode=info.timecode_of(first), sources=[info.path]))
             writers.append(change_writer)
-        frames = read_frames(region.media_path, first, count, dtype=delivery.read_dtype(info, detail))
+        frames = PrefetchedFrames(read_frames(region.media_path, first, count, dtype=delivery.read_dtype(info, detail)))
         while True:
             if cancel is not None and cancel.is_set():
                 raise RenderCancelled(f"render of {region.describe()} was cancelled")
@@ -299,6 +302,9 @@ def _edit_frames(region, models, info, first, count, output, format, seed, sampl
         for w in writers:
             w.abort()
         raise
+    finally:
+        if frames is not None:
+            frames.close()
     return editor
 
 

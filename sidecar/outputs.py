@@ -187,7 +187,8 @@ def partial_path(final: Path, suffix: str = "", pid: int | None = None, host: st
     return final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.{pid}@{token}.partial{suffix}")
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (ours counts)."""
     if pid == os.getpid():
         return True
     try:
@@ -234,7 +235,7 @@ def remove_dead_partials(folder: Path, *, now: float | None = None) -> PartialSw
                             partial.host, unchanged / 3600)
                 sweep.abandoned.append(entry)
             continue
-        if _running(partial.pid):
+        if process_running(partial.pid):
             continue
         try:
             if entry.is_dir() and not entry.is_symlink():

@@ -322,3 +322,29 @@ def test_a_failing_editor_reports_to_the_waiting_request_and_the_take_recovers(t
 
     frame = run_service(tmp_path, test, factory=factory)
     assert np.array_equal(top_down_rgb(frame), reference_edit(SETTINGS, random_frames(9), 0))
+
+
+def test_the_disk_cache_clears_dead_writers_temporaries_and_leaves_live_ones(tmp_path):
+    """Another sidecar of the same user may share the cache folder and be writing an entry right
+    now: only temporaries of processes that are gone are removed at start-up."""
+    import subprocess
+    import sys
+
+    from liveedit.sidecar.takes import ChunkStore
+
+    folder = tmp_path / "takes"
+    folder.mkdir()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    try:
+        live_tmp = folder / f".{'ab' * 16}.{alive.pid}.tmp"
+        dead_tmp = folder / f".{'cd' * 16}.{gone.pid}.tmp"
+        odd_tmp = folder / ".leftover.tmp"  # no pid: nobody can be writing it
+        for path in (live_tmp, dead_tmp, odd_tmp):
+            path.write_bytes(b"partial")
+        ChunkStore(2**20, folder, 2**20)
+        assert sorted(p.name for p in folder.iterdir()) == [live_tmp.name]
+    finally:
+        alive.kill()
+        alive.wait()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from liveedit.sidecar.outputs import process_running
 from liveedit.sidecar.takes.pixels import FRAME_DTYPES
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,10 @@ class ChunkStore:
             self._disk[key] = size
             self._disk_total += size
         for stale in self.disk_dir.glob(".*.tmp"):
-            stale.unlink(missing_ok=True)
+            # `.<key>.<pid>.tmp`: another sidecar of this user may be writing it right now
+            pid = stale.name.rsplit(".", 2)[-2]
+            if not (pid.isdigit() and process_running(int(pid))):
+                stale.unlink(missing_ok=True)
         self._trim_disk()
 
     def contains(self, key: bytes) -> bool:

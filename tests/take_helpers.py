@@ -140,3 +140,23 @@ async def render_frame(service, settings: TakeSettings, clip: HostClip, frame: i
         if answer.need:
             await service.add_sources(settings, [clip.upload(i) for i in answer.need])
     raise AssertionError(f"frame {frame} was not ready after {rounds} rounds")
+
+
+def run_take_service(test, *, models=None, timeout: float = 120, **options):
+    """`test(service)` on a TakeService over a real GpuWorker (holding `models`; None for fake
+    editor factories); `options` are TakeService's. The service and worker are closed after."""
+    import asyncio
+
+    from liveedit.sidecar.takes import TakeService
+    from liveedit.sidecar.worker import GpuWorker
+
+    async def main():
+        worker = GpuWorker(models)
+        service = TakeService(worker, **options)
+        try:
+            return await asyncio.wait_for(test(service), timeout)
+        finally:
+            await service.close()
+            await worker.close(drain=False)
+
+    return asyncio.run(main())

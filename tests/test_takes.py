@@ -19,34 +19,22 @@ from liveedit.sidecar.takes import (
     FrameRequest,
     TakeError,
     TakeLimits,
-    TakeService,
     TakeSettings,
     TakeUnavailableError,
     chain_hashes,
     chunk_of,
     chunk_span,
 )
-from liveedit.sidecar.worker import GpuWorker
-from take_helpers import HostClip, fake_factory, random_frames, reference_edit, render_frame
+from take_helpers import HostClip, fake_factory, random_frames, reference_edit, render_frame, run_take_service
 
 SETTINGS = TakeSettings("make the fur snowy white", seed=3)
 
 
 def run_service(tmp_path, test, *, cache=True, limits=None, factory=fake_factory, preview=True):
     """Run `test(service)` on a TakeService over a real GpuWorker."""
-
-    async def main():
-        worker = GpuWorker(None)
-        service = TakeService(worker, model_key="fake", random_weights=True, model_description="fake editor",
-                              preview_available=preview, cache_dir=tmp_path / "takes" if cache else None,
-                              limits=limits, editor_factory=factory)
-        try:
-            return await asyncio.wait_for(test(service), 120)
-        finally:
-            await service.close()
-            await worker.close(drain=False)
-
-    return asyncio.run(main())
+    return run_take_service(test, model_key="fake", random_weights=True, model_description="fake editor",
+                            preview_available=preview, cache_dir=tmp_path / "takes" if cache else None,
+                            limits=limits, editor_factory=factory)
 
 
 def top_down_rgb(window: np.ndarray) -> np.ndarray:

@@ -15,11 +15,10 @@ import pytest
 from identity_editor import models, stand_in  # noqa: F401 (fixtures the tests name)
 from liveedit.engine.config import DetailConfig
 from liveedit.errors import InputError
-from liveedit.sidecar.takes import ChunkStore, TakeService, TakeSettings
+from liveedit.sidecar.takes import ChunkStore, TakeSettings
 from liveedit.sidecar.takes.pixels import PixelFormat
 from liveedit.sidecar.takes.store import ChunkResult
-from liveedit.sidecar.worker import GpuWorker
-from take_helpers import HostClip, render_frame
+from take_helpers import HostClip, render_frame, run_take_service
 
 SETTINGS = TakeSettings("make the fur snowy white", seed=3)
 HEIGHT, WIDTH = 23, 37  # odd: the model picture is padded and scaled, the delivery must undo it exactly
@@ -29,19 +28,9 @@ FRAMES = 12  # a chunk of 9, then a short last one of 3
 def run_takes(models, tmp_path, test, *, detail: DetailConfig, cache: bool = False):
     """`test(service)` on a TakeService over a real GpuWorker with the loaded (stand-in) model and
     the real editor factory, delivering with `detail`."""
-
-    async def main():
-        worker = GpuWorker(models)
-        service = TakeService(worker, model_key="tiny", random_weights=True, model_description="identity stand-in",
-                              preview_available=False, cache_dir=tmp_path / "takes" if cache else None,
-                              detail=detail)
-        try:
-            return await asyncio.wait_for(test(service), 300)
-        finally:
-            await service.close()
-            await worker.close(drain=False)
-
-    return asyncio.run(main())
+    return run_take_service(test, models=models, timeout=300, model_key="tiny", random_weights=True,
+                            model_description="identity stand-in", preview_available=False,
+                            cache_dir=tmp_path / "takes" if cache else None, detail=detail)
 
 
 def host_pixels(depth: str, seed: int = 0, count: int = FRAMES) -> list[np.ndarray]:

@@ -345,3 +345,32 @@ def test_regions_outside_the_media_are_refused():
         clamp_handles(25, 10, 4, 30)
     with pytest.raises(MediaError, match="handles"):
         clamp_handles(0, 10, -1, 30)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs Linux CPU affinity")
+def test_h264_segments_are_the_same_bytes_whatever_cpus_the_process_has(tmp_path):
+    """x264's choices depend on its thread count, which by default follows the CPUs the process
+    may use: the same frames rendered by a Ray worker pinned to one CPU gave other bytes."""
+    import subprocess
+    import sys
+
+    script = """
+import os, sys
+from fractions import Fraction
+from pathlib import Path
+import numpy as np
+from liveedit.sidecar.media import SegmentWriter
+if sys.argv[2] == "one":
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+rng = np.random.default_rng(0)
+base = rng.integers(0, 256, (240, 416, 3), dtype=np.uint8)
+with SegmentWriter(Path(sys.argv[1]), rate=Fraction(24), format="h264", width=416, height=240) as w:
+    for i in range(24):
+        w.write(np.roll(base, 3 * i, axis=1))
+"""
+    outputs = []
+    for cpus in ("all", "one"):
+        out = tmp_path / f"{cpus}.mp4"
+        subprocess.run([sys.executable, "-c", script, str(out), cpus], check=True, timeout=120)
+        outputs.append(hashlib.sha256(out.read_bytes()).hexdigest())
+    assert outputs[0] == outputs[1]

@@ -53,8 +53,10 @@ SEGMENT_FORMATS = {
     # ProRes 422 HQ, 10-bit: the mezzanine every NLE relinks without complaint.
     "prores": SegmentFormat("prores_ks", "yuv422p10le", (".mov",), {"profile": "3", "vendor": "apl0"},
                             limited_range_only=True),
-    # H.264 for previews; 4:4:4 only when the frame size is odd (4:2:0 cannot encode it).
-    "h264": SegmentFormat("libx264", "yuv420p", (".mp4", ".mov"), {"crf": "18", "preset": "medium"},
+    # H.264 for previews; 4:4:4 only when the frame size is odd (4:2:0 cannot encode it). A fixed
+    # thread count: x264's choices depend on it, and by default it follows the CPUs the process
+    # may use, so the same frames gave other bytes on another machine or Ray worker.
+    "h264": SegmentFormat("libx264", "yuv420p", (".mp4", ".mov"), {"crf": "18", "preset": "medium", "threads": "8"},
                           odd_size_pixel_format="yuv444p"),
     # Numbered PNGs in a folder (8-bit or 16-bit RGB, as given).
     "png": SegmentFormat(None, "rgb24", ("",), {}),

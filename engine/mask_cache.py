@@ -79,19 +79,25 @@ from liveedit.errors import InputError
 _IMPORTANCE_WEIGHT = 0.2
 
 
+def _latent_shape(edited: torch.Tensor, source: torch.Tensor, patch: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(batch, frames, height, width) of two latents [B, C, F, H, W] that a token rule compares."""
+    if edited.shape != source.shape or edited.ndim != 5:
+        raise InputError(f"edited and source latents must be [B, C, F, H, W] of one shape, got "
+                         f"{list(edited.shape)} and {list(source.shape)}")
+    batch, _, frames, height, width = edited.shape
+    if height % patch[0] or width % patch[1]:
+        raise InputError(f"latent size {height}x{width} is not a multiple of the patch {patch[0]}x{patch[1]}")
+    return batch, frames, height, width
+
+
 def select_tokens(
     edited: torch.Tensor, source: torch.Tensor, keep_ratio: float, patch: tuple[int, int] = (2, 2)
 ) -> torch.Tensor:
     """The tokens worth computing next chunk: edited x0 and source latents ``[B, C, F, H, W]``
     → indices ``[B, F, K]`` (int64, ascending) into each frame's ``(H/ph)·(W/pw)`` tokens
     in raster order. The rule is in the module docstring. Tensor ops only, no host sync."""
-    if edited.shape != source.shape or edited.ndim != 5:
-        raise InputError(f"edited and source latents must be [B, C, F, H, W] of one shape, got "
-                         f"{list(edited.shape)} and {list(source.shape)}")
-    batch, _, frames, height, width = edited.shape
+    batch, frames, height, width = _latent_shape(edited, source, patch)
     ph, pw = patch
-    if height % ph or width % pw:
-        raise InputError(f"latent size {height}x{width} is not a multiple of the patch {ph}x{pw}")
     importance = (edited.float() - source.float()).pow(2).mean(1)  # [B, F, H, W]
     lo = importance.flatten(1).amin(1).view(batch, 1, 1, 1)
     hi = importance.flatten(1).amax(1).view(batch, 1, 1, 1)
@@ -118,13 +124,8 @@ def reference_masks(edited: torch.Tensor, source: torch.Tensor, keep_ratio: floa
     """The reference rule's masks (module docstring, steps 1-5) for latents ``[B, C, F, H, W]``:
     (kept latent pixels ``[B, F, H·W]`` after step 3, kept tokens ``[B, F, T]`` after
     step 5), both bool. Tensor ops only, no host sync."""
-    if edited.shape != source.shape or edited.ndim != 5:
-        raise InputError(f"edited and source latents must be [B, C, F, H, W] of one shape, got "
-                         f"{list(edited.shape)} and {list(source.shape)}")
-    batch, _, frames, height, width = edited.shape
+    batch, frames, height, width = _latent_shape(edited, source, patch)
     ph, pw = patch
-    if height % ph or width % pw:
-        raise InputError(f"latent size {height}x{width} is not a multiple of the patch {ph}x{pw}")
     diff = (edited.float() - source.float()).pow(2).mean(1)  # [B, F, H, W]
     lo = diff.flatten(1).amin(1).view(batch, 1, 1, 1)
     hi = diff.flatten(1).amax(1).view(batch, 1, 1, 1)

@@ -200,8 +200,8 @@ def encode_output(rgb: np.ndarray, alpha: np.ndarray | None, fmt: PixelFormat, c
     description's byte counts refer to (`payload_bytes`).
 
     `alpha_from_source`: the client copies alpha from its own source frame (the one this edit was
-    made from), so the plane is not sent: "alpha": "source". Only for the "lut" encoding: a "raw"
-    answer carries its alpha, whatever the client offers. `accept_rgb`: the client reads the
+    made from), so the plane is not sent: "alpha": "source". For the "lut" and "rgb" encodings: a
+    "raw" answer carries its alpha, whatever the client offers. `accept_rgb`: the client reads the
     "rgb" encoding, used instead of "raw" whenever the alpha need not be sent."""
     x1, y1, x2, y2 = check_window(window)
     if rgb.dtype not in FRAME_DTYPES or rgb.ndim != 3 or rgb.shape[2] != 3:

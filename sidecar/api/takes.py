@@ -79,16 +79,21 @@ def split_framed(body: bytes) -> tuple[dict, memoryview]:
     return header, memoryview(body)[4 + n:]
 
 
-def framed(header: dict, parts: list) -> bytearray:
-    """`[u32 n][JSON][parts]`, the parts (bytes or numpy arrays of any layout) copied once, straight
-    into the answer. The JSON is padded with spaces so that the payload starts 16-byte aligned."""
+def _framed_head(header: dict) -> bytes:
+    """`[u32 n][JSON]`, the JSON padded with spaces so that the payload after it starts 16-byte aligned."""
     blob = json.dumps(header, separators=(",", ":")).encode()
     blob += b" " * (-(4 + len(blob)) % 16)
+    return struct.pack("<I", len(blob)) + blob
+
+
+def framed(header: dict, parts: list) -> bytearray:
+    """`[u32 n][JSON][parts]`, the parts (bytes or numpy arrays of any layout) copied once, straight
+    into one buffer (request bodies; answers are streamed by `send_framed`)."""
+    head = _framed_head(header)
     sizes = [p.nbytes if isinstance(p, np.ndarray) else len(p) for p in parts]
-    out = bytearray(4 + len(blob) + sum(sizes))
-    struct.pack_into("<I", out, 0, len(blob))
-    out[4:4 + len(blob)] = blob
-    offset = 4 + len(blob)
+    out = bytearray(len(head) + sum(sizes))
+    out[:len(head)] = head
+    offset = len(head)
     for part, size in zip(parts, sizes):
         if isinstance(part, np.ndarray):
             target = np.frombuffer(out, dtype=part.dtype, count=part.size, offset=offset).reshape(part.shape)
@@ -108,15 +113,14 @@ async def send_framed(request: web.Request, header: dict, parts: list) -> web.St
     transport never buffers a whole frame. An already-edited 1080p float frame is 25 MB; copying
     it into fresh memory twice more (the joined answer, the transport's buffer) cost more CPU
     on a 2-core machine than everything else the answer takes (docs/benchmarks.md)."""
-    blob = json.dumps(header, separators=(",", ":")).encode()
-    blob += b" " * (-(4 + len(blob)) % 16)
+    head = _framed_head(header)
     views = [memoryview(np.ascontiguousarray(p)).cast("B") if isinstance(p, np.ndarray) else memoryview(p).cast("B")
              for p in parts]
     response = web.StreamResponse(headers={"Cache-Control": "no-store"})
     response.content_type = FRAMED
-    response.content_length = 4 + len(blob) + sum(v.nbytes for v in views)
+    response.content_length = len(head) + sum(v.nbytes for v in views)
     await response.prepare(request)
-    await response.write(struct.pack("<I", len(blob)) + blob)
+    await response.write(head)
     for view in views:
         for start in range(0, view.nbytes, SEND_CHUNK):
             await response.write(view[start:start + SEND_CHUNK])
